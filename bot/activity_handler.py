@@ -1,0 +1,178 @@
+"""The turn logic: welcome on install, the stop/start/help commands, card submissions, trigger events."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from botbuilder.core import MessageFactory, TurnContext
+from botbuilder.core.teams import TeamsActivityHandler
+from botbuilder.schema import ChannelAccount, InvokeResponse
+
+from bot.capture import CAPTURED_REFERENCE, tenant_of
+from bot.events import BotEvent, EventSink, NoEvents
+from bot.model import Reference
+from bot.store.base import Store
+
+log = logging.getLogger(__name__)
+
+STOP_WORDS = {"stop", "unsubscribe", "opt out", "opt-out"}
+START_WORDS = {"start", "subscribe", "opt in", "opt-in"}
+HELP_WORDS = {"help", "?"}
+
+
+def help_text(bot_name: str) -> str:
+    return (
+        f"I'm **{bot_name}**. Your organisation's flows and agents use me to send you notifications here."
+        "\n\n- Type **stop** to stop getting notifications.\n- Type **start** to get them again."
+        "\n- Type **help** to see this message."
+    )
+
+
+def welcome_text(bot_name: str, user_name: str | None) -> str:
+    hello = f"Hi {user_name.split()[0]}!" if user_name else "Hi!"
+    return (
+        f"{hello} I'm **{bot_name}**. Your organisation's flows and agents will send you notifications"
+        " in this chat. You can type **stop** at any time to turn them off (and **start** to turn them back on)."
+    )
+
+
+class CardSubmissionHandler:
+    """Hook for card-and-wait: returns True when the submission belonged to a waiting card."""
+
+    async def submitted(self, context: TurnContext, data: dict[str, Any]) -> bool:
+        return False
+
+
+class ProactiveBot(TeamsActivityHandler):
+    def __init__(
+        self,
+        store: Store,
+        *,
+        bot_name: str = "Notifications",
+        events: EventSink | None = None,
+        cards: CardSubmissionHandler | None = None,
+    ) -> None:
+        self._store = store
+        self._bot_name = bot_name
+        self._events = events or NoEvents()
+        self._cards = cards or CardSubmissionHandler()
+
+    # ---- messages ---------------------------------------------------------------------------
+    async def on_message_activity(self, turn_context: TurnContext) -> None:
+        activity = turn_context.activity
+        if isinstance(activity.value, dict) and not activity.text:
+            # Action.Submit on a card posts a message whose value holds the inputs.
+            await self._card_submitted(turn_context, activity.value)
+            return
+        text = TurnContext.remove_recipient_mention(activity) if activity.entities else activity.text
+        command = (text or "").strip().lower().rstrip(".!")
+        if command in STOP_WORDS:
+            await self._set_opt_out(turn_context, True)
+            await turn_context.send_activity(
+                "Done: I won't send you notifications any more. Type **start** if you change your mind."
+            )
+            return
+        if command in START_WORDS:
+            await self._set_opt_out(turn_context, False)
+            await turn_context.send_activity("Welcome back: you'll get notifications here again.")
+            return
+        if command in HELP_WORDS:
+            await turn_context.send_activity(MessageFactory.text(help_text(self._bot_name)))
+            return
+        told = await self._events.publish(
+            BotEvent.USER_MESSAGE, tenant_of(activity), self._event_payload(turn_context, {"text": text or ""})
+        )
+        if not told:
+            await turn_context.send_activity(MessageFactory.text(help_text(self._bot_name)))
+
+    async def _set_opt_out(self, turn_context: TurnContext, opted_out: bool) -> None:
+        ref: Reference | None = turn_context.turn_state.get(CAPTURED_REFERENCE)
+        if ref is None:
+            return
+
+        def change(current: Reference) -> Reference | None:
+            if current.opted_out == opted_out:
+                return None
+            current.opted_out = opted_out
+            return current
+
+        await self._store.update_person(ref.tenant_id, ref.user_key, change)
+
+    # ---- install / uninstall ----------------------------------------------------------------
+    async def on_installation_update_add(self, turn_context: TurnContext) -> None:
+        conversation = turn_context.activity.conversation
+        if conversation is not None and (conversation.conversation_type or "personal") == "personal":
+            user = turn_context.activity.from_property
+            await turn_context.send_activity(
+                MessageFactory.text(welcome_text(self._bot_name, user.name if user else None))
+            )
+        await self._publish_installation(turn_context, "installed")
+
+    async def on_installation_update_remove(self, turn_context: TurnContext) -> None:
+        await self._publish_installation(turn_context, "uninstalled")
+
+    async def on_teams_members_added(  # type: ignore[override]
+        self, teams_members_added: list[ChannelAccount], team_info: Any, turn_context: TurnContext
+    ) -> None:
+        # Teams also sends installationUpdate on install; the welcome goes out from there only.
+        return
+
+    async def _publish_installation(self, turn_context: TurnContext, action: str) -> None:
+        await self._events.publish(
+            BotEvent.INSTALLATION,
+            tenant_of(turn_context.activity),
+            self._event_payload(turn_context, {"action": action}),
+        )
+
+    # ---- cards and invokes ------------------------------------------------------------------
+    async def on_invoke_activity(self, turn_context: TurnContext) -> InvokeResponse:
+        activity = turn_context.activity
+        if activity.name == "adaptiveCard/action":
+            value = activity.value if isinstance(activity.value, dict) else {}
+            action = value.get("action") if isinstance(value.get("action"), dict) else {}
+            data = action.get("data") if isinstance(action.get("data"), dict) else {}
+            await self._card_submitted(turn_context, data)
+            return InvokeResponse(
+                status=200,
+                body={
+                    "statusCode": 200,
+                    "type": "application/vnd.microsoft.activity.message",
+                    "value": "Thanks, your response was recorded.",
+                },
+            )
+        try:
+            response = await super().on_invoke_activity(turn_context)
+        except Exception:  # an invoke we do not implement is answered, never an error
+            log.info("invoke %s not handled", activity.name)
+            return InvokeResponse(status=200)
+        if response is None or response.status == 501:
+            return InvokeResponse(status=200)
+        return response
+
+    async def _card_submitted(self, turn_context: TurnContext, data: dict[str, Any]) -> None:
+        handled = await self._cards.submitted(turn_context, data)
+        await self._events.publish(
+            BotEvent.CARD_SUBMITTED,
+            tenant_of(turn_context.activity),
+            self._event_payload(turn_context, {"data": data, "handledByCardWait": handled}),
+        )
+
+    def _event_payload(self, turn_context: TurnContext, extra: dict[str, Any]) -> dict[str, Any]:
+        activity = turn_context.activity
+        ref: Reference | None = turn_context.turn_state.get(CAPTURED_REFERENCE)
+        user = activity.from_property
+        return {
+            "tenantId": tenant_of(activity),
+            "user": {
+                "id": user.id if user else None,
+                "name": user.name if user else None,
+                "aadObjectId": user.aad_object_id if user else None,
+                "upn": ref.upn if ref else None,
+                "email": ref.email if ref else None,
+            },
+            "surface": ref.surface if ref else None,
+            "conversationId": activity.conversation.id if activity.conversation else None,
+            "timestamp": activity.timestamp.isoformat() if activity.timestamp else None,
+            **extra,
+        }

@@ -1,0 +1,209 @@
+"""The one module that owns the Bot Framework SDK adapter: inbound auth, turn processing, client reuse.
+
+Everything else in the product talks to Teams through ``bot.outbound`` (plain REST) or through the
+turn context the SDK hands to the bot; a move to the Microsoft 365 Agents SDK changes this file.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from botbuilder.core import Bot, TurnContext
+from botbuilder.integration.aiohttp import (
+    CloudAdapter,
+    ConfigurationBotFrameworkAuthentication,
+)
+from botbuilder.schema import Activity
+from botframework.connector.aio import ConnectorClient
+from botframework.connector.auth import (
+    AuthenticateRequestResult,
+    BotFrameworkAuthentication,
+    ChannelValidation,
+    ClaimsIdentity,
+    ConnectorFactory,
+    UserTokenClient,
+)
+from botframework.connector.skills import BotFrameworkClient
+
+from bot.settings import BotSettings
+
+log = logging.getLogger(__name__)
+
+
+class InboundAuthError(Exception):
+    """The request to /api/messages did not carry a valid Bot Framework token."""
+
+
+@dataclass(frozen=True, slots=True)
+class TurnResult:
+    status: int
+    body: Any | None = None
+
+
+class _SdkConfig:
+    """The attribute names ConfigurationBotFrameworkAuthentication reads."""
+
+    def __init__(self, settings: BotSettings) -> None:
+        self.APP_ID = settings.app_id
+        self.APP_PASSWORD = settings.app_password
+        self.APP_TYPE = settings.app_type
+        self.APP_TENANTID = settings.app_tenant_id
+
+
+class _CachingConnectorFactory(ConnectorFactory):
+    """Reuses one ConnectorClient per (service URL, audience).
+
+    Building a ConnectorClient costs ~5 ms of CPU (msrest builds a retry policy over 999 status
+    codes); a turn needs one, so without reuse every inbound activity pays it.
+    """
+
+    def __init__(self, inner: ConnectorFactory, cache: dict[tuple[str, str | None], ConnectorClient]) -> None:
+        self._inner = inner
+        self._cache = cache
+
+    async def create(self, service_url: str, audience: str | None = None) -> ConnectorClient:
+        key = (service_url, audience)
+        client = self._cache.get(key)
+        if client is None:
+            client = await self._inner.create(service_url, audience)
+            self._cache[key] = client
+        return client
+
+
+class _CachingAuthentication(BotFrameworkAuthentication):
+    """Delegates to the SDK's authentication, caching the expensive clients it builds per turn."""
+
+    def __init__(self, inner: BotFrameworkAuthentication) -> None:
+        self._inner = inner
+        self._connectors: dict[str, dict[tuple[str, str | None], ConnectorClient]] = {}
+        self._user_token_clients: dict[str, UserTokenClient] = {}
+
+    def _connector_cache(self, claims: ClaimsIdentity) -> dict[tuple[str, str | None], ConnectorClient]:
+        app_id = claims.get_claim_value("aud") or claims.get_claim_value("appid") or ""
+        return self._connectors.setdefault(app_id, {})
+
+    async def authenticate_request(self, activity: Activity, auth_header: str) -> AuthenticateRequestResult:
+        result = await self._inner.authenticate_request(activity, auth_header)
+        if result.connector_factory is not None:
+            result.connector_factory = _CachingConnectorFactory(
+                result.connector_factory, self._connector_cache(result.claims_identity)
+            )
+        return result
+
+    async def authenticate_streaming_request(
+        self, auth_header: str, channel_id_header: str
+    ) -> AuthenticateRequestResult:
+        return await self._inner.authenticate_streaming_request(auth_header, channel_id_header)
+
+    def create_connector_factory(self, claims_identity: ClaimsIdentity) -> ConnectorFactory:
+        return _CachingConnectorFactory(
+            self._inner.create_connector_factory(claims_identity), self._connector_cache(claims_identity)
+        )
+
+    async def create_user_token_client(self, claims_identity: ClaimsIdentity) -> UserTokenClient:
+        app_id = claims_identity.get_claim_value("aud") or claims_identity.get_claim_value("appid") or ""
+        client = self._user_token_clients.get(app_id)
+        if client is None:
+            client = await self._inner.create_user_token_client(claims_identity)
+            self._user_token_clients[app_id] = client
+        return client
+
+    def create_bot_framework_client(self) -> BotFrameworkClient:
+        return self._inner.create_bot_framework_client()
+
+    def get_originating_audience(self) -> str:
+        return self._inner.get_originating_audience()
+
+    async def authenticate_channel_request(self, auth_header: str) -> ClaimsIdentity:
+        return await self._inner.authenticate_channel_request(auth_header)
+
+
+class BotEndpoint:
+    """Runs inbound activities through the SDK: authenticate, then the middleware pipeline and the bot."""
+
+    def __init__(self, settings: BotSettings, bot: Bot, middleware: list[Any]) -> None:
+        self._settings = settings
+        if settings.open_id_metadata:
+            # The SDK's own override (process-wide); only tests and sovereign set-ups use it.
+            ChannelValidation.open_id_metadata_endpoint = settings.open_id_metadata
+        self.authentication = _CachingAuthentication(ConfigurationBotFrameworkAuthentication(_SdkConfig(settings)))
+        self.adapter = CloudAdapter(self.authentication)
+        self.adapter.on_turn_error = self._on_turn_error
+        for layer in middleware:
+            self.adapter.use(layer)
+        self._bot = bot
+
+    async def process(self, auth_header: str, body: dict[str, Any]) -> TurnResult:
+        """Authenticate and process one activity; raises InboundAuthError for a bad or missing token."""
+        activity = Activity().deserialize(body)
+        header = "" if self._settings.local_mode else auth_header
+        try:
+            auth = await self.authentication.authenticate_request(activity, header)
+        except Exception as exc:  # the SDK raises many types (PermissionError, jwt errors, IndexError)
+            log.warning("inbound activity refused: %s", type(exc).__name__)
+            raise InboundAuthError(str(exc) or type(exc).__name__) from exc
+        invoke_response = await self.adapter.process_activity(auth, activity, self._bot.on_turn)
+        if invoke_response is None:
+            return TurnResult(200)
+        return TurnResult(invoke_response.status or 200, invoke_response.body)
+
+    async def _on_turn_error(self, context: TurnContext, error: Exception) -> None:
+        # Never log the activity text: it is the user's message.
+        log.exception(
+            "bot turn failed (type=%s, channel=%s)",
+            context.activity.type,
+            context.activity.channel_id,
+            exc_info=error,
+        )
+
+
+class BotTokenProvider:
+    """Bearer tokens for outbound Bot Connector calls, from the SDK's own credential factory.
+
+    MSAL calls are blocking, so they run in a worker thread; the token is kept until shortly before
+    it expires, so a broadcast asks Entra ID once an hour, not once per message.
+    """
+
+    REFRESH_MARGIN_SECONDS = 300
+
+    def __init__(self, settings: BotSettings) -> None:
+        from botbuilder.integration.aiohttp import ConfigurationServiceClientCredentialFactory
+        from botframework.connector.auth import AuthenticationConstants, GovernmentConstants
+
+        self._settings = settings
+        self._factory = ConfigurationServiceClientCredentialFactory(_SdkConfig(settings))
+        government = settings.teams_cloud in {"gcch", "dod"}
+        self._scope = (
+            GovernmentConstants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE
+            if government
+            else AuthenticationConstants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE
+        )
+        self._login = (
+            GovernmentConstants.TO_CHANNEL_FROM_BOT_LOGIN_URL
+            if government
+            else AuthenticationConstants.TO_CHANNEL_FROM_BOT_LOGIN_URL
+        )
+        self._token: str | None = None
+        self._expires_at = 0.0
+        self._credentials: Any = None
+
+    async def token(self) -> str | None:
+        """A bearer token, or None in local mode (anonymous outbound calls)."""
+        import asyncio
+        import time
+
+        if self._settings.local_mode:
+            return None
+        if self._token and time.time() < self._expires_at - self.REFRESH_MARGIN_SECONDS:
+            return self._token
+        if self._credentials is None:
+            self._credentials = await self._factory.create_credentials(
+                self._settings.app_id, self._scope, self._login, True
+            )
+        token = await asyncio.to_thread(self._credentials.get_access_token)
+        self._token = token
+        # AppCredentials hides the expiry; tokens from Entra live at least an hour.
+        self._expires_at = time.time() + 3600
+        return token

@@ -1,0 +1,1 @@
+"""The delivery engine: durable outbox, Teams-paced dispatcher, retries, broadcasts, scheduling."""

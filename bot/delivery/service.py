@@ -1,0 +1,266 @@
+"""What the API asks of the delivery engine: accept a send, wait for it, report, update, delete."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bot import errors
+from bot.delivery.dispatcher import Dispatcher
+from bot.delivery.messages import MAX_ACTIVITY_BYTES, activity_size, build_activity
+from bot.model import FINAL_STATUSES, Delivery, DeliveryStatus, Surface, now
+from bot.outbound import BotConnectorClient, ConnectorError
+from bot.recipients import Person, find_person, require_reachable
+from bot.store.base import Store
+
+IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c9b3e-2f57-4d1e-9d0e-5b0c6c1f7a10")
+# How often a waiting request re-reads the store, in case another process delivers the message.
+WAIT_POLL_SECONDS = 0.25
+
+
+@dataclass(slots=True, kw_only=True)
+class Caller:
+    """Who is asking: the API key (by name) and the tenant it is limited to (None: any)."""
+
+    name: str
+    tenant_id: str | None = None
+    scopes: frozenset[str] = field(default_factory=frozenset)
+
+    def can_see(self, tenant_id: str | None) -> bool:
+        return self.tenant_id is None or self.tenant_id == tenant_id
+
+
+@dataclass(slots=True, kw_only=True)
+class MessageRequest:
+    recipient: str
+    text: str | None = None
+    card: dict[str, Any] | None = None
+    summary: str | None = None
+    idempotency_key: str | None = None
+    deliver_at: dt.datetime | None = None
+    deliver_at_local_time: str | None = None  # "HH:MM" in the recipient's own time zone
+    tenant_id: str | None = None
+    kind: str = "message"
+
+    @property
+    def content(self) -> dict[str, Any]:
+        return {k: v for k, v in (("text", self.text), ("card", self.card), ("summary", self.summary)) if v is not None}
+
+
+def validate_content(content: dict[str, Any]) -> None:
+    if not content.get("text") and content.get("card") is None:
+        raise errors.Rejected("ValidationError", "Give the message a text, a card, or both.", "text")
+    size = activity_size(content)
+    if size > MAX_ACTIVITY_BYTES:
+        raise errors.Rejected(
+            "MessageTooLarge",
+            f"The message is {size:,} bytes; Teams accepts about {MAX_ACTIVITY_BYTES:,} at most."
+            " Shorten the text or the card.",
+            "card" if content.get("card") is not None else "text",
+        )
+
+
+def next_local_time(hhmm: str, timezone: str, after: dt.datetime | None = None) -> dt.datetime:
+    """The next moment it is HH:MM in ``timezone`` (today if still ahead, else tomorrow), in UTC."""
+    hours, minutes = (int(p) for p in hhmm.split(":"))
+    zone = ZoneInfo(timezone)
+    current = (after or dt.datetime.now(dt.UTC)).astimezone(zone)
+    candidate = current.replace(hour=hours, minute=minutes, second=0, microsecond=0)
+    if candidate <= current:
+        candidate = (current + dt.timedelta(days=1)).replace(hour=hours, minute=minutes, second=0, microsecond=0)
+    # Re-localise so a DST change between today and tomorrow lands on the wall-clock time asked for.
+    candidate = dt.datetime(candidate.year, candidate.month, candidate.day, hours, minutes, tzinfo=zone)
+    return candidate.astimezone(dt.UTC)
+
+
+class DeliveryService:
+    def __init__(
+        self,
+        store: Store,
+        dispatcher: Dispatcher,
+        client: BotConnectorClient,
+        *,
+        retention_seconds: float | None = None,
+    ) -> None:
+        self._store = store
+        self._dispatcher = dispatcher
+        self._client = client
+        self._retention = retention_seconds
+
+    # ---- send -------------------------------------------------------------------------------
+    async def submit(self, caller: Caller, request: MessageRequest) -> tuple[Delivery, bool]:
+        """Persist a send in the outbox (or return the earlier one with the same idempotency key)."""
+        content = request.content
+        validate_content(content)
+        delivery_id = (
+            uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{caller.name}\n{request.idempotency_key}").hex
+            if request.idempotency_key
+            else uuid.uuid4().hex
+        )
+        if request.idempotency_key:
+            earlier = await self._store.get_delivery(delivery_id)
+            if earlier is not None:
+                return earlier, False
+        tenant = request.tenant_id or caller.tenant_id
+        if caller.tenant_id and request.tenant_id and request.tenant_id != caller.tenant_id:
+            raise errors.not_found(request.recipient)
+        person = await find_person(self._store, request.recipient, tenant)
+        require_reachable(person, request.recipient)
+        deliver_at = self._deliver_at(request, person)
+        at = now()
+        delivery = Delivery(
+            id=delivery_id,
+            owner=caller.name,
+            tenant_id=person.key.tenant_id,
+            user_key=person.key.user_key,
+            recipient=request.recipient.strip(),
+            content=content,
+            kind=request.kind,
+            surface=Surface.TEAMS,
+            status=DeliveryStatus.SCHEDULED if deliver_at and deliver_at > at else DeliveryStatus.QUEUED,
+            not_before=max(at, deliver_at or at),
+            deliver_at=deliver_at,
+            idempotency_key=request.idempotency_key,
+            created_at=at,
+            updated_at=at,
+        )
+        stored, created = await self._store.create_delivery(delivery)
+        if created:
+            self._dispatcher.notify()
+        return stored, created
+
+    def _deliver_at(self, request: MessageRequest, person: Person) -> float | None:
+        if request.deliver_at is not None:
+            when = request.deliver_at
+            if when.tzinfo is None:
+                raise errors.Rejected(
+                    "ValidationError", "deliverAt needs a time zone offset, e.g. 2026-12-01T09:00:00Z.", "deliverAt"
+                )
+            return when.timestamp()
+        if request.deliver_at_local_time:
+            zone = person.timezone
+            if not zone:
+                raise errors.Rejected(
+                    "ValidationError",
+                    f"The time zone of '{request.recipient}' is not known yet (Teams tells the bot when they next"
+                    " write to it). Use deliverAt with an explicit UTC time instead.",
+                    "deliverAtLocalTime",
+                )
+            try:
+                return next_local_time(request.deliver_at_local_time, zone).timestamp()
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise errors.Rejected(
+                    "ValidationError", f"The recipient's time zone '{zone}' is not recognised.", "deliverAtLocalTime"
+                ) from exc
+        return None
+
+    async def wait(self, delivery: Delivery, seconds: float) -> Delivery:
+        """Wait until the delivery is final or ``seconds`` pass; returns its latest state."""
+        if delivery.is_final or seconds <= 0:
+            return delivery
+        future = self._dispatcher.watch(delivery.id)
+        deadline = asyncio.get_running_loop().time() + seconds
+        try:
+            while True:
+                remaining = deadline - asyncio.get_running_loop().time()
+                if remaining <= 0:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    return await asyncio.wait_for(asyncio.shield(future), timeout=min(remaining, WAIT_POLL_SECONDS))
+                current = await self._store.get_delivery(delivery.id)
+                if current is not None and current.is_final:
+                    return current
+        finally:
+            self._dispatcher.unwatch(delivery.id, future)
+        return await self._store.get_delivery(delivery.id) or delivery
+
+    async def get(self, caller: Caller, delivery_id: str) -> Delivery:
+        delivery = await self._store.get_delivery(delivery_id)
+        if delivery is None or not caller.can_see(delivery.tenant_id):
+            raise errors.Rejected("NotFound", f"No message with id '{delivery_id}'.", "id")
+        return delivery
+
+    # ---- update / delete --------------------------------------------------------------------
+    async def update(self, caller: Caller, delivery_id: str, content: dict[str, Any]) -> Delivery:
+        validate_content(content)
+        delivery = await self.get(caller, delivery_id)
+        if delivery.deleted_at:
+            raise errors.Rejected("MessageNotDelivered", "The message was deleted; it cannot be changed.", "id")
+        if delivery.status in (DeliveryStatus.QUEUED, DeliveryStatus.SCHEDULED):
+
+            def replace_pending(current: Delivery) -> Delivery | None:
+                if current.status not in (DeliveryStatus.QUEUED, DeliveryStatus.SCHEDULED):
+                    return None
+                current.content = content
+                return current
+
+            updated = await self._store.update_delivery(delivery_id, replace_pending)
+            if updated is not None and updated.content == content:
+                return updated
+            delivery = await self.get(caller, delivery_id)
+        if delivery.status != DeliveryStatus.DELIVERED or not delivery.message_id:
+            raise errors.Rejected(
+                "MessageNotDelivered",
+                f"The message is {delivery.status}; only a queued or delivered message can be changed.",
+                "id",
+            )
+        activity = build_activity(content, conversation_id=delivery.conversation_id, tenant_id=delivery.tenant_id)
+        await self._call_teams(self._client.update, delivery, activity)
+
+        def record(current: Delivery) -> Delivery:
+            current.content = content
+            return current
+
+        return await self._store.update_delivery(delivery_id, record) or delivery
+
+    async def delete(self, caller: Caller, delivery_id: str) -> Delivery:
+        delivery = await self.get(caller, delivery_id)
+        if delivery.deleted_at:
+            return delivery
+        if delivery.status == DeliveryStatus.DELIVERED and delivery.message_id:
+            await self._call_teams(self._client.delete, delivery)
+        elif delivery.status == DeliveryStatus.SENDING:
+            raise errors.Rejected(
+                "MessageNotDelivered", "The message is being sent right now; try again in a few seconds.", "id"
+            )
+
+        def erase(current: Delivery) -> Delivery:
+            if current.status in (DeliveryStatus.QUEUED, DeliveryStatus.SCHEDULED):
+                current.status = DeliveryStatus.FAILED
+                current.error = {"code": "Cancelled", "message": "Deleted before it was sent."}
+            current.deleted_at = now()
+            current.content = {}
+            return current
+
+        return await self._store.update_delivery(delivery_id, erase) or delivery
+
+    async def _call_teams(self, method: Any, delivery: Delivery, *args: Any) -> None:
+        assert delivery.service_url and delivery.conversation_id and delivery.message_id
+        for attempt in range(1, 4):
+            try:
+                await method(delivery.service_url, delivery.conversation_id, delivery.message_id, *args)
+                return
+            except ConnectorError as exc:
+                if exc.status in (0, 412, 429, 502, 503, 504) and attempt < 3:
+                    await asyncio.sleep(min(exc.retry_after or attempt, 5.0))
+                    continue
+                if exc.status == 429:
+                    raise errors.Rejected(
+                        "Throttled", "Teams is busy; try again shortly.", None, exc.retry_after
+                    ) from exc
+                if exc.status in (403, 404):
+                    raise errors.Rejected(
+                        "RecipientUnreachable", f"Teams refused the change ({exc.status} {exc.code}).", "id"
+                    ) from exc
+                raise errors.Rejected(
+                    "TeamsError", f"Teams could not change the message ({exc.status} {exc.code}).", "id"
+                ) from exc
+
+
+def is_final_status(status: str) -> bool:
+    return status in FINAL_STATUSES

@@ -1,0 +1,26 @@
+"""Things that happen in the bot that flows can subscribe to (the connector's webhook triggers)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Protocol
+
+
+class BotEvent(StrEnum):
+    USER_MESSAGE = "userMessage"
+    CARD_SUBMITTED = "cardSubmitted"
+    INSTALLATION = "installationChanged"
+    DELIVERY_FAILED = "deliveryFailed"
+
+
+class EventSink(Protocol):
+    async def publish(self, event: BotEvent, tenant_id: str | None, payload: dict[str, Any]) -> int:
+        """Hand an event to whoever subscribed; returns how many subscribers will be told."""
+        ...
+
+
+class NoEvents:
+    """The sink used when nothing subscribes (e.g. the middleware inside someone else's bot)."""
+
+    async def publish(self, event: BotEvent, tenant_id: str | None, payload: dict[str, Any]) -> int:
+        return 0

@@ -1,0 +1,202 @@
+"""The records the store keeps: conversation references, deliveries, broadcasts, API keys, leases."""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass, field, fields
+from enum import StrEnum
+from typing import Any, Self
+
+
+def now() -> float:
+    """Wall-clock time in epoch seconds; every stored timestamp uses it."""
+    return time.time()
+
+
+class Surface(StrEnum):
+    """Where a user talked to the bot; each has its own conversation (DESIGN.md section 7)."""
+
+    TEAMS = "teams"
+    TEAMS_COPILOT = "teams-copilot"
+    M365_COPILOT = "m365-copilot"
+    GROUP = "group"
+    CHANNEL = "channel"
+
+
+class ReferenceStatus(StrEnum):
+    ACTIVE = "active"
+    UNINSTALLED = "uninstalled"
+    BLOCKED = "blocked"
+    NOT_FOUND = "notFound"
+    EXPIRED = "expired"
+
+
+class DeliveryStatus(StrEnum):
+    QUEUED = "queued"
+    SCHEDULED = "scheduled"
+    SENDING = "sending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+PENDING_STATUSES = (DeliveryStatus.QUEUED, DeliveryStatus.SCHEDULED, DeliveryStatus.SENDING)
+FINAL_STATUSES = (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED)
+
+
+class Record:
+    """Shared (de)serialisation: a record is a flat document plus the store's concurrency token."""
+
+    etag: str | None
+
+    def to_doc(self) -> dict[str, Any]:
+        doc = asdict(self)  # type: ignore[call-overload]
+        doc.pop("etag", None)
+        return doc
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any], etag: str | None = None) -> Self:
+        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        record = cls(**{k: v for k, v in doc.items() if k in names and k != "etag"})
+        record.etag = etag
+        return record
+
+    def copy(self) -> Self:
+        return copy.deepcopy(self)
+
+
+@dataclass(slots=True)
+class Reference(Record):
+    """One conversation reference of one person on one surface."""
+
+    tenant_id: str
+    user_key: str  # the Entra object ID when known, else the channel's user id
+    surface: str
+    conversation_id: str
+    service_url: str
+    channel_id: str
+    user_id: str  # the channel's id for the user ("29:…" in Teams)
+    bot_id: str
+    aad_object_id: str | None = None
+    bot_name: str | None = None
+    name: str | None = None
+    upn: str | None = None
+    email: str | None = None
+    locale: str | None = None
+    timezone: str | None = None
+    conversation_type: str | None = None
+    status: str = ReferenceStatus.ACTIVE
+    opted_out: bool = False
+    failures: int = 0
+    last_error: str | None = None
+    last_seen: float = field(default_factory=now)
+    created_at: float = field(default_factory=now)
+    updated_at: float = field(default_factory=now)
+    expires_at: float | None = None
+    conversation_reference: dict[str, Any] = field(default_factory=dict)
+    etag: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.tenant_id, self.user_key, self.surface)
+
+    @property
+    def doc_id(self) -> str:
+        return reference_id(self.tenant_id, self.user_key, self.surface)
+
+    def is_expired(self, at: float | None = None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (at or now())
+
+
+def reference_id(tenant_id: str, user_key: str, surface: str) -> str:
+    return f"{tenant_id}|{user_key}|{surface}"
+
+
+def person_id(tenant_id: str, user_key: str) -> str:
+    return f"{tenant_id}|{user_key}"
+
+
+@dataclass(slots=True)
+class Delivery(Record):
+    """One message to one person: the outbox entry and, later, its delivery report."""
+
+    id: str
+    owner: str  # the API key (by name) that asked for it: idempotency and visibility are per key
+    tenant_id: str
+    user_key: str
+    recipient: str  # as the caller wrote it
+    content: dict[str, Any]  # text, card, summary: erased by ForgetRecipient once final
+    status: str = DeliveryStatus.QUEUED
+    kind: str = "message"  # or "cardWait"
+    surface: str = Surface.TEAMS
+    conversation_id: str | None = None
+    service_url: str | None = None
+    message_id: str | None = None
+    attempts: int = 0
+    not_before: float = field(default_factory=now)
+    lease_owner: str | None = None
+    lease_until: float | None = None
+    error: dict[str, Any] | None = None
+    idempotency_key: str | None = None
+    broadcast_id: str | None = None
+    deliver_at: float | None = None
+    response: dict[str, Any] | None = None
+    responded_by: dict[str, Any] | None = None
+    responded_at: float | None = None
+    created_at: float = field(default_factory=now)
+    updated_at: float = field(default_factory=now)
+    delivered_at: float | None = None
+    deleted_at: float | None = None
+    expires_at: float | None = None
+    etag: str | None = None
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+
+@dataclass(slots=True)
+class Broadcast(Record):
+    """One message to many people; its deliveries carry its id."""
+
+    id: str
+    owner: str
+    tenant_id: str | None
+    content: dict[str, Any]
+    recipients: list[str] | None  # None = every active person of the tenant
+    status: str = "preparing"  # preparing -> running -> completed
+    total: int = 0
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    created_at: float = field(default_factory=now)
+    updated_at: float = field(default_factory=now)
+    completed_at: float | None = None
+    expires_at: float | None = None
+    etag: str | None = None
+
+
+@dataclass(slots=True)
+class ApiKey(Record):
+    """A connector API key; only a hash of its secret is kept."""
+
+    id: str  # the public key id embedded in the key
+    name: str
+    secret_hash: str
+    scopes: list[str]
+    tenant_id: str | None = None
+    created_at: float = field(default_factory=now)
+    revoked_at: float | None = None
+    etag: str | None = None
+
+
+@dataclass(slots=True)
+class Subscription(Record):
+    """A Power Automate webhook trigger registration."""
+
+    id: str
+    owner: str
+    event: str
+    callback_url: str
+    tenant_id: str | None = None
+    created_at: float = field(default_factory=now)
+    failures: int = 0
+    etag: str | None = None

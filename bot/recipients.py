@@ -1,0 +1,100 @@
+"""Where a recipient is resolved: UPN, email or Entra object ID to a person, and whether they can be reached."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot import errors
+from bot.model import Reference, ReferenceStatus, Surface
+from bot.store.base import PersonKey, Store
+
+
+@dataclass(slots=True)
+class Person:
+    key: PersonKey
+    references: list[Reference]
+
+    @property
+    def chat(self) -> Reference | None:
+        """The personal Teams chat reference: the proactive target."""
+        return next((r for r in self.references if r.surface == Surface.TEAMS), None)
+
+    @property
+    def opted_out(self) -> bool:
+        return any(r.opted_out for r in self.references)
+
+    @property
+    def timezone(self) -> str | None:
+        newest = sorted(self.references, key=lambda r: -r.last_seen)
+        return next((r.timezone for r in newest if r.timezone), None)
+
+    @property
+    def display(self) -> Reference:
+        return self.chat or max(self.references, key=lambda r: r.last_seen)
+
+    def reachability(self) -> str:
+        """``active`` when a message can be sent, else the status that prevents it."""
+        chat = self.chat
+        if chat is not None:
+            return chat.status
+        # No Teams chat yet: the 1:1 chat can be created while any Teams-side record is active.
+        teams_side = [r for r in self.references if r.surface in (Surface.TEAMS_COPILOT, Surface.M365_COPILOT)]
+        if any(r.status == ReferenceStatus.ACTIVE for r in teams_side):
+            return ReferenceStatus.ACTIVE
+        return teams_side[0].status if teams_side else ReferenceStatus.NOT_FOUND
+
+
+async def find_person(store: Store, recipient: str, tenant_id: str | None) -> Person:
+    """Resolve a recipient; raises Rejected(RecipientNotFound) for someone the bot has never seen."""
+    value = recipient.strip()
+    keys = await store.resolve(value, tenant_id)
+    if not keys:
+        raise errors.not_found(value)
+    if len(keys) > 1:
+        tenants = sorted({k.tenant_id for k in keys})
+        raise errors.Rejected(
+            "ValidationError",
+            f"'{value}' matches people in {len(tenants)} tenants ({', '.join(tenants)}); pass tenantId to say which.",
+            "tenantId",
+        )
+    refs = await store.person_references(keys[0].tenant_id, keys[0].user_key)
+    if not refs:
+        raise errors.not_found(value)
+    return Person(keys[0], refs)
+
+
+def require_reachable(person: Person, recipient: str) -> None:
+    """Raise the error a maker should see when this person cannot get a message now."""
+    if person.opted_out:
+        raise errors.opted_out(recipient)
+    status = person.reachability()
+    if status != ReferenceStatus.ACTIVE:
+        raise errors.unreachable(recipient, status)
+
+
+async def forget(store: Store, person: PersonKey) -> dict[str, int]:
+    """Erase what is kept about a person: references, and the content of their deliveries."""
+    from bot.model import Delivery
+
+    erased = 0
+    token: str | None = None
+    while True:
+        page = await store.list_deliveries(person=person, limit=500, token=token)
+        for item in page.items:
+
+            def scrub(current: Delivery) -> Delivery | None:
+                if not current.content and current.recipient == "(forgotten)":
+                    return None
+                current.content = {}
+                current.recipient = "(forgotten)"
+                current.response = None
+                current.responded_by = None
+                return current
+
+            if await store.update_delivery(item.id, scrub) is not None:
+                erased += 1
+        token = page.next_token
+        if not token:
+            break
+    references = await store.delete_person(person.tenant_id, person.user_key)
+    return {"references": references, "deliveries": erased}

@@ -1,0 +1,125 @@
+"""The bot's event loop in a background thread, and everything that lives on it.
+
+Flask serves requests on its own threads; they hand coroutines to this loop with ``call`` and wait
+for the answer. The SDK adapter, the store client, the dispatcher and the pooled HTTP session all
+live here, so none of them is touched from two loops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Coroutine
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+import aiohttp
+
+from bot.activity_handler import ProactiveBot
+from bot.adapter import BotEndpoint, BotTokenProvider
+from bot.capture import ReferenceCaptureMiddleware
+from bot.delivery.broadcasts import BroadcastService
+from bot.delivery.dispatcher import Dispatcher, DispatcherSettings
+from bot.delivery.service import DeliveryService
+from bot.events import EventSink, NoEvents
+from bot.outbound import BotConnectorClient
+from bot.settings import BotSettings
+from bot.store import create_store
+from bot.store.base import Store
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class BotRuntime:
+    """Starts and stops the loop thread and the parts on it; ``call`` runs a coroutine there."""
+
+    def __init__(
+        self,
+        settings: BotSettings,
+        *,
+        store: Store | None = None,
+        dispatcher_settings: DispatcherSettings | None = None,
+        events: EventSink | None = None,
+        run_dispatcher: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.store = store or create_store(settings)
+        self._dispatcher_settings = dispatcher_settings or DispatcherSettings(
+            rate_per_tenant=settings.send_rate_per_tenant,
+            concurrency=settings.send_concurrency,
+            max_attempts=settings.max_attempts,
+            cloud_service_url=settings.cloud_service_url,
+            bot_id=f"28:{settings.app_id}" if settings.app_id else "",
+            retention_seconds=settings.delivery_retention_days * 86400 if settings.delivery_retention_days else None,
+        )
+        self.events: EventSink = events or NoEvents()
+        self._run_dispatcher = run_dispatcher
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._serve_loop, name="bot-loop", daemon=True)
+        self._started = False
+        self.session: aiohttp.ClientSession
+        self.client: BotConnectorClient
+        self.dispatcher: Dispatcher
+        self.deliveries: DeliveryService
+        self.broadcasts: BroadcastService
+        self.bot: ProactiveBot
+        self.endpoint: BotEndpoint
+
+    def _serve_loop(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def start(self) -> BotRuntime:
+        if self._started:
+            return self
+        self._thread.start()
+        self.call(self._open(), timeout=60)
+        self._started = True
+        return self
+
+    async def _open(self) -> None:
+        await self.store.open()
+        # One pooled session for every outbound call; limit matches the dispatcher's concurrency.
+        connector = aiohttp.TCPConnector(limit=max(100, self._dispatcher_settings.concurrency * 2))
+        self.session = aiohttp.ClientSession(connector=connector)
+        tokens = BotTokenProvider(self.settings)
+        self.client = BotConnectorClient(self.session, tokens.token)
+        self.dispatcher = Dispatcher(self.store, self.client, self._dispatcher_settings, events=self.events)
+        retention = self._dispatcher_settings.retention_seconds
+        self.deliveries = DeliveryService(self.store, self.dispatcher, self.client, retention_seconds=retention)
+        self.broadcasts = BroadcastService(self.store, self.dispatcher, retention_seconds=retention)
+        self.bot = ProactiveBot(self.store, bot_name=self.settings.bot_name, events=self.events)
+        capture = ReferenceCaptureMiddleware(self.store, delete_on_uninstall=self.settings.delete_on_uninstall)
+        self.endpoint = BotEndpoint(self.settings, self.bot, [capture])
+        if self._run_dispatcher:
+            self.dispatcher.start()
+            self.broadcasts.start()
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = 30.0) -> T:
+        """Run a coroutine on the bot loop from another thread and wait for its result."""
+        future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result(timeout=timeout)
+        except TimeoutError:
+            future.cancel()
+            raise
+
+    def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        try:
+            self.call(self._close(), timeout=30)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=10)
+
+    async def _close(self) -> None:
+        if self._run_dispatcher:
+            await self.broadcasts.stop()
+            await self.dispatcher.stop()
+        await self.session.close()
+        await self.store.close()

@@ -1,0 +1,104 @@
+"""Bot-side settings read from the environment (DESIGN.md section 5 names), with a .env file if present."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+# The global Bot Connector endpoint of each Teams cloud, used to create a 1:1 chat when a tenant has
+# no service URL on record yet.
+CLOUD_SERVICE_URLS = {
+    "public": "https://smba.trafficmanager.net/teams/",
+    "gcc": "https://smba.infra.gcc.teams.microsoft.com/teams",
+    "gcch": "https://smba.infra.gov.teams.microsoft.us/teams",
+    "dod": "https://smba.infra.dod.teams.microsoft.us/teams",
+}
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    try:
+        return float(raw) if raw else default
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number, not {raw!r}") from exc
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    return int(_float(env, name, default))
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    return default if not raw else raw in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True, slots=True)
+class BotSettings:
+    """Everything the bot, the store and the delivery engine are configured with."""
+
+    app_id: str = ""
+    app_password: str = field(default="", repr=False)
+    app_type: str = "MultiTenant"
+    app_tenant_id: str = ""
+    store_url: str = "sqlite:///teams-proactive.db"
+    cosmos_endpoint: str = ""
+    cosmos_key: str = field(default="", repr=False)
+    cosmos_database: str = "teams-proactive"
+    reference_ttl_days: float | None = None
+    delivery_retention_days: float = 30.0
+    teams_cloud: str = "public"
+    # Teams' per-app limit is per tenant; Microsoft has published both 30 and 50 requests/s.
+    send_rate_per_tenant: float = 50.0
+    send_concurrency: int = 32
+    max_attempts: int = 8
+    delete_on_uninstall: bool = False
+    bot_name: str = "Notifications"
+    # Tests point the SDK's inbound token check at a local issuer through the SDK's own setting name.
+    open_id_metadata: str = ""
+
+    @property
+    def local_mode(self) -> bool:
+        """No bot identity: no inbound token check and anonymous outbound calls (Playground, tests)."""
+        return not self.app_id
+
+    @property
+    def cloud_service_url(self) -> str:
+        return CLOUD_SERVICE_URLS[self.teams_cloud]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> BotSettings:
+        env = os.environ if env is None else env
+        ttl_raw = env.get("REFERENCE_TTL_DAYS", "").strip()
+        cloud = env.get("TEAMS_CLOUD", "public").strip().lower() or "public"
+        if cloud not in CLOUD_SERVICE_URLS:
+            raise ValueError(f"TEAMS_CLOUD must be one of {', '.join(CLOUD_SERVICE_URLS)}, not {cloud!r}")
+        settings = cls(
+            app_id=env.get("MicrosoftAppId", "").strip(),
+            app_password=env.get("MicrosoftAppPassword", ""),
+            app_type=env.get("MicrosoftAppType", "").strip() or "MultiTenant",
+            app_tenant_id=env.get("MicrosoftAppTenantId", "").strip(),
+            store_url=env.get("STORE_URL", "").strip() or "sqlite:///teams-proactive.db",
+            cosmos_endpoint=env.get("COSMOS_ENDPOINT", "").strip(),
+            cosmos_key=env.get("COSMOS_KEY", ""),
+            cosmos_database=env.get("COSMOS_DATABASE", "").strip() or "teams-proactive",
+            reference_ttl_days=float(ttl_raw) if ttl_raw else None,
+            delivery_retention_days=_float(env, "DELIVERY_RETENTION_DAYS", 30.0),
+            teams_cloud=cloud,
+            send_rate_per_tenant=_float(env, "SEND_RATE_PER_TENANT", 50.0),
+            send_concurrency=_int(env, "SEND_CONCURRENCY", 32),
+            max_attempts=_int(env, "SEND_MAX_ATTEMPTS", 8),
+            delete_on_uninstall=_bool(env, "DELETE_ON_UNINSTALL", False),
+            bot_name=env.get("BOT_NAME", "").strip() or "Notifications",
+            open_id_metadata=env.get("BotOpenIdMetadata", "").strip(),
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.reference_ttl_days is not None and self.reference_ttl_days <= 0:
+            raise ValueError("REFERENCE_TTL_DAYS must be a positive number of days (or unset)")
+        if self.send_rate_per_tenant <= 0:
+            raise ValueError("SEND_RATE_PER_TENANT must be positive")
+        if self.app_type.lower() not in {"multitenant", "singletenant", "userassignedmsi"}:
+            raise ValueError("MicrosoftAppType must be MultiTenant, SingleTenant or UserAssignedMSI")

@@ -1,0 +1,278 @@
+"""The store interface every backend implements, and the optimistic-concurrency helpers built on it."""
+
+from __future__ import annotations
+
+import abc
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from bot.model import (
+    ApiKey,
+    Broadcast,
+    Delivery,
+    Reference,
+    Subscription,
+    now,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# How often a read-modify-write is retried when another writer changed the record in between.
+MAX_CONFLICT_RETRIES = 20
+
+
+class StoreError(Exception):
+    """Base of the store's own errors."""
+
+
+class ConcurrencyConflict(StoreError):
+    """A conditional write lost: the record changed (or appeared) since it was read."""
+
+
+@dataclass(slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_token: str | None
+
+
+@dataclass(slots=True, frozen=True)
+class PersonKey:
+    tenant_id: str
+    user_key: str
+
+
+class Store(abc.ABC):
+    """Async persistence for references, the outbox, broadcasts, keys, subscriptions and leases.
+
+    Conditional writes take the etag the record was read with; ``etag=None`` means "create, and fail
+    with ConcurrencyConflict if it exists". Reads never return a record whose ``expires_at`` passed.
+    """
+
+    reference_ttl_seconds: float | None = None
+
+    async def open(self) -> None:  # noqa: B027 - optional hook
+        """Create tables/containers if missing."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+    @abc.abstractmethod
+    async def ping(self) -> None:
+        """Raise if the store cannot be reached."""
+
+    # ---- references -------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def get_reference(self, tenant_id: str, user_key: str, surface: str) -> Reference | None: ...
+
+    @abc.abstractmethod
+    async def person_references(self, tenant_id: str, user_key: str) -> list[Reference]: ...
+
+    @abc.abstractmethod
+    async def write_reference(self, ref: Reference, etag: str | None) -> Reference:
+        """Create (etag None) or conditionally replace a reference; returns it with its new etag."""
+
+    @abc.abstractmethod
+    async def resolve(self, recipient: str, tenant_id: str | None) -> list[PersonKey]:
+        """People whose Entra object ID, UPN or email equals ``recipient`` (case-insensitive)."""
+
+    @abc.abstractmethod
+    async def list_references(
+        self,
+        *,
+        tenant_id: str | None,
+        status: str | None,
+        surface: str | None,
+        limit: int,
+        token: str | None,
+    ) -> Page[Reference]: ...
+
+    @abc.abstractmethod
+    async def tenant_service_url(self, tenant_id: str, channel_id: str) -> str | None:
+        """The newest service URL seen for the tenant on that channel."""
+
+    @abc.abstractmethod
+    async def delete_person(self, tenant_id: str, user_key: str) -> int:
+        """Erase every reference of a person; returns how many were removed."""
+
+    # ---- deliveries (the outbox) ------------------------------------------------------------
+    @abc.abstractmethod
+    async def create_delivery(self, delivery: Delivery) -> tuple[Delivery, bool]:
+        """Insert unless a delivery with that id exists; returns (stored delivery, created?)."""
+
+    @abc.abstractmethod
+    async def create_deliveries(self, deliveries: list[Delivery]) -> int:
+        """Insert many, skipping ids that exist (idempotent); returns how many were new."""
+
+    @abc.abstractmethod
+    async def get_delivery(self, delivery_id: str) -> Delivery | None: ...
+
+    @abc.abstractmethod
+    async def write_delivery(self, delivery: Delivery, etag: str) -> Delivery:
+        """Conditionally replace a delivery."""
+
+    @abc.abstractmethod
+    async def claim_due(self, owner: str, at: float, limit: int, lease_seconds: float) -> list[Delivery]:
+        """Take up to ``limit`` deliveries that are due (or whose lease ran out): mark them
+        ``sending`` under ``owner``'s lease. Two claimers never get the same delivery."""
+
+    @abc.abstractmethod
+    async def next_due_at(self) -> float | None:
+        """When the earliest pending delivery becomes due (None when the outbox is empty)."""
+
+    @abc.abstractmethod
+    async def count_deliveries(self, broadcast_id: str) -> dict[str, int]:
+        """Deliveries of a broadcast by status."""
+
+    @abc.abstractmethod
+    async def list_deliveries(
+        self,
+        *,
+        broadcast_id: str | None = None,
+        status: str | None = None,
+        person: PersonKey | None = None,
+        limit: int = 100,
+        token: str | None = None,
+    ) -> Page[Delivery]: ...
+
+    # ---- broadcasts -------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def create_broadcast(self, broadcast: Broadcast) -> Broadcast: ...
+
+    @abc.abstractmethod
+    async def get_broadcast(self, broadcast_id: str) -> Broadcast | None: ...
+
+    @abc.abstractmethod
+    async def write_broadcast(self, broadcast: Broadcast, etag: str) -> Broadcast: ...
+
+    @abc.abstractmethod
+    async def unfinished_broadcasts(self) -> list[Broadcast]: ...
+
+    # ---- API keys, subscriptions ------------------------------------------------------------
+    @abc.abstractmethod
+    async def create_api_key(self, key: ApiKey) -> ApiKey: ...
+
+    @abc.abstractmethod
+    async def get_api_key(self, key_id: str) -> ApiKey | None: ...
+
+    @abc.abstractmethod
+    async def list_api_keys(self) -> list[ApiKey]: ...
+
+    @abc.abstractmethod
+    async def write_api_key(self, key: ApiKey, etag: str) -> ApiKey: ...
+
+    @abc.abstractmethod
+    async def create_subscription(self, subscription: Subscription) -> Subscription: ...
+
+    @abc.abstractmethod
+    async def get_subscription(self, subscription_id: str) -> Subscription | None: ...
+
+    @abc.abstractmethod
+    async def delete_subscription(self, subscription_id: str) -> bool: ...
+
+    @abc.abstractmethod
+    async def list_subscriptions(self, event: str | None = None) -> list[Subscription]: ...
+
+    # ---- leases -----------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def acquire_lease(self, name: str, owner: str, seconds: float) -> bool:
+        """Take or renew the named lease when it is free, expired, or already ours."""
+
+    @abc.abstractmethod
+    async def release_lease(self, name: str, owner: str) -> None: ...
+
+    # ---- read-modify-write helpers shared by every backend ---------------------------------
+    async def update_reference(
+        self,
+        tenant_id: str,
+        user_key: str,
+        surface: str,
+        change: Callable[[Reference | None], Reference | None],
+    ) -> Reference | None:
+        """Apply ``change`` to the current reference (None when missing) and write it conditionally,
+        retrying on conflict. ``change`` returning None means "nothing to write"."""
+
+        async def read() -> Reference | None:
+            return await self.get_reference(tenant_id, user_key, surface)
+
+        return await _read_modify_write(read, change, self.write_reference)
+
+    async def update_person(
+        self, tenant_id: str, user_key: str, change: Callable[[Reference], Reference | None]
+    ) -> list[Reference]:
+        """Apply ``change`` to every reference of one person (each written conditionally)."""
+        updated = []
+        for ref in await self.person_references(tenant_id, user_key):
+
+            def guarded(current: Reference | None) -> Reference | None:
+                return change(current) if current is not None else None
+
+            result = await self.update_reference(tenant_id, user_key, ref.surface, guarded)
+            if result is not None:
+                updated.append(result)
+        return updated
+
+    async def update_delivery(self, delivery_id: str, change: Callable[[Delivery], Delivery | None]) -> Delivery | None:
+        async def read() -> Delivery | None:
+            return await self.get_delivery(delivery_id)
+
+        def guarded(current: Delivery | None) -> Delivery | None:
+            return change(current) if current is not None else None
+
+        async def write(d: Delivery, etag: str | None) -> Delivery:
+            assert etag is not None
+            return await self.write_delivery(d, etag)
+
+        return await _read_modify_write(read, guarded, write)
+
+    async def update_broadcast(
+        self, broadcast_id: str, change: Callable[[Broadcast], Broadcast | None]
+    ) -> Broadcast | None:
+        async def read() -> Broadcast | None:
+            return await self.get_broadcast(broadcast_id)
+
+        def guarded(current: Broadcast | None) -> Broadcast | None:
+            return change(current) if current is not None else None
+
+        async def write(b: Broadcast, etag: str | None) -> Broadcast:
+            assert etag is not None
+            return await self.write_broadcast(b, etag)
+
+        return await _read_modify_write(read, guarded, write)
+
+    def reference_expiry(self, last_seen: float) -> float | None:
+        """The sliding expiry of a reference seen at ``last_seen`` (None: never expires)."""
+        if self.reference_ttl_seconds is None:
+            return None
+        return last_seen + self.reference_ttl_seconds
+
+
+R = TypeVar("R", Reference, Delivery, Broadcast)
+
+
+async def _read_modify_write(
+    read: Callable[[], Any],
+    change: Callable[[Any], Any],
+    write: Callable[[Any, str | None], Any],
+) -> Any:
+    for _ in range(MAX_CONFLICT_RETRIES):
+        current = await read()
+        updated = change(current.copy() if current is not None else None)
+        if updated is None:
+            return current
+        updated.updated_at = now()
+        try:
+            return await write(updated, current.etag if current is not None else None)
+        except ConcurrencyConflict:
+            log.debug("write conflict, retrying read-modify-write")
+            continue
+    raise ConcurrencyConflict("record kept changing; gave up after retries")
+
+
+def visible(records: Iterable[T], at: float | None = None) -> list[T]:
+    """Hide records whose retention ran out, even before the backend removes them."""
+    moment = at or now()
+    return [r for r in records if getattr(r, "expires_at", None) is None or r.expires_at > moment]  # type: ignore[attr-defined]

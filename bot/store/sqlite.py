@@ -1,0 +1,493 @@
+"""SQLite backend: one WAL-mode file, safe for several threads and several processes.
+
+Each record is kept whole as JSON beside the few columns that queries filter on. Calls run on a small
+thread pool (one connection per thread) so the event loop never waits on the file lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from bot.model import (
+    ApiKey,
+    Broadcast,
+    Delivery,
+    DeliveryStatus,
+    Reference,
+    Subscription,
+    now,
+)
+from bot.store.base import ConcurrencyConflict, Page, PersonKey, Store
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS refs (
+    id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, user_key TEXT NOT NULL, surface TEXT NOT NULL,
+    aad TEXT, upn TEXT, email TEXT, status TEXT NOT NULL, channel_id TEXT, last_seen REAL,
+    expires_at REAL, etag TEXT NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS refs_person ON refs (tenant_id, user_key);
+CREATE INDEX IF NOT EXISTS refs_aad ON refs (aad);
+CREATE INDEX IF NOT EXISTS refs_upn ON refs (upn);
+CREATE INDEX IF NOT EXISTS refs_email ON refs (email);
+CREATE INDEX IF NOT EXISTS refs_tenant_status ON refs (tenant_id, status);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id TEXT PRIMARY KEY, status TEXT NOT NULL, not_before REAL NOT NULL, lease_until REAL,
+    broadcast_id TEXT, tenant_id TEXT, user_key TEXT, expires_at REAL, etag TEXT NOT NULL,
+    body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, not_before);
+CREATE INDEX IF NOT EXISTS deliveries_broadcast ON deliveries (broadcast_id, status);
+CREATE INDEX IF NOT EXISTS deliveries_person ON deliveries (tenant_id, user_key);
+CREATE TABLE IF NOT EXISTS broadcasts (
+    id TEXT PRIMARY KEY, status TEXT NOT NULL, expires_at REAL, etag TEXT NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, etag TEXT NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS subscriptions (
+    id TEXT PRIMARY KEY, event TEXT NOT NULL, etag TEXT NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, until REAL NOT NULL);
+"""
+
+PENDING = (DeliveryStatus.QUEUED.value, DeliveryStatus.SCHEDULED.value)
+
+
+def _etag() -> str:
+    return uuid.uuid4().hex
+
+
+def _lower(value: str | None) -> str | None:
+    return value.lower() if value else None
+
+
+class SqliteStore(Store):
+    """The default store: a single file, created on first use."""
+
+    def __init__(self, path: str, *, reference_ttl_seconds: float | None = None, threads: int = 4) -> None:
+        self.path = path
+        self.reference_ttl_seconds = reference_ttl_seconds
+        self._local = threading.local()
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sqlite-store")
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+
+    # ---- plumbing ---------------------------------------------------------------------------
+    def _connection(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            # isolation_level=None: we issue BEGIN ourselves so a claim is one atomic transaction.
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode survives a killed process; only an OS crash may lose the last commits.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+            with self._connections_lock:
+                self._connections.append(conn)
+        return conn
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: fn(self._connection()))
+
+    @staticmethod
+    def _tx(conn: sqlite3.Connection, fn: Callable[[], T]) -> T:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn()
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    async def open(self) -> None:
+        def create(c: sqlite3.Connection) -> None:
+            c.executescript(SCHEMA)
+
+        if self.path != ":memory:":
+            await asyncio.to_thread(Path(self.path).expanduser().resolve().parent.mkdir, parents=True, exist_ok=True)
+        await self._run(create)
+
+    async def close(self) -> None:
+        def close_all() -> None:
+            with self._connections_lock:
+                for conn in self._connections:
+                    conn.close()
+                self._connections.clear()
+
+        await asyncio.get_running_loop().run_in_executor(None, close_all)
+        self._executor.shutdown(wait=True)
+
+    async def ping(self) -> None:
+        await self._run(lambda c: c.execute("SELECT 1").fetchone())
+
+    # ---- references -------------------------------------------------------------------------
+    @staticmethod
+    def _ref(row: Any) -> Reference:
+        return Reference.from_doc(json.loads(row[1]), etag=row[0])
+
+    def _live_refs(self, rows: list[Any]) -> list[Reference]:
+        at = now()
+        return [r for r in (self._ref(row) for row in rows) if not r.is_expired(at)]
+
+    async def get_reference(self, tenant_id: str, user_key: str, surface: str) -> Reference | None:
+        rid = f"{tenant_id}|{user_key}|{surface}"
+        rows = await self._run(lambda c: c.execute("SELECT etag, body FROM refs WHERE id=?", (rid,)).fetchall())
+        live = self._live_refs(rows)
+        return live[0] if live else None
+
+    async def person_references(self, tenant_id: str, user_key: str) -> list[Reference]:
+        rows = await self._run(
+            lambda c: c.execute(
+                "SELECT etag, body FROM refs WHERE tenant_id=? AND user_key=? ORDER BY surface",
+                (tenant_id, user_key),
+            ).fetchall()
+        )
+        return self._live_refs(rows)
+
+    async def write_reference(self, ref: Reference, etag: str | None) -> Reference:
+        new_etag = _etag()
+        values = (
+            ref.tenant_id, ref.user_key, ref.surface, _lower(ref.aad_object_id), _lower(ref.upn),
+            _lower(ref.email), ref.status, ref.channel_id, ref.last_seen, ref.expires_at, new_etag,
+            json.dumps(ref.to_doc()),
+        )  # fmt: skip
+
+        def write(c: sqlite3.Connection) -> None:
+            if etag is None:
+                try:
+                    c.execute(
+                        "INSERT INTO refs (tenant_id, user_key, surface, aad, upn, email, status, channel_id,"
+                        " last_seen, expires_at, etag, body, id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        (*values, ref.doc_id),
+                    )
+                except sqlite3.IntegrityError as exc:
+                    # An expired record may still sit there: it counts as absent.
+                    cur = c.execute(
+                        "UPDATE refs SET tenant_id=?, user_key=?, surface=?, aad=?, upn=?, email=?, status=?,"
+                        " channel_id=?, last_seen=?, expires_at=?, etag=?, body=? WHERE id=? AND"
+                        " expires_at IS NOT NULL AND expires_at <= ?",
+                        (*values, ref.doc_id, now()),
+                    )
+                    if cur.rowcount != 1:
+                        raise ConcurrencyConflict(ref.doc_id) from exc
+                return
+            cur = c.execute(
+                "UPDATE refs SET tenant_id=?, user_key=?, surface=?, aad=?, upn=?, email=?, status=?,"
+                " channel_id=?, last_seen=?, expires_at=?, etag=?, body=? WHERE id=? AND etag=?",
+                (*values, ref.doc_id, etag),
+            )
+            if cur.rowcount != 1:
+                raise ConcurrencyConflict(ref.doc_id)
+
+        await self._run(write)
+        stored = ref.copy()
+        stored.etag = new_etag
+        return stored
+
+    async def resolve(self, recipient: str, tenant_id: str | None) -> list[PersonKey]:
+        value = recipient.strip().lower()
+        sql = "SELECT DISTINCT tenant_id, user_key FROM refs WHERE (aad=? OR upn=? OR email=?)"
+        params: list[Any] = [value, value, value]
+        sql += " AND (expires_at IS NULL OR expires_at > ?)"
+        params.append(now())
+        if tenant_id:
+            sql += " AND tenant_id=?"
+            params.append(tenant_id)
+        rows = await self._run(lambda c: c.execute(sql, params).fetchall())
+        return [PersonKey(t, u) for t, u in rows]
+
+    async def list_references(
+        self,
+        *,
+        tenant_id: str | None,
+        status: str | None,
+        surface: str | None,
+        limit: int,
+        token: str | None,
+    ) -> Page[Reference]:
+        sql = "SELECT etag, body, id FROM refs WHERE (expires_at IS NULL OR expires_at > ?)"
+        params: list[Any] = [now()]
+        for column, value in (("tenant_id", tenant_id), ("status", status), ("surface", surface)):
+            if value:
+                sql += f" AND {column}=?"
+                params.append(value)
+        if token:
+            sql += " AND id > ?"
+            params.append(token)
+        sql += " ORDER BY id LIMIT ?"
+        params.append(limit + 1)
+        rows = await self._run(lambda c: c.execute(sql, params).fetchall())
+        items = [self._ref(row) for row in rows[:limit]]
+        return Page(items, rows[limit - 1][2] if len(rows) > limit else None)
+
+    async def tenant_service_url(self, tenant_id: str, channel_id: str) -> str | None:
+        rows = await self._run(
+            lambda c: c.execute(
+                "SELECT body FROM refs WHERE tenant_id=? AND channel_id=? ORDER BY last_seen DESC LIMIT 1",
+                (tenant_id, channel_id),
+            ).fetchall()
+        )
+        return json.loads(rows[0][0])["service_url"] if rows else None
+
+    async def delete_person(self, tenant_id: str, user_key: str) -> int:
+        def delete(c: sqlite3.Connection) -> int:
+            return c.execute("DELETE FROM refs WHERE tenant_id=? AND user_key=?", (tenant_id, user_key)).rowcount
+
+        return await self._run(delete)
+
+    # ---- deliveries -------------------------------------------------------------------------
+    @staticmethod
+    def _delivery_values(d: Delivery, etag: str) -> tuple[Any, ...]:
+        return (
+            d.status, d.not_before, d.lease_until, d.broadcast_id, d.tenant_id, d.user_key,
+            d.expires_at, etag, json.dumps(d.to_doc()), d.id,
+        )  # fmt: skip
+
+    _INSERT_DELIVERY = (
+        "INSERT OR IGNORE INTO deliveries (status, not_before, lease_until, broadcast_id, tenant_id,"
+        " user_key, expires_at, etag, body, id) VALUES (?,?,?,?,?,?,?,?,?,?)"
+    )
+    _UPDATE_DELIVERY = (
+        "UPDATE deliveries SET status=?, not_before=?, lease_until=?, broadcast_id=?, tenant_id=?,"
+        " user_key=?, expires_at=?, etag=?, body=? WHERE id=? AND etag=?"
+    )
+
+    @staticmethod
+    def _delivery(row: Any) -> Delivery:
+        return Delivery.from_doc(json.loads(row[1]), etag=row[0])
+
+    async def create_delivery(self, delivery: Delivery) -> tuple[Delivery, bool]:
+        etag = _etag()
+
+        def create(c: sqlite3.Connection) -> tuple[Delivery, bool]:
+            cur = c.execute(self._INSERT_DELIVERY, self._delivery_values(delivery, etag))
+            if cur.rowcount == 1:
+                stored = delivery.copy()
+                stored.etag = etag
+                return stored, True
+            row = c.execute("SELECT etag, body FROM deliveries WHERE id=?", (delivery.id,)).fetchone()
+            return self._delivery(row), False
+
+        return await self._run(create)
+
+    async def create_deliveries(self, deliveries: list[Delivery]) -> int:
+        def create(c: sqlite3.Connection) -> int:
+            def insert() -> int:
+                before = c.total_changes
+                c.executemany(self._INSERT_DELIVERY, [self._delivery_values(d, _etag()) for d in deliveries])
+                return c.total_changes - before
+
+            return self._tx(c, insert)
+
+        return await self._run(create)
+
+    async def get_delivery(self, delivery_id: str) -> Delivery | None:
+        rows = await self._run(
+            lambda c: c.execute(
+                "SELECT etag, body FROM deliveries WHERE id=? AND (expires_at IS NULL OR expires_at > ?)",
+                (delivery_id, now()),
+            ).fetchall()
+        )
+        return self._delivery(rows[0]) if rows else None
+
+    async def write_delivery(self, delivery: Delivery, etag: str) -> Delivery:
+        new_etag = _etag()
+
+        def write(c: sqlite3.Connection) -> None:
+            cur = c.execute(self._UPDATE_DELIVERY, (*self._delivery_values(delivery, new_etag), etag))
+            if cur.rowcount != 1:
+                raise ConcurrencyConflict(delivery.id)
+
+        await self._run(write)
+        stored = delivery.copy()
+        stored.etag = new_etag
+        return stored
+
+    async def claim_due(self, owner: str, at: float, limit: int, lease_seconds: float) -> list[Delivery]:
+        def claim(c: sqlite3.Connection) -> list[Delivery]:
+            def take() -> list[Delivery]:
+                rows = c.execute(
+                    "SELECT etag, body FROM deliveries WHERE status IN (?,?) AND not_before <= ?"
+                    " UNION ALL SELECT etag, body FROM deliveries WHERE status='sending' AND lease_until <= ?"
+                    " LIMIT ?",
+                    (*PENDING, at, at, limit),
+                ).fetchall()
+                claimed = []
+                for row in rows:
+                    d = self._delivery(row)
+                    d.status = DeliveryStatus.SENDING
+                    d.lease_owner = owner
+                    d.lease_until = at + lease_seconds
+                    d.updated_at = at
+                    etag = _etag()
+                    c.execute(self._UPDATE_DELIVERY, (*self._delivery_values(d, etag), row[0]))
+                    d.etag = etag
+                    claimed.append(d)
+                return claimed
+
+            return self._tx(c, take)
+
+        return await self._run(claim)
+
+    async def next_due_at(self) -> float | None:
+        def earliest(c: sqlite3.Connection) -> float | None:
+            pending = c.execute("SELECT MIN(not_before) FROM deliveries WHERE status IN (?,?)", PENDING).fetchone()[0]
+            leased = c.execute("SELECT MIN(lease_until) FROM deliveries WHERE status='sending'").fetchone()[0]
+            times = [t for t in (pending, leased) if t is not None]
+            return min(times) if times else None
+
+        return await self._run(earliest)
+
+    async def count_deliveries(self, broadcast_id: str) -> dict[str, int]:
+        rows = await self._run(
+            lambda c: c.execute(
+                "SELECT status, COUNT(*) FROM deliveries WHERE broadcast_id=? GROUP BY status", (broadcast_id,)
+            ).fetchall()
+        )
+        return {status: count for status, count in rows}
+
+    async def list_deliveries(
+        self,
+        *,
+        broadcast_id: str | None = None,
+        status: str | None = None,
+        person: PersonKey | None = None,
+        limit: int = 100,
+        token: str | None = None,
+    ) -> Page[Delivery]:
+        sql = "SELECT etag, body, id FROM deliveries WHERE (expires_at IS NULL OR expires_at > ?)"
+        params: list[Any] = [now()]
+        if broadcast_id:
+            sql += " AND broadcast_id=?"
+            params.append(broadcast_id)
+        if status:
+            sql += " AND status=?"
+            params.append(status)
+        if person:
+            sql += " AND tenant_id=? AND user_key=?"
+            params += [person.tenant_id, person.user_key]
+        if token:
+            sql += " AND id > ?"
+            params.append(token)
+        sql += " ORDER BY id LIMIT ?"
+        params.append(limit + 1)
+        rows = await self._run(lambda c: c.execute(sql, params).fetchall())
+        return Page([self._delivery(r) for r in rows[:limit]], rows[limit - 1][2] if len(rows) > limit else None)
+
+    # ---- broadcasts -------------------------------------------------------------------------
+    async def create_broadcast(self, broadcast: Broadcast) -> Broadcast:
+        return await self._create_doc("broadcasts", broadcast, broadcast.id, {"status": broadcast.status})
+
+    async def get_broadcast(self, broadcast_id: str) -> Broadcast | None:
+        return await self._get_doc("broadcasts", Broadcast, broadcast_id)
+
+    async def write_broadcast(self, broadcast: Broadcast, etag: str) -> Broadcast:
+        return await self._replace_doc("broadcasts", broadcast, broadcast.id, etag, {"status": broadcast.status})
+
+    async def unfinished_broadcasts(self) -> list[Broadcast]:
+        rows = await self._run(
+            lambda c: c.execute("SELECT etag, body FROM broadcasts WHERE status != 'completed'").fetchall()
+        )
+        return [Broadcast.from_doc(json.loads(body), etag=etag) for etag, body in rows]
+
+    # ---- API keys, subscriptions ------------------------------------------------------------
+    async def create_api_key(self, key: ApiKey) -> ApiKey:
+        return await self._create_doc("api_keys", key, key.id, {"name": key.name})
+
+    async def get_api_key(self, key_id: str) -> ApiKey | None:
+        return await self._get_doc("api_keys", ApiKey, key_id)
+
+    async def list_api_keys(self) -> list[ApiKey]:
+        rows = await self._run(lambda c: c.execute("SELECT etag, body FROM api_keys ORDER BY name").fetchall())
+        return [ApiKey.from_doc(json.loads(body), etag=etag) for etag, body in rows]
+
+    async def write_api_key(self, key: ApiKey, etag: str) -> ApiKey:
+        return await self._replace_doc("api_keys", key, key.id, etag, {"name": key.name})
+
+    async def create_subscription(self, subscription: Subscription) -> Subscription:
+        return await self._create_doc("subscriptions", subscription, subscription.id, {"event": subscription.event})
+
+    async def get_subscription(self, subscription_id: str) -> Subscription | None:
+        return await self._get_doc("subscriptions", Subscription, subscription_id)
+
+    async def delete_subscription(self, subscription_id: str) -> bool:
+        def delete(c: sqlite3.Connection) -> bool:
+            return c.execute("DELETE FROM subscriptions WHERE id=?", (subscription_id,)).rowcount == 1
+
+        return await self._run(delete)
+
+    async def list_subscriptions(self, event: str | None = None) -> list[Subscription]:
+        sql, params = "SELECT etag, body FROM subscriptions", ()
+        if event:
+            sql, params = sql + " WHERE event=?", (event,)
+        rows = await self._run(lambda c: c.execute(sql, params).fetchall())
+        return [Subscription.from_doc(json.loads(body), etag=etag) for etag, body in rows]
+
+    # ---- leases -----------------------------------------------------------------------------
+    async def acquire_lease(self, name: str, owner: str, seconds: float) -> bool:
+        def acquire(c: sqlite3.Connection) -> bool:
+            at = now()
+            cur = c.execute(
+                "INSERT INTO leases (name, owner, until) VALUES (?,?,?) ON CONFLICT(name) DO UPDATE SET"
+                " owner=excluded.owner, until=excluded.until WHERE leases.owner=excluded.owner OR leases.until<=?",
+                (name, owner, at + seconds, at),
+            )
+            return cur.rowcount == 1
+
+        return await self._run(acquire)
+
+    async def release_lease(self, name: str, owner: str) -> None:
+        await self._run(lambda c: c.execute("DELETE FROM leases WHERE name=? AND owner=?", (name, owner)))
+
+    # ---- generic documents ------------------------------------------------------------------
+    async def _create_doc(self, table: str, record: Any, doc_id: str, columns: dict[str, Any]) -> Any:
+        etag = _etag()
+        names = ", ".join(["id", "etag", "body", *columns])
+        marks = ", ".join("?" * (3 + len(columns)))
+
+        def insert(c: sqlite3.Connection) -> None:
+            try:
+                c.execute(
+                    f"INSERT INTO {table} ({names}) VALUES ({marks})",
+                    (doc_id, etag, json.dumps(record.to_doc()), *columns.values()),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise ConcurrencyConflict(doc_id) from exc
+
+        await self._run(insert)
+        stored = record.copy()
+        stored.etag = etag
+        return stored
+
+    async def _get_doc(self, table: str, cls: Any, doc_id: str) -> Any:
+        rows = await self._run(lambda c: c.execute(f"SELECT etag, body FROM {table} WHERE id=?", (doc_id,)).fetchall())
+        if not rows:
+            return None
+        record = cls.from_doc(json.loads(rows[0][1]), etag=rows[0][0])
+        expires_at = getattr(record, "expires_at", None)
+        return None if expires_at is not None and expires_at <= now() else record
+
+    async def _replace_doc(self, table: str, record: Any, doc_id: str, etag: str, columns: dict[str, Any]) -> Any:
+        new_etag = _etag()
+        sets = ", ".join(f"{name}=?" for name in ["etag", "body", *columns])
+
+        def replace(c: sqlite3.Connection) -> None:
+            cur = c.execute(
+                f"UPDATE {table} SET {sets} WHERE id=? AND etag=?",
+                (new_etag, json.dumps(record.to_doc()), *columns.values(), doc_id, etag),
+            )
+            if cur.rowcount != 1:
+                raise ConcurrencyConflict(doc_id)
+
+        await self._run(replace)
+        stored = record.copy()
+        stored.etag = new_etag
+        return stored

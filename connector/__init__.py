@@ -1,0 +1,63 @@
+"""The Flask app the custom connector calls, and the bot endpoint beside it (one process, one port)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from dotenv import load_dotenv
+from flask import Flask
+from werkzeug.exceptions import HTTPException
+
+from bot.runtime import BotRuntime
+from bot.settings import BotSettings
+from connector.errors import ApiError, error_response
+from connector.extension import init_runtime
+from connector.settings import ConnectorSettings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(test_config: Mapping[str, Any] | None = None, *, runtime: BotRuntime | None = None) -> Flask:
+    """Build the app: settings from the environment (and .env), then anything the test mapping says.
+
+    ``test_config`` may carry ``ENV`` (a mapping used instead of os.environ) and Flask settings.
+    """
+    test_config = dict(test_config or {})
+    env = test_config.pop("ENV", None)
+    if env is None:
+        load_dotenv(os.path.join(os.getcwd(), ".env"), override=False)
+        env = os.environ
+    bot_settings = BotSettings.from_env(env)
+    connector_settings = ConnectorSettings.from_env(env)
+
+    app = Flask(__name__)
+    app.config.update(MAX_CONTENT_LENGTH=connector_settings.max_body_bytes, JSON_SORT_KEYS=False)
+    app.config.update(test_config)
+    app.extensions["teams_proactive.connector_settings"] = connector_settings
+
+    from connector.openapi import init_api
+
+    init_api(app)
+    _register_error_handlers(app)
+    init_runtime(app, runtime or BotRuntime(bot_settings))
+    return app
+
+
+def _register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(ApiError, error_response)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Any:
+        from connector.openapi import http_exception_to_api_error
+
+        return error_response(http_exception_to_api_error(exc))
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> Any:
+        if isinstance(exc, HTTPException):
+            return http_error(exc)
+        log.exception("unhandled error")
+        return error_response(ApiError("InternalError", "Something went wrong on our side; it has been logged."))

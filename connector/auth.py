@@ -1,0 +1,85 @@
+"""Who is calling the connector API: an API key (X-API-Key) or an Entra ID bearer token."""
+
+from __future__ import annotations
+
+import hmac
+import threading
+import time
+from collections import deque
+
+from flask import current_app, g, request
+
+from bot.delivery.service import Caller
+from connector import keys
+from connector.errors import ApiError
+from connector.extension import runtime_of
+from connector.settings import ConnectorSettings
+
+API_KEY_HEADER = "X-API-Key"
+
+
+def current_caller(scope: str) -> Caller:
+    """Authenticate the request once (cached on ``g``) and require ``scope``."""
+    caller: Caller | None = g.get("caller")
+    if caller is None:
+        caller = _authenticate()
+        _rate_limit(caller)
+        g.caller = caller
+    if scope not in caller.scopes and "admin" not in caller.scopes:
+        raise ApiError("Forbidden", f"This API key does not have the '{scope}' permission.")
+    return caller
+
+
+def _authenticate() -> Caller:
+    settings: ConnectorSettings = current_app.extensions["teams_proactive.connector_settings"]
+    presented = request.headers.get(API_KEY_HEADER, "")
+    bearer = request.headers.get("Authorization", "")
+    if presented and "apikey" in settings.auth_modes:
+        if settings.bootstrap_api_key and hmac.compare_digest(presented.encode(), settings.bootstrap_api_key.encode()):
+            return Caller(name="bootstrap", tenant_id=None, scopes=frozenset(keys.SCOPES))
+        runtime = runtime_of(current_app)
+        record = runtime.call(keys.verify(runtime.store, presented))
+        if record is None:
+            raise ApiError("Unauthorized", "The API key is not valid (unknown, revoked or mistyped).")
+        return Caller(name=record.name, tenant_id=record.tenant_id, scopes=frozenset(record.scopes))
+    if bearer.lower().startswith("bearer ") and "entra" in settings.auth_modes:
+        from connector.entra import verify_bearer
+
+        return verify_bearer(bearer[7:].strip(), settings)
+    expected = " or ".join(
+        m for m, on in (("an X-API-Key header", "apikey" in settings.auth_modes),
+                        ("an Entra ID bearer token", "entra" in settings.auth_modes)) if on
+    )  # fmt: skip
+    raise ApiError("Unauthorized", f"Sign in with {expected}.")
+
+
+class _Window:
+    """Requests per key in the last minute (per process; each instance enforces its own share)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.hits: dict[str, deque[float]] = {}
+
+
+_window = _Window()
+
+
+def _rate_limit(caller: Caller) -> None:
+    settings: ConnectorSettings = current_app.extensions["teams_proactive.connector_settings"]
+    limit = settings.requests_per_minute_per_key
+    if limit <= 0:
+        return
+    at = time.monotonic()
+    with _window.lock:
+        hits = _window.hits.setdefault(caller.name, deque())
+        while hits and hits[0] <= at - 60:
+            hits.popleft()
+        if len(hits) >= limit:
+            retry_after = hits[0] + 60 - at
+            raise ApiError(
+                "Throttled",
+                f"More than {limit} requests in a minute with this key; wait and retry."
+                " For many recipients, use one StartBroadcast instead of many sends.",
+                retry_after=retry_after,
+            )
+        hits.append(at)

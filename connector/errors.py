@@ -1,0 +1,56 @@
+"""The one JSON error shape of the API (DESIGN.md section 6) and the HTTP status of each code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, jsonify
+
+STATUS_BY_CODE = {
+    "ValidationError": 400,
+    "Unauthorized": 401,
+    "Forbidden": 403,
+    "RecipientNotFound": 404,
+    "NotFound": 404,
+    "MethodNotAllowed": 405,
+    "RecipientUnreachable": 409,
+    "RecipientOptedOut": 409,
+    "MessageNotDelivered": 409,
+    "MessageTooLarge": 413,
+    "UnsupportedMediaType": 415,
+    "Throttled": 429,
+    # Teams itself failed a change we passed on: our request was fine, the dependency was not.
+    "TeamsError": 424,
+    "InternalError": 500,
+}
+
+
+class ApiError(Exception):
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        target: str | None = None,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.target = target
+        self.status = status or STATUS_BY_CODE.get(code, 400)
+        self.retry_after = retry_after
+
+
+def error_response(error: ApiError) -> Response:
+    body: dict[str, Any] = {"code": error.code, "message": error.message}
+    if error.target:
+        body["target"] = error.target
+    response = jsonify({"error": body})
+    response.status_code = error.status
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(max(1, round(error.retry_after)))
+    if error.status == 401:
+        response.headers["WWW-Authenticate"] = 'ApiKey header="X-API-Key"'
+    return response

@@ -1,0 +1,63 @@
+"""Records as the API shows them: camelCase fields, ISO 8601 UTC times, no internal bookkeeping."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from bot import errors
+from bot.model import Delivery, Reference, ReferenceStatus
+from bot.recipients import Person
+
+
+def iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def delivery(d: Delivery) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "status": d.status,
+        "recipient": d.recipient,
+        "surface": d.surface,
+        "conversationId": d.conversation_id,
+        "messageId": d.message_id,
+        "attempts": d.attempts,
+        "error": d.error,
+        "createdAt": iso(d.created_at),
+        "deliverAt": iso(d.deliver_at),
+        "deliveredAt": iso(d.delivered_at),
+        "broadcastId": d.broadcast_id,
+    }
+
+
+def person(recipient: str, p: Person) -> dict[str, Any]:
+    shown = p.display
+    status = p.reachability()
+    reason = None
+    if p.opted_out:
+        reason = errors.opted_out(recipient).message
+    elif status != ReferenceStatus.ACTIVE:
+        reason = errors.unreachable(recipient, status).message
+    return {
+        "recipient": recipient,
+        "reachable": status == ReferenceStatus.ACTIVE and not p.opted_out,
+        "status": status,
+        "reason": reason,
+        "optedOut": p.opted_out,
+        "name": shown.name,
+        "upn": shown.upn,
+        "email": shown.email,
+        "aadObjectId": shown.aad_object_id,
+        "tenantId": shown.tenant_id,
+        "timezone": p.timezone,
+        "locale": shown.locale,
+        "lastSeen": iso(max(r.last_seen for r in p.references)),
+        "surfaces": [surface(r) for r in p.references],
+    }
+
+
+def surface(r: Reference) -> dict[str, Any]:
+    return {"surface": r.surface, "status": r.status, "lastSeen": iso(r.last_seen)}

@@ -1,0 +1,273 @@
+"""Request and response schemas: one source for validation, serialisation and the connector definition.
+
+Field metadata carries what the Power Automate designer shows: ``x-ms-summary`` (the label),
+``description`` (the help text) and ``x-ms-visibility``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
+
+HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def meta(summary: str, description: str, visibility: str | None = None, **extra: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {"x-ms-summary": summary, "description": description, **extra}
+    if visibility:
+        data["x-ms-visibility"] = visibility
+    return data
+
+
+def check_card(card: Any) -> None:
+    if not isinstance(card, dict):
+        raise ValidationError("The card must be an Adaptive Card JSON object.")
+    if card.get("type") != "AdaptiveCard":
+        raise ValidationError('The card must have "type": "AdaptiveCard".')
+    if not isinstance(card.get("version"), str) or not card.get("version"):
+        raise ValidationError('The card needs a "version", e.g. "1.5".')
+
+
+class StrictSchema(Schema):
+    """Unknown fields are refused (marshmallow's default), with a message naming them."""
+
+
+class ErrorDetailSchema(Schema):
+    code = fields.String(required=True, metadata=meta("Code", "Machine-readable error code, e.g. RecipientOptedOut."))
+    message = fields.String(required=True, metadata=meta("Message", "What went wrong, in plain words."))
+    target = fields.String(metadata=meta("Target", "The request field the error is about."))
+
+
+class ErrorSchema(Schema):
+    error = fields.Nested(ErrorDetailSchema, required=True, metadata=meta("Error", "The error."))
+
+
+# ---- messages ---------------------------------------------------------------------------------
+class MessageContentSchema(StrictSchema):
+    text = fields.String(
+        metadata=meta("Message", "The message text. Markdown is supported (bold, lists, links).", "important")
+    )
+    card = fields.Dict(
+        metadata=meta(
+            "Adaptive Card",
+            'An Adaptive Card as a JSON object ("type": "AdaptiveCard", with a "version").',
+            "advanced",
+        )
+    )
+    summary = fields.String(
+        validate=validate.Length(max=250),
+        metadata=meta(
+            "Notification preview", "Short text shown in the Teams notification and activity feed.", "advanced"
+        ),
+    )
+
+    @validates("card")
+    def _card(self, value: Any, **_: Any) -> None:
+        check_card(value)
+
+
+class SendMessageSchema(MessageContentSchema):
+    recipient = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=320),
+        metadata=meta(
+            "Recipient",
+            "The person to message: their user principal name, email address or Microsoft Entra object ID.",
+            "important",
+        ),
+    )
+    tenantId = fields.String(
+        validate=validate.Length(max=64),
+        metadata=meta(
+            "Tenant ID", "The person's Microsoft Entra tenant, when the same address exists in several.", "advanced"
+        ),
+    )
+    idempotencyKey = fields.String(
+        validate=validate.Length(min=1, max=200),
+        metadata=meta(
+            "Idempotency key",
+            "Any unique text: sending again with the same key returns the first message instead of a second one.",
+            "advanced",
+        ),
+    )
+    deliverAt = fields.AwareDateTime(
+        metadata=meta("Deliver at (UTC)", "Send later, at this date and time (ISO 8601 with a time zone).", "advanced")
+    )
+    deliverAtLocalTime = fields.String(
+        metadata=meta(
+            "Deliver at local time",
+            "Send at the next HH:MM (24-hour) in the recipient's own time zone, e.g. 09:00.",
+            "advanced",
+        )
+    )
+    wait = fields.Float(
+        validate=validate.Range(min=0, max=90),
+        metadata=meta(
+            "Wait (seconds)",
+            "How long to wait for Teams to accept the message before answering; default 5 seconds.",
+            "advanced",
+        ),
+    )
+
+    @validates("deliverAtLocalTime")
+    def _local_time(self, value: str, **_: Any) -> None:
+        if not HHMM.match(value):
+            raise ValidationError("Use HH:MM in 24-hour time, e.g. 09:00.")
+
+    @validates_schema
+    def _one_time(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("deliverAt") and data.get("deliverAtLocalTime"):
+            raise ValidationError("Give deliverAt or deliverAtLocalTime, not both.", "deliverAtLocalTime")
+
+
+class UpdateMessageSchema(MessageContentSchema):
+    pass
+
+
+class DeliveryErrorSchema(Schema):
+    code = fields.String(metadata=meta("Error code", "Why the message was not delivered, as a code."))
+    message = fields.String(metadata=meta("Error message", "Why the message was not delivered, in plain words."))
+
+
+class DeliverySchema(Schema):
+    id = fields.String(
+        required=True, metadata=meta("Message ID", "The ID of this message; use it to check, change or delete it.")
+    )
+    status = fields.String(
+        required=True,
+        metadata=meta(
+            "Status",
+            "queued, scheduled, sending, delivered or failed.",
+            enum=["queued", "scheduled", "sending", "delivered", "failed"],
+        ),
+    )
+    recipient = fields.String(metadata=meta("Recipient", "The recipient as given."))
+    surface = fields.String(metadata=meta("Surface", "Where the message goes: teams (the bot's chat)."))
+    conversationId = fields.String(
+        allow_none=True, metadata=meta("Conversation ID", "The Teams chat the message went to.")
+    )
+    messageId = fields.String(
+        allow_none=True, metadata=meta("Teams message ID", "The Teams activity ID, once delivered.")
+    )
+    attempts = fields.Integer(metadata=meta("Attempts", "How many times the message was sent to Teams."))
+    error = fields.Nested(DeliveryErrorSchema, allow_none=True, metadata=meta("Error", "Why it failed (when failed)."))
+    createdAt = fields.String(metadata=meta("Created at", "When the request was accepted (UTC, ISO 8601)."))
+    deliverAt = fields.String(allow_none=True, metadata=meta("Deliver at", "When a scheduled message is due (UTC)."))
+    deliveredAt = fields.String(
+        allow_none=True, metadata=meta("Delivered at", "When Teams accepted the message (UTC).")
+    )
+    broadcastId = fields.String(
+        allow_none=True, metadata=meta("Broadcast ID", "The broadcast this message belongs to.")
+    )
+
+
+# ---- recipients -------------------------------------------------------------------------------
+class SurfaceSchema(Schema):
+    surface = fields.String(metadata=meta("Surface", "teams, teams-copilot, m365-copilot, group or channel."))
+    status = fields.String(metadata=meta("Status", "active, uninstalled, blocked, notFound or expired."))
+    lastSeen = fields.String(metadata=meta("Last seen", "When the person last used the bot there (UTC)."))
+
+
+class RecipientSchema(Schema):
+    recipient = fields.String(metadata=meta("Recipient", "The recipient as asked for."))
+    reachable = fields.Boolean(metadata=meta("Reachable", "True when a message sent now would be delivered."))
+    status = fields.String(
+        metadata=meta("Status", "The Teams chat's status: active, uninstalled, blocked, notFound, expired.")
+    )
+    reason = fields.String(
+        allow_none=True, metadata=meta("Reason", "Why the person cannot be reached, in plain words.")
+    )
+    optedOut = fields.Boolean(metadata=meta("Opted out", "True when the person typed 'stop' to the bot."))
+    name = fields.String(allow_none=True, metadata=meta("Name", "The person's display name."))
+    upn = fields.String(allow_none=True, metadata=meta("User principal name", "The person's sign-in name."))
+    email = fields.String(allow_none=True, metadata=meta("Email", "The person's email address."))
+    aadObjectId = fields.String(
+        allow_none=True, metadata=meta("Entra object ID", "The person's Microsoft Entra object ID.")
+    )
+    tenantId = fields.String(metadata=meta("Tenant ID", "The person's Microsoft Entra tenant."))
+    timezone = fields.String(
+        allow_none=True, metadata=meta("Time zone", "The person's time zone as Teams reported it.")
+    )
+    locale = fields.String(allow_none=True, metadata=meta("Locale", "The person's language, e.g. en-US."))
+    lastSeen = fields.String(allow_none=True, metadata=meta("Last seen", "When the person last used the bot (UTC)."))
+    surfaces = fields.List(
+        fields.Nested(SurfaceSchema), metadata=meta("Surfaces", "Where the person has used the bot.")
+    )
+
+
+class RecipientQuerySchema(StrictSchema):
+    status = fields.String(
+        validate=validate.OneOf(["active", "uninstalled", "blocked", "notFound", "expired"]),
+        metadata=meta("Status", "Only people whose Teams chat has this status.", "important"),
+    )
+    tenantId = fields.String(metadata=meta("Tenant ID", "Only people of this tenant.", "advanced"))
+    pageSize = fields.Integer(
+        validate=validate.Range(min=1, max=1000),
+        metadata=meta("Page size", "How many people per page (default 100).", "advanced"),
+    )
+    skipToken = fields.String(metadata=meta("Skip token", "Continuation token from nextLink.", "internal"))
+
+
+class RecipientPageSchema(Schema):
+    value = fields.List(fields.Nested(RecipientSchema), required=True, metadata=meta("People", "This page of people."))
+    nextLink = fields.String(allow_none=True, metadata=meta("Next page", "The URL of the next page, if any."))
+
+
+# ---- broadcasts -------------------------------------------------------------------------------
+class StartBroadcastSchema(MessageContentSchema):
+    recipients = fields.List(
+        fields.String(validate=validate.Length(min=1, max=320)),
+        validate=validate.Length(max=25_000),
+        metadata=meta(
+            "Recipients",
+            "UPNs, email addresses or Entra object IDs. Leave empty and set allActiveUsers to reach everyone.",
+            "important",
+        ),
+    )
+    allActiveUsers = fields.Boolean(
+        metadata=meta("Everyone in the tenant", "Send to every person of the tenant who can be reached.", "advanced")
+    )
+    tenantId = fields.String(
+        validate=validate.Length(max=64),
+        metadata=meta("Tenant ID", "The tenant whose people to message (required with allActiveUsers).", "advanced"),
+    )
+    idempotencyKey = fields.String(
+        validate=validate.Length(min=1, max=200),
+        metadata=meta("Idempotency key", "Starting again with the same key returns the first broadcast.", "advanced"),
+    )
+
+    @validates_schema
+    def _audience(self, data: dict[str, Any], **_: Any) -> None:
+        if bool(data.get("recipients")) == bool(data.get("allActiveUsers")):
+            raise ValidationError("Give a list of recipients, or set allActiveUsers (not both).", "recipients")
+
+
+class BroadcastCountsSchema(Schema):
+    queued = fields.Integer(metadata=meta("Queued", "Waiting to be sent."))
+    sending = fields.Integer(metadata=meta("Sending", "Being sent now."))
+    delivered = fields.Integer(metadata=meta("Delivered", "Accepted by Teams."))
+    failed = fields.Integer(metadata=meta("Failed", "Teams refused, or retries ran out."))
+    skipped = fields.Integer(metadata=meta("Skipped", "Not sent: unknown, opted out, unreachable or duplicate."))
+
+
+class BroadcastFailureSchema(Schema):
+    recipient = fields.String(metadata=meta("Recipient", "The recipient as given."))
+    code = fields.String(metadata=meta("Code", "Why, as a code (e.g. RecipientOptedOut)."))
+    message = fields.String(metadata=meta("Message", "Why, in plain words."))
+
+
+class BroadcastSchema(Schema):
+    id = fields.String(required=True, metadata=meta("Broadcast ID", "The ID of the broadcast."))
+    status = fields.String(
+        metadata=meta("Status", "preparing, running or completed.", enum=["preparing", "running", "completed"])
+    )
+    total = fields.Integer(metadata=meta("Total", "How many recipients the broadcast has."))
+    progress = fields.Float(metadata=meta("Progress (%)", "Share of recipients done (delivered, failed or skipped)."))
+    counts = fields.Nested(BroadcastCountsSchema, metadata=meta("Counts", "Recipients by status."))
+    failures = fields.List(
+        fields.Nested(BroadcastFailureSchema), metadata=meta("Failures", "Who did not get the message, and why.")
+    )
+    createdAt = fields.String(metadata=meta("Created at", "When the broadcast started (UTC)."))
+    completedAt = fields.String(allow_none=True, metadata=meta("Completed at", "When the last message was done (UTC)."))

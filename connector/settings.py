@@ -1,0 +1,43 @@
+"""Connector API settings from the environment (DESIGN.md section 5)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorSettings:
+    bootstrap_api_key: str = field(default="", repr=False)
+    auth_modes: frozenset[str] = frozenset({"apikey"})
+    public_base_url: str = ""
+    # Entra ID bearer tokens (CONNECTOR_AUTH includes "entra").
+    entra_audience: str = ""
+    entra_allowed_tenants: frozenset[str] = frozenset()
+    entra_required_role: str = "Notifications.Send"
+    entra_metadata_url: str = ""  # tests point it at a local issuer; empty = Microsoft's per tenant
+    max_body_bytes: int = 256 * 1024
+    requests_per_minute_per_key: int = 600
+    default_wait_seconds: float = 5.0
+    max_wait_seconds: float = 90.0  # Power Automate gives a synchronous action 120 s in all
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ConnectorSettings:
+        env = os.environ if env is None else env
+        modes = frozenset(m.strip().lower() for m in (env.get("CONNECTOR_AUTH") or "apikey").split(",") if m.strip())
+        unknown = modes - {"apikey", "entra"}
+        if unknown or not modes:
+            raise ValueError("CONNECTOR_AUTH must be apikey, entra, or apikey,entra")
+        tenants = frozenset(t.strip().lower() for t in env.get("ENTRA_ALLOWED_TENANTS", "").split(",") if t.strip())
+        return cls(
+            bootstrap_api_key=env.get("CONNECTOR_API_KEY", "").strip(),
+            auth_modes=modes,
+            public_base_url=env.get("PUBLIC_BASE_URL", "").strip().rstrip("/"),
+            entra_audience=env.get("ENTRA_AUDIENCE", "").strip(),
+            entra_allowed_tenants=tenants,
+            entra_required_role=env.get("ENTRA_REQUIRED_ROLE", "").strip() or "Notifications.Send",
+            entra_metadata_url=env.get("ENTRA_METADATA_URL", "").strip(),
+            max_body_bytes=int(env.get("MAX_BODY_BYTES", "") or 256 * 1024),
+            requests_per_minute_per_key=int(env.get("RATE_LIMIT_PER_MINUTE", "") or 600),
+        )

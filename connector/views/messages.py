@@ -1,0 +1,94 @@
+"""SendMessage, GetMessage, UpdateMessage, DeleteMessage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from bot.delivery.service import MessageRequest
+from connector import presenters
+from connector.auth import current_caller
+from connector.schemas import DeliverySchema, SendMessageSchema, UpdateMessageSchema
+from connector.views.common import absolute_url, run, runtime
+
+blp = Blueprint("messages", __name__, url_prefix="/api/v1/messages", description="Messages to one person")
+
+RETRY_AFTER_SECONDS = 5
+
+
+def _answer(delivery: Any) -> tuple[dict[str, Any], int, dict[str, str]]:
+    body = presenters.delivery(delivery)
+    if delivery.is_final:
+        return body, 200, {}
+    location = absolute_url(f"/api/v1/messages/{delivery.id}")
+    return body, 202, {"Location": location, "Retry-After": str(RETRY_AFTER_SECONDS)}
+
+
+@blp.route("")
+class Messages(MethodView):
+    @blp.arguments(SendMessageSchema)
+    @blp.response(200, DeliverySchema)
+    @blp.alt_response(202, schema=DeliverySchema, description="Accepted: not yet delivered; poll the Location.")
+    def post(self, args: dict[str, Any]) -> Any:
+        """Send a message to a person's Teams chat
+
+        Sends a text (markdown) and/or Adaptive Card message to one person's personal chat with the bot,
+        found by user principal name, email or Microsoft Entra object ID. Answers when Teams accepted it,
+        or with 202 and a status link when it is still on its way or scheduled.
+        """
+        caller = current_caller("send")
+        settings = current_app.extensions["teams_proactive.connector_settings"]
+        wait = min(float(args.get("wait", settings.default_wait_seconds)), settings.max_wait_seconds)
+        request = MessageRequest(
+            recipient=args["recipient"],
+            text=args.get("text"),
+            card=args.get("card"),
+            summary=args.get("summary"),
+            idempotency_key=args.get("idempotencyKey"),
+            deliver_at=args.get("deliverAt"),
+            deliver_at_local_time=args.get("deliverAtLocalTime"),
+            tenant_id=args.get("tenantId"),
+        )
+        service = runtime().deliveries
+        delivery, _ = run(service.submit(caller, request))
+        if not delivery.deliver_at:
+            delivery = run(service.wait(delivery, wait), timeout=wait + 30)
+        return _answer(delivery)
+
+
+@blp.route("/<string:message_id>")
+class Message(MethodView):
+    @blp.response(200, DeliverySchema)
+    @blp.alt_response(202, schema=DeliverySchema, description="Still on its way; poll again after Retry-After.")
+    def get(self, message_id: str) -> Any:
+        """Get the status of a message
+
+        Tells whether a message sent with Send a message was delivered, is still queued or scheduled, or
+        failed and why. Answers 202 while it is on its way and 200 once it is delivered or failed.
+        """
+        caller = current_caller("send")
+        return _answer(run(runtime().deliveries.get(caller, message_id)))
+
+    @blp.arguments(UpdateMessageSchema)
+    @blp.response(200, DeliverySchema)
+    def put(self, args: dict[str, Any], message_id: str) -> Any:
+        """Update a message
+
+        Replaces the text and/or card of a message the bot sent, in place in the person's chat (for
+        example to show that a task was completed). A message still queued is changed before it leaves.
+        """
+        caller = current_caller("send")
+        content = {k: args[k] for k in ("text", "card", "summary") if k in args}
+        return presenters.delivery(run(runtime().deliveries.update(caller, message_id, content)))
+
+    @blp.response(200, DeliverySchema)
+    def delete(self, message_id: str) -> Any:
+        """Delete a message
+
+        Removes a message the bot sent from the person's chat, or cancels it if it has not been sent yet.
+        """
+        caller = current_caller("send")
+        return presenters.delivery(run(runtime().deliveries.delete(caller, message_id)))

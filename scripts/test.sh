@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs everything the tests need on a fresh machine (a Python venv with the project and its test
+# extras, and the npm packages for the Cosmos DB server and Agents Playground), then runs them all.
+# Usage: ./scripts/test.sh [pytest args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e '.[test]'
+npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
+.venv/bin/python -m ruff check bot connector tests
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,45 @@
+"""Shared fixtures: a fake Bot Connector, the real app over real HTTP, Teams users."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.activities import TeamsUser
+from tests.support.fake_connector import FakeConnector, Member
+from tests.support.live_app import LiveApp
+
+API_KEY = "test-bootstrap-key-0123456789"
+
+
+@pytest.fixture
+def connector() -> Iterator[FakeConnector]:
+    with FakeConnector() as fake:
+        yield fake
+
+
+@pytest.fixture
+def app_env(tmp_path: Path) -> dict[str, str]:
+    return {
+        "STORE_URL": f"sqlite:///{tmp_path / 'store.db'}",
+        "CONNECTOR_API_KEY": API_KEY,
+        "SEND_RATE_PER_TENANT": "200",
+    }
+
+
+@pytest.fixture
+def live(app_env: dict[str, str], connector: FakeConnector) -> Iterator[LiveApp]:
+    with LiveApp(app_env) as app:
+        yield app
+
+
+@pytest.fixture
+def make_user(connector: FakeConnector):  # type: ignore[no-untyped-def]
+    def make(name: str = "Adele Vance", upn: str = "adele@contoso.example", **kwargs: object) -> TeamsUser:
+        user = TeamsUser(name=name, upn=upn, **kwargs)  # type: ignore[arg-type]
+        connector.add_member(Member(user.user_id, name, user.aad_object_id, upn, upn, user.tenant_id))
+        return user
+
+    return make

@@ -111,8 +111,11 @@ class SqliteStore(Store):
         def create(c: sqlite3.Connection) -> None:
             c.executescript(SCHEMA)
 
-        if self.path != ":memory:":
-            await asyncio.to_thread(Path(self.path).expanduser().resolve().parent.mkdir, parents=True, exist_ok=True)
+        def make_folder() -> None:
+            if self.path != ":memory:":
+                Path(self.path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+
+        await asyncio.to_thread(make_folder)
         await self._run(create)
 
     async def close(self) -> None:

@@ -160,7 +160,7 @@ class ReferenceCaptureMiddleware(Middleware):
             return ref
 
         ref = await self._store.update_reference(tenant_id, user_key, surface, refresh)
-        if ref is not None and not ref.upn and status == ReferenceStatus.ACTIVE:
+        if ref is not None and not ref.upn and not ref.member_looked_up and status == ReferenceStatus.ACTIVE:
             ref = await self._look_up_member(context, ref)
         context.turn_state[CAPTURED_REFERENCE] = ref
 
@@ -176,13 +176,12 @@ class ReferenceCaptureMiddleware(Middleware):
         upn = getattr(member, "user_principal_name", None)
         email = getattr(member, "email", None)
         aad = getattr(member, "aad_object_id", None)
-        if not (upn or email):
-            return ref
 
         def enrich(current: Reference) -> Reference:
             current.upn = upn or current.upn
             current.email = email or current.email
             current.aad_object_id = current.aad_object_id or aad
+            current.member_looked_up = True
             return current
 
         updated = await self._store.update_person(ref.tenant_id, ref.user_key, enrich)

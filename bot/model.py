@@ -85,6 +85,7 @@ class Reference(Record):
     locale: str | None = None
     timezone: str | None = None
     conversation_type: str | None = None
+    member_looked_up: bool = False  # Teams was asked once for UPN and email (whatever it answered)
     status: str = ReferenceStatus.ACTIVE
     opted_out: bool = False
     failures: int = 0

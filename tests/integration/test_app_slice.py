@@ -162,3 +162,55 @@ def test_created_api_key_works_and_is_stored_hashed(live: LiveApp, connector: Fa
     # A send-only key cannot start broadcasts.
     response = live.api("POST", "/api/v1/broadcasts", plaintext, json={"recipients": [user.upn], "text": "hi"})
     assert response.status_code == 403
+
+
+def test_unknown_activity_types_are_answered_200_and_ignored(live: LiveApp, connector: FakeConnector, make_user) -> None:
+    user = make_user()
+    for kind in ("event", "typing", "messageReaction", "somethingNew"):
+        activity = act.message(user, connector.service_url(), "")
+        activity["type"] = kind
+        activity.pop("text")
+        response = live.activity(activity)
+        assert response.status_code == 200, (kind, response.text)
+    invoke = act.message(user, connector.service_url(), "")
+    invoke.update(type="invoke", name="composeExtension/unknownThing", value={})
+    assert live.activity(invoke).status_code == 200
+
+
+def test_surfaces_are_kept_apart(live: LiveApp, connector: FakeConnector, make_user) -> None:
+    user = make_user()
+    _install(live, connector, user)
+    live.activity(act.teams_copilot_message(user, connector.service_url(), "hi"))
+    live.activity(act.m365_copilot_message(user, connector.service_url("m365"), "hi"))
+    group = act.message(user, connector.service_url(), "hi all")
+    group["conversation"] = {"id": "19:group@thread.v2", "conversationType": "groupChat", "tenantId": user.tenant_id}
+    live.activity(group)
+    surfaces = {s["surface"] for s in live.api("GET", f"/api/v1/recipients/{user.upn}", API_KEY).json()["surfaces"]}
+    assert surfaces == {"teams", "teams-copilot", "m365-copilot", "group"}
+    response = live.api("POST", "/api/v1/messages", API_KEY, json={"recipient": user.upn, "text": "to the chat"})
+    assert response.json()["conversationId"] == user.conversation_id
+
+
+def test_bot_removed_from_personal_chat_and_reinstalled_by_upgrade(
+    live: LiveApp, connector: FakeConnector, make_user
+) -> None:
+    user = make_user()
+    _install(live, connector, user)
+    removed = act.message(user, connector.service_url(), "")
+    removed.pop("text")
+    removed.update(type="conversationUpdate", membersRemoved=[{"id": act.BOT_ID}])
+    assert live.activity(removed).status_code == 200
+    assert live.api("GET", f"/api/v1/recipients/{user.upn}", API_KEY).json()["status"] == "uninstalled"
+    upgrade = act.install(user, connector.service_url())
+    upgrade["action"] = "add-upgrade"
+    live.activity(upgrade)
+    assert live.api("GET", f"/api/v1/recipients/{user.upn}", API_KEY).json()["status"] == "active"
+
+
+def test_member_lookup_happens_once(live: LiveApp, connector: FakeConnector, make_user) -> None:
+    user = make_user()
+    _install(live, connector, user)
+    live.activity(act.message(user, connector.service_url(), "help"))
+    live.activity(act.message(user, connector.service_url(), "help"))
+    assert live.api("GET", f"/api/v1/recipients/{user.aad_object_id}", API_KEY).json()["upn"] == user.upn
+    assert connector.member_lookups == 1

@@ -77,6 +77,7 @@ class FakeConnector:
         self._lock = threading.Lock()
         self._recent: deque[float] = deque()
         self.throttled = 0
+        self.member_lookups = 0
         self.in_flight = 0
         self.max_in_flight = 0
         self._loop = asyncio.new_event_loop()
@@ -212,6 +213,7 @@ class FakeConnector:
         return web.json_response({"id": f"a:created-{member}"}, status=201)
 
     async def _member(self, request: web.Request) -> web.Response:
+        self.member_lookups += 1
         member = self.members.get(request.match_info["uid"])
         if member is None:
             return web.json_response({"error": {"code": "MemberNotFoundInConversation", "message": ""}}, status=404)

@@ -8,6 +8,7 @@ APP_PORT="${1:-3978}"
 PG_PORT="${2:-56150}"
 [ -d tests/node/node_modules/@microsoft/m365agentsplayground ] || npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
 export TEAMSAPPTESTER_BROWSER=none APPLICATION_INSIGHTS_NO_STATSBEAT=true
+export M365_AGENTS_PLAYGROUND_LOGFILE="${M365_AGENTS_PLAYGROUND_LOGFILE:-${TMPDIR:-/tmp}/m365agentsplayground.log}"
 echo "Agents Playground: open http://127.0.0.1:${PG_PORT} in a browser (Ctrl+C to stop)"
 exec node --require ./tests/support/node_loopback.cjs \
   tests/node/node_modules/@microsoft/m365agentsplayground/cli.js \

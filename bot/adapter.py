@@ -15,7 +15,7 @@ from botbuilder.integration.aiohttp import (
     CloudAdapter,
     ConfigurationBotFrameworkAuthentication,
 )
-from botbuilder.schema import Activity
+from botbuilder.schema import Activity, ActivityTypes
 from botframework.connector.aio import ConnectorClient
 from botframework.connector.auth import (
     AuthenticateRequestResult,
@@ -30,6 +30,10 @@ from botframework.connector.skills import BotFrameworkClient
 from bot.settings import BotSettings
 
 log = logging.getLogger(__name__)
+
+
+# The activity types the Bot Framework protocol defines; anything else is acknowledged and ignored.
+KNOWN_ACTIVITY_TYPES = frozenset(t.value for t in ActivityTypes)
 
 
 class InboundAuthError(Exception):
@@ -125,6 +129,11 @@ class BotEndpoint:
 
     def __init__(self, settings: BotSettings, bot: Bot, middleware: list[Any]) -> None:
         self._settings = settings
+        if settings.local_mode:
+            log.warning(
+                "MicrosoftAppId is not set: /api/messages accepts activities without a token (local mode)."
+                " Set the bot's identity before exposing this service."
+            )
         if settings.open_id_metadata:
             # The SDK's own override (process-wide); only tests and sovereign set-ups use it.
             ChannelValidation.open_id_metadata_endpoint = settings.open_id_metadata
@@ -144,6 +153,11 @@ class BotEndpoint:
         except Exception as exc:  # the SDK raises many types (PermissionError, jwt errors, IndexError)
             log.warning("inbound activity refused: %s", type(exc).__name__)
             raise InboundAuthError(str(exc) or type(exc).__name__) from exc
+        if activity.type not in KNOWN_ACTIVITY_TYPES:
+            # Acknowledged and ignored: an activity type the protocol does not define is not a turn,
+            # and nothing about its sender is recorded.
+            log.info("ignored an activity of an unknown type")
+            return TurnResult(200)
         invoke_response = await self.adapter.process_activity(auth, activity, self._bot.on_turn)
         if invoke_response is None:
             return TurnResult(200)

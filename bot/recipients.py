@@ -73,22 +73,42 @@ def require_reachable(person: Person, recipient: str) -> None:
 
 
 async def forget(store: Store, person: PersonKey) -> dict[str, int]:
-    """Erase what is kept about a person: references, and the content of their deliveries."""
-    from bot.model import Delivery
+    """Erase what is kept about a person: references, their deliveries' content, and their addresses.
 
+    Deliveries stay (the caller may still ask for their status) with content, responses, the chat
+    and any text naming the person removed; the broadcasts they belong to, and those still running, lose the
+    person's addresses from their recipient lists and skip reports. Subscriptions belong to flows,
+    not to people, and hold nothing about a person.
+    """
+    from bot.model import Broadcast, Delivery
+
+    references = await store.person_references(person.tenant_id, person.user_key)
+    names = {n.lower() for r in references for n in (r.upn, r.email, r.aad_object_id, r.user_id) if n}
+    names.add(person.user_key.lower())
+    broadcast_ids: set[str] = set()
     erased = 0
     token: str | None = None
     while True:
         page = await store.list_deliveries(person=person, limit=500, token=token)
         for item in page.items:
+            names.add(item.recipient.strip().lower())
+            if item.broadcast_id:
+                broadcast_ids.add(item.broadcast_id)
 
             def scrub(current: Delivery) -> Delivery | None:
-                if not current.content and current.recipient == "(forgotten)":
+                if not current.content and current.recipient == FORGOTTEN:
                     return None
                 current.content = {}
-                current.recipient = "(forgotten)"
+                current.recipient = FORGOTTEN
+                # The chat and the person's key point back at them; without them a pending send fails
+                # as RecipientNotFound instead of going out empty.
+                current.user_key = FORGOTTEN
+                current.conversation_id = None
+                current.service_url = None
                 current.response = None
                 current.responded_by = None
+                if current.error and isinstance(current.error.get("message"), str):
+                    current.error = {**current.error, "message": _redact(current.error["message"], names)}
                 return current
 
             if await store.update_delivery(item.id, scrub) is not None:
@@ -96,5 +116,42 @@ async def forget(store: Store, person: PersonKey) -> dict[str, int]:
         token = page.next_token
         if not token:
             break
-    references = await store.delete_person(person.tenant_id, person.user_key)
-    return {"references": references, "deliveries": erased}
+    names -= {FORGOTTEN, ""}
+    broadcast_ids |= {b.id for b in await store.unfinished_broadcasts()}
+
+    def strip_person(current: Broadcast) -> Broadcast | None:
+        recipients = current.recipients
+        if recipients is not None:
+            recipients = [FORGOTTEN if r.strip().lower() in names else r for r in recipients]
+        skipped = [
+            {**s, "recipient": FORGOTTEN, "message": _redact(str(s.get("message", "")), names)}
+            if str(s.get("recipient", "")).strip().lower() in names
+            else s
+            for s in current.skipped
+        ]
+        if recipients == current.recipients and skipped == current.skipped:
+            return None
+        current.recipients = recipients
+        current.skipped = skipped
+        return current
+
+    scrubbed = 0
+    for broadcast_id in sorted(broadcast_ids):
+        if await store.update_broadcast(broadcast_id, strip_person) is not None:
+            scrubbed += 1
+    deleted = await store.delete_person(person.tenant_id, person.user_key)
+    return {"references": deleted, "deliveries": erased, "broadcasts": scrubbed}
+
+
+FORGOTTEN = "(forgotten)"
+
+
+def _redact(text: str, names: set[str]) -> str:
+    lowered = text.lower()
+    for name in sorted(names, key=len, reverse=True):
+        start = lowered.find(name)
+        while name and start >= 0:
+            text = text[:start] + FORGOTTEN + text[start + len(name) :]
+            lowered = text.lower()
+            start = lowered.find(name, start + len(FORGOTTEN))
+    return text

@@ -19,14 +19,17 @@ import aiohttp
 from bot.activity_handler import ProactiveBot
 from bot.adapter import BotEndpoint, BotTokenProvider
 from bot.capture import ReferenceCaptureMiddleware
+from bot.cardwait import CardWaitHandler, CardWaitService
 from bot.delivery.broadcasts import BroadcastService
 from bot.delivery.dispatcher import Dispatcher, DispatcherSettings
 from bot.delivery.service import DeliveryService
 from bot.events import EventSink, NoEvents
 from bot.outbound import BotConnectorClient
+from bot.recipients import forget
 from bot.settings import BotSettings
 from bot.store import create_store
-from bot.store.base import Store
+from bot.store.base import PersonKey, Store
+from bot.webhooks import WebhookSettings, WebhookSink
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,7 @@ class BotRuntime:
         store: Store | None = None,
         dispatcher_settings: DispatcherSettings | None = None,
         events: EventSink | None = None,
+        webhook_settings: WebhookSettings | None = None,
         run_dispatcher: bool = True,
     ) -> None:
         self.settings = settings
@@ -51,11 +55,17 @@ class BotRuntime:
             rate_per_tenant=settings.send_rate_per_tenant,
             concurrency=settings.send_concurrency,
             max_attempts=settings.max_attempts,
+            lease_seconds=settings.send_lease_seconds,
+            leader_lease_seconds=min(10.0, settings.send_lease_seconds),
+            send_timeout_seconds=settings.send_timeout_seconds,
             cloud_service_url=settings.cloud_service_url,
             bot_id=f"28:{settings.app_id}" if settings.app_id else "",
             retention_seconds=settings.delivery_retention_days * 86400 if settings.delivery_retention_days else None,
         )
+        # Without an explicit sink, events go to the webhook subscribers (made on the loop, in _open).
         self.events: EventSink = events or NoEvents()
+        self._webhooks = webhook_settings if events is None else None
+        self._own_events = events is None
         self._run_dispatcher = run_dispatcher
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._serve_loop, name="bot-loop", daemon=True)
@@ -65,6 +75,7 @@ class BotRuntime:
         self.dispatcher: Dispatcher
         self.deliveries: DeliveryService
         self.broadcasts: BroadcastService
+        self.cards: CardWaitService
         self.bot: ProactiveBot
         self.endpoint: BotEndpoint
 
@@ -86,17 +97,33 @@ class BotRuntime:
         connector = aiohttp.TCPConnector(limit=max(100, self._dispatcher_settings.concurrency * 2))
         self.session = aiohttp.ClientSession(connector=connector)
         tokens = BotTokenProvider(self.settings)
-        self.client = BotConnectorClient(self.session, tokens.token)
+        self.client = BotConnectorClient(
+            self.session, tokens.token, timeout_seconds=self._dispatcher_settings.send_timeout_seconds
+        )
+        if self._own_events:
+            self.events = WebhookSink(self.store, self.session, self._webhooks)
         self.dispatcher = Dispatcher(self.store, self.client, self._dispatcher_settings, events=self.events)
         retention = self._dispatcher_settings.retention_seconds
         self.deliveries = DeliveryService(self.store, self.dispatcher, self.client, retention_seconds=retention)
         self.broadcasts = BroadcastService(self.store, self.dispatcher, retention_seconds=retention)
-        self.bot = ProactiveBot(self.store, bot_name=self.settings.bot_name, events=self.events)
-        capture = ReferenceCaptureMiddleware(self.store, delete_on_uninstall=self.settings.delete_on_uninstall)
+        self.cards = CardWaitService(self.store, self.deliveries)
+        self.bot = ProactiveBot(
+            self.store,
+            bot_name=self.settings.bot_name,
+            events=self.events,
+            cards=CardWaitHandler(self.store, self.client),
+        )
+        capture = ReferenceCaptureMiddleware(
+            self.store, delete_on_uninstall=self.settings.delete_on_uninstall, on_forget=self._forget
+        )
         self.endpoint = BotEndpoint(self.settings, self.bot, [capture])
         if self._run_dispatcher:
             self.dispatcher.start()
             self.broadcasts.start()
+
+    async def _forget(self, tenant_id: str, user_key: str) -> None:
+        # DELETE_ON_UNINSTALL erases what ForgetRecipient erases, not only the references.
+        await forget(self.store, PersonKey(tenant_id, user_key))
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = 30.0) -> T:
         """Run a coroutine on the bot loop from another thread and wait for its result."""
@@ -121,5 +148,7 @@ class BotRuntime:
         if self._run_dispatcher:
             await self.broadcasts.stop()
             await self.dispatcher.stop()
+        if isinstance(self.events, WebhookSink):
+            await self.events.close()
         await self.session.close()
         await self.store.close()

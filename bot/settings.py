@@ -52,6 +52,9 @@ class BotSettings:
     send_rate_per_tenant: float = 50.0
     send_concurrency: int = 32
     max_attempts: int = 8
+    # How long a dispatcher owns a claimed delivery; a crashed sender's work is taken over after it.
+    send_lease_seconds: float = 30.0
+    send_timeout_seconds: float = 15.0  # one Bot Connector call; a timeout is retried
     delete_on_uninstall: bool = False
     bot_name: str = "Notifications"
     # Tests point the SDK's inbound token check at a local issuer through the SDK's own setting name.
@@ -88,6 +91,8 @@ class BotSettings:
             send_rate_per_tenant=_float(env, "SEND_RATE_PER_TENANT", 50.0),
             send_concurrency=_int(env, "SEND_CONCURRENCY", 32),
             max_attempts=_int(env, "SEND_MAX_ATTEMPTS", 8),
+            send_lease_seconds=_float(env, "SEND_LEASE_SECONDS", 30.0),
+            send_timeout_seconds=_float(env, "SEND_TIMEOUT_SECONDS", 15.0),
             delete_on_uninstall=_bool(env, "DELETE_ON_UNINSTALL", False),
             bot_name=env.get("BOT_NAME", "").strip() or "Notifications",
             open_id_metadata=env.get("BotOpenIdMetadata", "").strip(),
@@ -100,5 +105,7 @@ class BotSettings:
             raise ValueError("REFERENCE_TTL_DAYS must be a positive number of days (or unset)")
         if self.send_rate_per_tenant <= 0:
             raise ValueError("SEND_RATE_PER_TENANT must be positive")
+        if self.send_timeout_seconds <= 0 or self.send_lease_seconds <= self.send_timeout_seconds:
+            raise ValueError("SEND_LEASE_SECONDS must be longer than SEND_TIMEOUT_SECONDS (both positive)")
         if self.app_type.lower() not in {"multitenant", "singletenant", "userassignedmsi"}:
             raise ValueError("MicrosoftAppType must be MultiTenant, SingleTenant or UserAssignedMSI")

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from dotenv import load_dotenv
-from flask import Flask
+from flask import Flask, request
 from werkzeug.exceptions import HTTPException
 
 from bot.runtime import BotRuntime
@@ -43,6 +43,14 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, runtime: BotRunt
     init_api(app)
     _register_error_handlers(app)
     init_runtime(app, runtime or BotRuntime(bot_settings))
+
+    from connector.dashboard import init_dashboard
+    from connector.logs import init_request_ids
+    from connector.metrics import init_metrics
+
+    init_request_ids(app)
+    init_metrics(app, env)
+    init_dashboard(app, env)
     return app
 
 
@@ -54,6 +62,14 @@ def _register_error_handlers(app: Flask) -> None:
         from connector.openapi import http_exception_to_api_error
 
         return error_response(http_exception_to_api_error(exc))
+
+    @app.errorhandler(RecursionError)
+    def too_deep(exc: RecursionError) -> Any:
+        # The JSON decoders (Flask's and webargs') let a RecursionError through on input nested
+        # thousands of levels deep: that is a bad request, not a bug.
+        if request.is_json and request.content_length:
+            return error_response(ApiError("ValidationError", "The JSON is nested too deeply."))
+        return unexpected(exc)
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Any:

@@ -11,6 +11,7 @@ from flask import current_app, g, request
 
 from bot.delivery.service import Caller
 from connector import keys
+from connector.entra import verify_bearer
 from connector.errors import ApiError
 from connector.extension import runtime_of
 from connector.settings import ConnectorSettings
@@ -26,7 +27,7 @@ def current_caller(scope: str) -> Caller:
         _rate_limit(caller)
         g.caller = caller
     if scope not in caller.scopes and "admin" not in caller.scopes:
-        raise ApiError("Forbidden", f"This API key does not have the '{scope}' permission.")
+        raise ApiError("Forbidden", f"These credentials do not have the '{scope}' permission.")
     return caller
 
 
@@ -43,8 +44,6 @@ def _authenticate() -> Caller:
             raise ApiError("Unauthorized", "The API key is not valid (unknown, revoked or mistyped).")
         return Caller(name=record.name, tenant_id=record.tenant_id, scopes=frozenset(record.scopes))
     if bearer.lower().startswith("bearer ") and "entra" in settings.auth_modes:
-        from connector.entra import verify_bearer
-
         return verify_bearer(bearer[7:].strip(), settings)
     expected = " or ".join(
         m for m, on in (("an X-API-Key header", "apikey" in settings.auth_modes),
@@ -61,7 +60,16 @@ class _Window:
         self.hits: dict[str, deque[float]] = {}
 
 
-_window = _Window()
+WINDOW_EXTENSION = "teams_proactive.rate_window"
+
+
+def _window() -> _Window:
+    # Per app, not per module: two apps in one process (tests, or an app factory called twice)
+    # must not share one budget.
+    window: _Window | None = current_app.extensions.get(WINDOW_EXTENSION)
+    if window is None:
+        window = current_app.extensions.setdefault(WINDOW_EXTENSION, _Window())
+    return window
 
 
 def _rate_limit(caller: Caller) -> None:
@@ -70,8 +78,9 @@ def _rate_limit(caller: Caller) -> None:
     if limit <= 0:
         return
     at = time.monotonic()
-    with _window.lock:
-        hits = _window.hits.setdefault(caller.name, deque())
+    window = _window()
+    with window.lock:
+        hits = window.hits.setdefault(caller.name, deque())
         while hits and hits[0] <= at - 60:
             hits.popleft()
         if len(hits) >= limit:

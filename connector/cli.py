@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
+import datetime as dt
+import hashlib
 import json
 import logging
 import os
+import re
 import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TextIO
 
 from dotenv import load_dotenv
 
@@ -39,7 +46,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from waitress import serve
 
     from connector import create_app
+    from connector.logs import configure_logging
 
+    configure_logging(args.log_format, logging.DEBUG if args.verbose else logging.INFO)
     app = create_app()
     print(f"teams-proactive listening on http://{args.host}:{args.port} (bot endpoint /api/messages)", flush=True)
     serve(app, host=args.host, port=args.port, threads=args.threads, ident="teams-proactive")
@@ -102,9 +111,19 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
 
 
 def cmd_export_connector(args: argparse.Namespace) -> int:
-    from connector.export import export_connector
+    from connector.export import ENTRA_CLIENT_ID_PLACEHOLDER, ENTRA_RESOURCE_PLACEHOLDER, export_connector
 
-    written = export_connector(Path(args.out), host=args.host)
+    host = (args.host or "").strip()
+    if host and ("://" in host or "/" in host):
+        # Power Platform wants a bare host name ("notify.contoso.com"), the scheme goes in "schemes".
+        print("error: --host takes a bare host name such as notify.contoso.com (no https://, no path)", file=sys.stderr)
+        return 2
+    written = export_connector(
+        Path(args.out),
+        host=host or None,
+        entra_client_id=args.entra_client_id or ENTRA_CLIENT_ID_PLACEHOLDER,
+        entra_resource=args.entra_resource or ENTRA_RESOURCE_PLACEHOLDER,
+    )
     for path in written:
         print(path)
     return 0
@@ -140,6 +159,322 @@ def cmd_send(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_app_package(args: argparse.Namespace) -> int:
+    from connector.app_package import (
+        AppPackageError,
+        AppPackageOptions,
+        build_package,
+        domain_of,
+        next_version,
+        validate_package,
+    )
+
+    settings = _settings()
+    bot_id = args.bot_id or settings.app_id
+    if not bot_id:
+        print(
+            "error: the app package needs the bot's Microsoft App ID: set MicrosoftAppId (from the Azure Bot"
+            " resource) or pass --bot-id",
+            file=sys.stderr,
+        )
+        return 2
+    public = os.environ.get("PUBLIC_BASE_URL", "").strip().rstrip("/")
+    website = args.website_url or (public if public.startswith("https://") else "")
+    if not website:
+        print(
+            "error: Teams wants an https website for the app: set PUBLIC_BASE_URL=https://your-host or pass"
+            " --website-url",
+            file=sys.stderr,
+        )
+        return 2
+    out = Path(args.out)
+    try:
+        domains = list(dict.fromkeys(args.domain or ([domain_of(public)] if public else [])))
+        options = AppPackageOptions(
+            bot_id=bot_id,
+            app_id=args.app_id,
+            version=next_version(out, args.version),
+            name=args.name or settings.bot_name,
+            developer_name=args.developer_name,
+            website_url=website,
+            privacy_url=args.privacy_url or website,
+            terms_url=args.terms_url or website,
+            valid_domains=domains,
+            color_icon=Path(args.color_icon).read_bytes() if args.color_icon else None,
+            outline_icon=Path(args.outline_icon).read_bytes() if args.outline_icon else None,
+        )
+    except (AppPackageError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    package = build_package(options)
+    problems = validate_package(package)
+    if problems:
+        print("error: the package would be refused by Teams:", file=sys.stderr)
+        for problem in problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 1
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(package)
+    print(f"{out} (version {options.version}, bot {bot_id}, domains: {', '.join(domains) or 'none'})")
+    print(
+        "Upload it in Teams (Apps > Manage your apps > Upload an app) or in the Teams admin center."
+        " Run this command again for an update: the version goes up by one.",
+        file=sys.stderr,
+    )
+    return 0
+
+
+# ---- broadcast ----------------------------------------------------------------------------------
+RECIPIENT_COLUMNS = ("upn", "userprincipalname", "email", "mail", "recipient", "aadobjectid", "objectid", "id")
+_LOOKS_LIKE_RECIPIENT = re.compile(r"@|^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-")
+
+
+def read_recipients(path: Path, column: str | None = None) -> list[str]:
+    """Recipients from a CSV: the named column, else a column called upn/email/recipient/..., else the
+    first one. A first row that already holds a UPN, email or GUID is data, not a header."""
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
+    if not rows:
+        return []
+    header = [cell.strip().lower() for cell in rows[0]]
+    index = 0
+    if column:
+        if column.lower() not in header:
+            raise ValueError(f"{path} has no column '{column}' (columns: {', '.join(rows[0])})")
+        index, rows = header.index(column.lower()), rows[1:]
+    elif not _LOOKS_LIKE_RECIPIENT.search(rows[0][0]):
+        index = next((header.index(name) for name in RECIPIENT_COLUMNS if name in header), 0)
+        rows = rows[1:]
+    return [row[index].strip() for row in rows if len(row) > index and row[index].strip()]
+
+
+class BroadcastClient(Protocol):
+    def start(self, body: dict[str, Any]) -> tuple[dict[str, Any], bool]: ...
+
+    def report(self, broadcast_id: str) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
+class LocalBroadcasts:
+    """Runs the broadcast through this process's own bot runtime, on the configured store."""
+
+    def __init__(self) -> None:
+        from bot.delivery.service import Caller
+        from bot.runtime import BotRuntime
+
+        self.runtime = BotRuntime(_settings()).start()
+        self.caller = Caller(name="cli", scopes=frozenset({"broadcast"}))
+
+    def start(self, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        content = {k: body[k] for k in ("text", "card", "summary") if body.get(k) is not None}
+        broadcast, created = self.runtime.call(
+            self.runtime.broadcasts.start_broadcast(
+                self.caller,
+                content=content,
+                recipients=body["recipients"],
+                tenant_id=body.get("tenantId"),
+                idempotency_key=body.get("idempotencyKey"),
+            )
+        )
+        return self.report(broadcast.id), created
+
+    def report(self, broadcast_id: str) -> dict[str, Any]:
+        from connector.presenters import iso
+
+        report = self.runtime.call(self.runtime.broadcasts.report(self.caller, broadcast_id))
+        broadcast = report["broadcast"]
+        return {
+            "id": broadcast.id,
+            "status": broadcast.status,
+            "total": broadcast.total,
+            "progress": report["progress"],
+            "counts": report["counts"],
+            "failures": report["failures"],
+            "createdAt": iso(broadcast.created_at),
+        }
+
+    def close(self) -> None:
+        self.runtime.stop()
+
+
+class RemoteBroadcasts:
+    """Runs the broadcast through a deployed service's API (StartBroadcast, then GetBroadcast)."""
+
+    def __init__(self, url: str, api_key: str) -> None:
+        self.url = url.rstrip("/")
+        self.api_key = api_key
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.url + path, data=data, method=method)
+        request.add_header("X-API-Key", self.api_key)
+        request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.status, json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            try:
+                error = json.loads(exc.read() or b"{}").get("error", {})
+            except json.JSONDecodeError:
+                error = {}
+            raise RuntimeError(f"{error.get('code', exc.code)}: {error.get('message', exc.reason)}") from exc
+
+    def start(self, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        asked_at = time.time()
+        _, answer = self._call("POST", "/api/v1/broadcasts", body)
+        # The API answers an idempotent repeat with the first broadcast; its age tells them apart
+        # (with a margin for the two machines' clocks).
+        try:
+            created_at = dt.datetime.fromisoformat(str(answer.get("createdAt")).replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return answer, True
+        return answer, created_at > asked_at - 120
+
+    def report(self, broadcast_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/api/v1/broadcasts/{broadcast_id}")[1]
+
+    def close(self) -> None:
+        pass
+
+
+def progress_line(report: dict[str, Any], width: int = 30) -> str:
+    counts = report.get("counts", {})
+    progress = float(report.get("progress") or 0.0)
+    filled = max(0, min(width, int(width * progress / 100)))
+    waiting = counts.get("queued", 0) + counts.get("sending", 0)
+    total = report.get("total") or "?"
+    return (
+        f"[{'#' * filled}{'.' * (width - filled)}] {progress:5.1f}%  delivered {counts.get('delivered', 0)}"
+        f"  failed {counts.get('failed', 0)}  skipped {counts.get('skipped', 0)}  waiting {waiting}  of {total}"
+    )
+
+
+class ProgressBar:
+    """Redraws one line on a terminal; elsewhere (logs, CI) prints a line only when the numbers change."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.last = ""
+
+    def show(self, line: str) -> None:
+        if line == self.last:
+            return
+        self.last = line
+        self.stream.write(("\r" + line) if self.tty else (line + "\n"))
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.tty and self.last:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def cmd_broadcast(args: argparse.Namespace) -> int:
+    if not args.text and not args.card:
+        print("error: give --text, --card, or both", file=sys.stderr)
+        return 2
+    try:
+        recipients = read_recipients(Path(args.csv), args.column)
+    except (OSError, ValueError, csv.Error) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not recipients:
+        print(f"error: {args.csv} holds no recipients", file=sys.stderr)
+        return 2
+    card = json.loads(Path(args.card).read_text()) if args.card else None
+    body: dict[str, Any] = {"recipients": recipients, "text": args.text, "card": card, "summary": args.summary}
+    if args.tenant:
+        body["tenantId"] = args.tenant
+    # The same list and message give the same key: running the command again follows the first
+    # broadcast instead of messaging everyone twice. --idempotency-key with a new value sends again.
+    fingerprint = json.dumps([recipients, args.text, card, args.summary, args.tenant], sort_keys=True)
+    body["idempotencyKey"] = args.idempotency_key or "cli-" + hashlib.sha256(fingerprint.encode()).hexdigest()[:32]
+    body = {k: v for k, v in body.items() if v is not None}
+
+    client: BroadcastClient
+    if args.url:
+        api_key = args.api_key or os.environ.get("TEAMS_PROACTIVE_API_KEY") or os.environ.get("CONNECTOR_API_KEY")
+        if not api_key:
+            print("error: --url needs --api-key (or TEAMS_PROACTIVE_API_KEY) with the broadcast scope", file=sys.stderr)
+            return 2
+        client = RemoteBroadcasts(args.url, api_key)
+    else:
+        client = LocalBroadcasts()
+    bar = ProgressBar(sys.stderr)
+    try:
+        try:
+            report, created = client.start(body)
+        except Exception as exc:
+            print(f"error: {_refusal(exc)}", file=sys.stderr)
+            return 1
+        if not created:
+            print(
+                f"This broadcast was started before (id {report['id']}, {report.get('createdAt')}); following it."
+                " Pass a new --idempotency-key to send it again.",
+                file=sys.stderr,
+            )
+        print(f"broadcast {report['id']}: {len(recipients)} recipients", file=sys.stderr)
+        if args.no_wait:
+            print(report["id"])
+            return 0
+        while True:
+            bar.show(progress_line(report))
+            if report.get("status") == "completed":
+                break
+            time.sleep(args.poll_seconds)  # an operator's polling interval, not synchronisation
+            report = client.report(report["id"])
+        bar.done()
+    except KeyboardInterrupt:
+        bar.done()
+        print(
+            f"\nStopped watching. The broadcast {report['id']} goes on wherever the service runs"
+            " (teams-proactive serve, or your deployment).",
+            file=sys.stderr,
+        )
+        return 130
+    finally:
+        client.close()
+    failures = report.get("failures") or []
+    counts = report.get("counts", {})
+    print(
+        f"done: {counts.get('delivered', 0)} delivered, {counts.get('failed', 0)} failed,"
+        f" {counts.get('skipped', 0)} skipped (broadcast {report['id']})"
+    )
+    for failure in failures[: args.show_failures]:
+        print(f"  {failure.get('recipient')}: {failure.get('code')}: {failure.get('message')}")
+    if len(failures) > args.show_failures:
+        print(f"  ... and {len(failures) - args.show_failures} more (use --failures-csv FILE for all)")
+    if args.failures_csv:
+        with open(args.failures_csv, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["recipient", "code", "message"])
+            for failure in failures:
+                writer.writerow([failure.get("recipient"), failure.get("code"), failure.get("message")])
+    return 0
+
+
+def _refusal(exc: Exception) -> str:
+    from bot.errors import Rejected
+
+    if isinstance(exc, Rejected):
+        return f"{exc.code}: {exc.message}"
+    return str(exc) or type(exc).__name__
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from connector.doctor import FAIL, diagnose, render
+
+    load_dotenv(os.path.join(os.getcwd(), ".env"), override=False)
+    findings = diagnose(os.environ, online=args.online)
+    if args.json:
+        print(json.dumps([{"level": f.level, "topic": f.topic, "text": f.text} for f in findings], indent=2))
+    else:
+        print("teams-proactive doctor\n" + render(findings))
+    return 1 if any(f.level == FAIL for f in findings) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="teams-proactive", description="Proactive Teams messages for flows and agents."
@@ -151,6 +486,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=3978)
     serve.add_argument("--threads", type=int, default=32, help="request threads (default 32)")
+    serve.add_argument(
+        "--log-format",
+        choices=("json", "text"),
+        default=os.environ.get("LOG_FORMAT", "json"),
+        help="json (one object per line, default; LOG_FORMAT) or text",
+    )
     serve.set_defaults(func=cmd_serve)
 
     keys = sub.add_parser("keys", help="create, list and revoke connector API keys")
@@ -169,7 +510,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export-connector", help="write the custom connector files")
     export.add_argument("--out", default="openapi/")
-    export.add_argument("--host", default=None, help="the public host name of the service (no scheme)")
+    export.add_argument(
+        "--host", default=None, help="the public host name of the service (no scheme; default: a placeholder)"
+    )
+    export.add_argument("--entra-client-id", default=None, help="Entra variant: the connector's app (client) ID")
+    export.add_argument("--entra-resource", default=None, help="Entra variant: the API's app ID URI (ENTRA_AUDIENCE)")
     export.set_defaults(func=cmd_export_connector)
 
     send = sub.add_parser("send", help="send one message from the shell")
@@ -179,6 +524,46 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--tenant", default=None)
     send.add_argument("--wait", type=float, default=15.0, help="seconds to wait for delivery")
     send.set_defaults(func=cmd_send)
+
+    package = sub.add_parser("app-package", help="write the Teams app package (manifest + icons) for the bot")
+    package.add_argument("--out", default="app.zip", help="the zip to write (default app.zip)")
+    package.add_argument(
+        "--version", help="app version MAJOR.MINOR.PATCH (default: one above the package already at --out, else 1.0.0)"
+    )
+    package.add_argument("--bot-id", help="the bot's Microsoft App ID (default MicrosoftAppId)")
+    package.add_argument("--app-id", help="the Teams app ID (default: the bot's ID)")
+    package.add_argument("--name", help="the app's short name, up to 30 characters (default BOT_NAME)")
+    package.add_argument("--developer-name", default="Your organisation", help="shown on the app's details page")
+    package.add_argument("--website-url", help="https URL (default PUBLIC_BASE_URL)")
+    package.add_argument("--privacy-url", help="https URL (default: the website URL)")
+    package.add_argument("--terms-url", help="https URL (default: the website URL)")
+    package.add_argument(
+        "--domain", action="append", help="a valid domain (repeatable; default: the host of PUBLIC_BASE_URL)"
+    )
+    package.add_argument("--color-icon", help="your own 192x192 PNG instead of the drawn one")
+    package.add_argument("--outline-icon", help="your own 32x32 white-on-transparent PNG")
+    package.set_defaults(func=cmd_app_package)
+
+    broadcast = sub.add_parser("broadcast", help="send one message to everyone in a CSV file, with progress")
+    broadcast.add_argument("--csv", required=True, help="CSV of UPNs, emails or Entra object IDs (one per row)")
+    broadcast.add_argument("--column", help="the CSV column to read (default: upn/email/recipient, else the first)")
+    broadcast.add_argument("--text")
+    broadcast.add_argument("--card", help="path to an Adaptive Card JSON file")
+    broadcast.add_argument("--summary", help="the notification preview text")
+    broadcast.add_argument("--tenant", default=None)
+    broadcast.add_argument("--idempotency-key", help="default: derived from the list and the message")
+    broadcast.add_argument("--no-wait", action="store_true", help="print the broadcast id and return at once")
+    broadcast.add_argument("--poll-seconds", type=float, default=2.0, help="how often to refresh the progress")
+    broadcast.add_argument("--show-failures", type=int, default=20, help="failures to list at the end")
+    broadcast.add_argument("--failures-csv", help="write every failure (recipient, code, message) to this CSV")
+    broadcast.add_argument("--url", help="a deployed service's base URL: go through its API instead of the store")
+    broadcast.add_argument("--api-key", help="API key for --url (default TEAMS_PROACTIVE_API_KEY)")
+    broadcast.set_defaults(func=cmd_broadcast)
+
+    doctor = sub.add_parser("doctor", help="check the configuration, store, credentials and public URL")
+    doctor.add_argument("--online", action="store_true", help="also fetch PUBLIC_BASE_URL/healthz")
+    doctor.add_argument("--json", action="store_true")
+    doctor.set_defaults(func=cmd_doctor)
     return parser
 
 

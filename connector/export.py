@@ -1,4 +1,9 @@
-"""Writes the custom connector files: apiDefinition.swagger.json, apiProperties.json, icon.png."""
+"""Writes the custom connector files: apiDefinition.swagger.json, apiProperties.json, icon.png.
+
+Two variants from the same code: ``openapi/`` signs in with an API key (the ``X-API-Key`` header),
+``openapi/entra/`` with Microsoft Entra ID (OAuth, ``identityProvider: aad``). Every run writes the
+same bytes for the same arguments (a test keeps the committed files in sync).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,23 @@ from pathlib import Path
 from typing import Any
 
 from connector.icon import icon_png
+from connector.openapi import PLACEHOLDER_HOST, definition_app, definition_text
 
 BRAND_COLOR = "#4B53BC"
+PUBLISHER = "teams-proactive"
+# Placeholders for the Entra variant: the connector's own app registration and the API's app ID URI
+# (the service's ENTRA_AUDIENCE). Give the real ones with --entra-client-id / --entra-resource.
+ENTRA_CLIENT_ID_PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
+ENTRA_RESOURCE_PLACEHOLDER = "api://teams-proactive"
+ENTRA_SUBFOLDER = "entra"
+
+
+def _dumps(value: Any) -> bytes:
+    return (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def api_properties() -> dict[str, Any]:
+    """Connection parameters for the API-key connector (Power Platform names an apiKey parameter api_key)."""
     return {
         "properties": {
             "connectionParameters": {
@@ -19,42 +36,97 @@ def api_properties() -> dict[str, Any]:
                     "type": "securestring",
                     "uiDefinition": {
                         "displayName": "API key",
-                        "description": "A key made with 'teams-proactive keys create'.",
-                        "tooltip": "Ask the admin who runs the service for a key.",
+                        "description": "A key made with 'teams-proactive keys create' by the service's admin.",
+                        "tooltip": "Ask the admin who runs the service for a key; it is shown to them only once.",
                         "constraints": {"tabIndex": 2, "clearText": False, "required": "true"},
                     },
                 }
             },
             "iconBrandColor": BRAND_COLOR,
             "capabilities": [],
-            "publisher": "teams-proactive",
-            "stackOwner": "teams-proactive",
+            "publisher": PUBLISHER,
+            "stackOwner": PUBLISHER,
         }
     }
 
 
-def definition_json(host: str | None = None) -> str:
-    from bot.runtime import BotRuntime
-    from bot.settings import BotSettings
-    from bot.store.memory import MemoryStore
-    from connector import create_app
-    from connector.openapi import connector_definition
-
-    runtime = BotRuntime(BotSettings(store_url="memory"), store=MemoryStore(), run_dispatcher=False)
-    app = create_app({"ENV": {"STORE_URL": "memory"}}, runtime=runtime)
-    try:
-        return json.dumps(connector_definition(app, host=host), indent=2, sort_keys=False) + "\n"
-    finally:
-        runtime.stop()
-
-
-def export_connector(out: Path, host: str | None = None) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    files = {
-        out / "apiDefinition.swagger.json": definition_json(host).encode(),
-        out / "apiProperties.json": (json.dumps(api_properties(), indent=2) + "\n").encode(),
-        out / "icon.png": icon_png(),
+def entra_api_properties(
+    client_id: str = ENTRA_CLIENT_ID_PLACEHOLDER, resource: str = ENTRA_RESOURCE_PLACEHOLDER
+) -> dict[str, Any]:
+    """Connection parameters for the Entra ID connector: each maker signs in with their own account."""
+    return {
+        "properties": {
+            "connectionParameters": {
+                "token": {
+                    "type": "oauthSetting",
+                    "oAuthSettings": {
+                        "identityProvider": "aad",
+                        "clientId": client_id,
+                        "scopes": [],
+                        # Microsoft requires a redirect URI of the connector's own since 2024.
+                        "redirectMode": "GlobalPerConnector",
+                        "properties": {"IsFirstParty": "False", "AzureActiveDirectoryResourceId": resource},
+                        "customParameters": {
+                            "loginUri": {"value": "https://login.microsoftonline.com"},
+                            "tenantId": {"value": "common"},
+                            "resourceUri": {"value": resource},
+                        },
+                    },
+                    "uiDefinition": {
+                        "displayName": "Sign in with Microsoft Entra ID",
+                        "description": "Sign in with your work account to send notifications.",
+                        "tooltip": "Your account needs the service's Notifications.Send permission.",
+                        "constraints": {"required": "true"},
+                    },
+                },
+                "token:TenantId": {
+                    "type": "string",
+                    "metadata": {"sourceType": "AzureActiveDirectoryTenant"},
+                    "uiDefinition": {
+                        "constraints": {"hidden": "true", "required": "false"},
+                        "description": "The tenant ID of for the Azure Active Directory application",
+                        "displayName": "Tenant",
+                    },
+                },
+            },
+            "iconBrandColor": BRAND_COLOR,
+            "capabilities": [],
+            "publisher": PUBLISHER,
+            "stackOwner": PUBLISHER,
+        }
     }
-    for path, data in files.items():
+
+
+def connector_files(
+    host: str | None = None,
+    *,
+    entra_client_id: str = ENTRA_CLIENT_ID_PLACEHOLDER,
+    entra_resource: str = ENTRA_RESOURCE_PLACEHOLDER,
+) -> dict[str, bytes]:
+    """Every connector file by its path relative to the output folder."""
+    app = definition_app()
+    host = host or PLACEHOLDER_HOST
+    entra = ENTRA_SUBFOLDER
+    return {
+        "apiDefinition.swagger.json": definition_text(app, host).encode("utf-8"),
+        "apiProperties.json": _dumps(api_properties()),
+        "icon.png": icon_png(),
+        f"{entra}/apiDefinition.swagger.json": definition_text(app, host, auth="entra").encode("utf-8"),
+        f"{entra}/apiProperties.json": _dumps(entra_api_properties(entra_client_id, entra_resource)),
+    }
+
+
+def export_connector(
+    out: Path,
+    host: str | None = None,
+    *,
+    entra_client_id: str = ENTRA_CLIENT_ID_PLACEHOLDER,
+    entra_resource: str = ENTRA_RESOURCE_PLACEHOLDER,
+) -> list[Path]:
+    written = []
+    for name, data in connector_files(host, entra_client_id=entra_client_id, entra_resource=entra_resource).items():
+        path = out / name
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-    return list(files)
+        written.append(path)
+    return written

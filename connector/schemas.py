@@ -271,3 +271,237 @@ class BroadcastSchema(Schema):
     )
     createdAt = fields.String(metadata=meta("Created at", "When the broadcast started (UTC)."))
     completedAt = fields.String(allow_none=True, metadata=meta("Completed at", "When the last message was done (UTC)."))
+
+
+# ---- card and wait ----------------------------------------------------------------------------
+class SendCardAndWaitSchema(StrictSchema):
+    recipient = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=320),
+        metadata=meta(
+            "Recipient",
+            "The person who must answer: their user principal name, email address or Microsoft Entra object ID.",
+            "important",
+        ),
+    )
+    card = fields.Dict(
+        required=True,
+        metadata=meta(
+            "Adaptive Card",
+            "An Adaptive Card JSON object with inputs and at least one Action.Submit or Action.Execute button.",
+            "important",
+        ),
+    )
+    text = fields.String(
+        metadata=meta("Message", "Optional text (markdown) shown above the card.", "advanced"),
+    )
+    summary = fields.String(
+        validate=validate.Length(max=250),
+        metadata=meta(
+            "Notification preview", "Short text shown in the Teams notification and activity feed.", "advanced"
+        ),
+    )
+    tenantId = fields.String(
+        validate=validate.Length(max=64),
+        metadata=meta(
+            "Tenant ID", "The person's Microsoft Entra tenant, when the same address exists in several.", "advanced"
+        ),
+    )
+    idempotencyKey = fields.String(
+        validate=validate.Length(min=1, max=200),
+        metadata=meta(
+            "Idempotency key",
+            "Any unique text: sending again with the same key returns the first card instead of a second one.",
+            "advanced",
+        ),
+    )
+
+    @validates("card")
+    def _card(self, value: Any, **_: Any) -> None:
+        check_card(value)
+        if not _has_submit_action(value):
+            raise ValidationError("The card needs at least one Action.Submit or Action.Execute button to answer with.")
+
+
+def _has_submit_action(node: Any) -> bool:
+    if isinstance(node, dict):
+        if node.get("type") in ("Action.Submit", "Action.Execute"):
+            return True
+        return any(_has_submit_action(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_has_submit_action(v) for v in node)
+    return False
+
+
+class ResponderSchema(Schema):
+    name = fields.String(allow_none=True, metadata=meta("Responder name", "The display name of who answered."))
+    upn = fields.String(
+        allow_none=True, metadata=meta("Responder user principal name", "The sign-in name of who answered.")
+    )
+    email = fields.String(allow_none=True, metadata=meta("Responder email", "The email address of who answered."))
+    aadObjectId = fields.String(
+        allow_none=True, metadata=meta("Responder Entra object ID", "The Microsoft Entra object ID of who answered.")
+    )
+
+
+class CardResponseSchema(Schema):
+    id = fields.String(
+        required=True, metadata=meta("Card ID", "The ID of this card; it is also a message ID for Get/Update/Delete.")
+    )
+    status = fields.String(
+        required=True,
+        metadata=meta(
+            "Status",
+            "sending (not yet in Teams), waiting (shown, no answer yet) or responded.",
+            enum=["sending", "waiting", "responded"],
+        ),
+    )
+    recipient = fields.String(metadata=meta("Recipient", "The recipient as given."))
+    response = fields.Dict(
+        allow_none=True,
+        metadata=meta(
+            "Response",
+            "The values the person submitted: one entry per card input ID, plus the button's own data.",
+        ),
+    )
+    action = fields.String(
+        allow_none=True, metadata=meta("Button", "The title of the button the person pressed, e.g. Approve.")
+    )
+    verb = fields.String(
+        allow_none=True, metadata=meta("Button verb", "The verb of the Action.Execute button pressed, if any.")
+    )
+    respondedBy = fields.Nested(
+        ResponderSchema, allow_none=True, metadata=meta("Responded by", "Who answered the card.")
+    )
+    respondedAt = fields.String(
+        allow_none=True, metadata=meta("Responded at", "When the person answered (UTC, ISO 8601).")
+    )
+    conversationId = fields.String(
+        allow_none=True, metadata=meta("Conversation ID", "The Teams chat the card went to.")
+    )
+    messageId = fields.String(allow_none=True, metadata=meta("Teams message ID", "The Teams activity ID of the card."))
+    createdAt = fields.String(metadata=meta("Created at", "When the request was accepted (UTC, ISO 8601)."))
+
+
+# ---- webhook triggers -------------------------------------------------------------------------
+EVENT_NAMES = ["userMessage", "cardSubmitted", "installationChanged", "deliveryFailed"]
+
+
+class TriggerSubscriptionSchema(StrictSchema):
+    notificationUrl = fields.Url(
+        required=True,
+        schemes={"http", "https"},
+        require_tld=False,
+        validate=validate.Length(max=4000),
+        metadata=meta(
+            "Notification URL",
+            "The callback URL Power Automate creates for the flow; filled in automatically.",
+            "internal",
+            # Power Platform knows "uri", not apispec's "url".
+            format="uri",
+            **{"x-ms-notification-url": True},
+        ),
+    )
+    tenantId = fields.String(
+        validate=validate.Length(max=64),
+        metadata=meta(
+            "Tenant ID", "Only events of this Microsoft Entra tenant (default: all the key may see).", "advanced"
+        ),
+    )
+
+
+class SubscribeSchema(TriggerSubscriptionSchema):
+    event = fields.String(
+        required=True,
+        validate=validate.OneOf([*EVENT_NAMES, "any"]),
+        metadata=meta(
+            "Event",
+            "userMessage, cardSubmitted, installationChanged, deliveryFailed, or any for all of them.",
+            "important",
+        ),
+    )
+
+
+class SubscriptionSchema(Schema):
+    id = fields.String(required=True, metadata=meta("Subscription ID", "The ID of the webhook subscription."))
+    event = fields.String(metadata=meta("Event", "The event the subscription is for."))
+    tenantId = fields.String(allow_none=True, metadata=meta("Tenant ID", "The tenant whose events are sent."))
+    createdAt = fields.String(metadata=meta("Created at", "When the subscription was made (UTC, ISO 8601)."))
+
+
+class EventUserSchema(Schema):
+    id = fields.String(allow_none=True, metadata=meta("User Teams ID", "The person's Teams user ID (29:...)."))
+    name = fields.String(allow_none=True, metadata=meta("User name", "The person's display name."))
+    aadObjectId = fields.String(
+        allow_none=True, metadata=meta("User Entra object ID", "The person's Microsoft Entra object ID.")
+    )
+    upn = fields.String(allow_none=True, metadata=meta("User principal name", "The person's sign-in name."))
+    email = fields.String(allow_none=True, metadata=meta("User email", "The person's email address."))
+
+
+class EventEnvelopeSchema(Schema):
+    event = fields.String(
+        required=True, metadata=meta("Event", "What happened: " + ", ".join(EVENT_NAMES) + ".", enum=EVENT_NAMES)
+    )
+    eventId = fields.String(
+        required=True, metadata=meta("Event ID", "Unique per event and subscription; the same on a retried callback.")
+    )
+    subscriptionId = fields.String(metadata=meta("Subscription ID", "The subscription this callback is for."))
+    occurredAt = fields.String(metadata=meta("Occurred at", "When the event happened (UTC, ISO 8601)."))
+    tenantId = fields.String(allow_none=True, metadata=meta("Tenant ID", "The Microsoft Entra tenant of the event."))
+
+
+class PersonEventSchema(EventEnvelopeSchema):
+    user = fields.Nested(EventUserSchema, metadata=meta("User", "The person who acted."))
+    surface = fields.String(
+        allow_none=True, metadata=meta("Surface", "Where it happened: teams, teams-copilot or m365-copilot.")
+    )
+    conversationId = fields.String(
+        allow_none=True, metadata=meta("Conversation ID", "The conversation it happened in.")
+    )
+    timestamp = fields.String(allow_none=True, metadata=meta("Timestamp", "The activity's own time stamp."))
+
+
+class UserMessageEventSchema(PersonEventSchema):
+    text = fields.String(metadata=meta("Message text", "What the person wrote to the bot."))
+
+
+class CardSubmittedEventSchema(PersonEventSchema):
+    data = fields.Dict(
+        metadata=meta(
+            "Submitted data",
+            "The card's input values and the button's data; cardWaitId is set when the card came from"
+            " Send a card and wait for a response.",
+        )
+    )
+    handledByCardWait = fields.Boolean(
+        metadata=meta("Answered a waiting card", "True when this answered a card sent with Send a card and wait.")
+    )
+
+
+class InstallationEventSchema(PersonEventSchema):
+    action = fields.String(metadata=meta("Action", "installed or uninstalled.", enum=["installed", "uninstalled"]))
+
+
+class DeliveryFailedEventSchema(EventEnvelopeSchema):
+    id = fields.String(metadata=meta("Message ID", "The ID of the message that failed."))
+    recipient = fields.String(metadata=meta("Recipient", "The recipient as the sender wrote it."))
+    broadcastId = fields.String(
+        allow_none=True, metadata=meta("Broadcast ID", "The broadcast the message belongs to, if any.")
+    )
+    error = fields.Nested(DeliveryErrorSchema, metadata=meta("Error", "Why the message was not delivered."))
+
+
+class BotEventSchema(PersonEventSchema):
+    """Every field any event may carry (the payload of the trigger for all events)."""
+
+    text = fields.String(metadata=meta("Message text", "userMessage: what the person wrote to the bot."))
+    data = fields.Dict(metadata=meta("Submitted data", "cardSubmitted: the card's input values and button data."))
+    handledByCardWait = fields.Boolean(
+        metadata=meta("Answered a waiting card", "cardSubmitted: true when it answered Send a card and wait.")
+    )
+    action = fields.String(metadata=meta("Action", "installationChanged: installed or uninstalled."))
+    id = fields.String(metadata=meta("Message ID", "deliveryFailed: the ID of the message that failed."))
+    recipient = fields.String(metadata=meta("Recipient", "deliveryFailed: the recipient as written."))
+    broadcastId = fields.String(allow_none=True, metadata=meta("Broadcast ID", "deliveryFailed: its broadcast."))
+    error = fields.Nested(DeliveryErrorSchema, metadata=meta("Error", "deliveryFailed: why it failed."))

@@ -17,7 +17,8 @@ class ConnectorSettings:
     entra_allowed_tenants: frozenset[str] = frozenset()
     entra_required_role: str = "Notifications.Send"
     entra_metadata_url: str = ""  # tests point it at a local issuer; empty = Microsoft's per tenant
-    max_body_bytes: int = 256 * 1024
+    # Fits StartBroadcast's 25,000 recipients of up to ~150 characters; /api/messages has its own, smaller cap.
+    max_body_bytes: int = 4 * 1024 * 1024
     requests_per_minute_per_key: int = 600
     default_wait_seconds: float = 5.0
     max_wait_seconds: float = 90.0  # Power Automate gives a synchronous action 120 s in all
@@ -29,6 +30,9 @@ class ConnectorSettings:
         unknown = modes - {"apikey", "entra"}
         if unknown or not modes:
             raise ValueError("CONNECTOR_AUTH must be apikey, entra, or apikey,entra")
+        if "entra" in modes and not env.get("ENTRA_AUDIENCE", "").strip():
+            # Without an audience every token would be refused; say so at start-up, not per request.
+            raise ValueError("CONNECTOR_AUTH includes entra: set ENTRA_AUDIENCE (the API's app ID URI or client id)")
         tenants = frozenset(t.strip().lower() for t in env.get("ENTRA_ALLOWED_TENANTS", "").split(",") if t.strip())
         return cls(
             bootstrap_api_key=env.get("CONNECTOR_API_KEY", "").strip(),
@@ -38,6 +42,6 @@ class ConnectorSettings:
             entra_allowed_tenants=tenants,
             entra_required_role=env.get("ENTRA_REQUIRED_ROLE", "").strip() or "Notifications.Send",
             entra_metadata_url=env.get("ENTRA_METADATA_URL", "").strip(),
-            max_body_bytes=int(env.get("MAX_BODY_BYTES", "") or 256 * 1024),
+            max_body_bytes=int(env.get("MAX_BODY_BYTES", "") or 4 * 1024 * 1024),
             requests_per_minute_per_key=int(env.get("RATE_LIMIT_PER_MINUTE", "") or 600),
         )

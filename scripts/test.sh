@@ -11,5 +11,11 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test]'
 npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
+# The dashboard's browser test drives Debian's Chromium through Playwright (which never downloads a
+# browser of its own here). Elsewhere without apt-get the test is skipped; CHROMIUM_PATH points it at another.
+if ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
 .venv/bin/python -m ruff check bot connector tests
 exec .venv/bin/python -m pytest "$@"

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 import uuid
 from dataclasses import dataclass
 
 from bot.delivery.messages import build_activity
+from bot.delivery.metrics import DELIVERIES, FAILURES, RETRIES, SEND_LATENCY, THROTTLED
 from bot.delivery.pacing import ConversationPacer, TenantRateLimiter
 from bot.delivery.policy import Verdict, backoff_seconds, judge
 from bot.events import BotEvent, EventSink, NoEvents
@@ -31,16 +33,18 @@ LEADER_LEASE = "dispatcher"
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DispatcherSettings:
-    rate_per_tenant: float = 50.0
+    rate_per_tenant: float = 50.0  # Teams' per-app-per-tenant limit; the schedule keeps a little below it
     concurrency: int = 32
     max_attempts: int = 8
     lease_seconds: float = 30.0  # how long a claimed delivery is ours before another may take it
     leader_lease_seconds: float = 10.0
+    send_timeout_seconds: float = 15.0  # must match the client's timeout: a lease has to outlast a call
     poll_seconds: float = 0.5  # how often a dispatcher looks for work written by other processes
     cloud_service_url: str = "https://smba.trafficmanager.net/teams/"
     bot_id: str = ""  # "28:<app id>": used to open a chat when the person has none yet
     retention_seconds: float | None = None
     backoff_base_seconds: float = 1.0
+    backoff_cap_seconds: float = 300.0
 
 
 class _Failure(Exception):
@@ -49,6 +53,17 @@ class _Failure(Exception):
         self.verdict = verdict
         self.retry_after = retry_after
         self.status = status
+
+
+class _LeaseLost(Exception):
+    """Another dispatcher took the delivery over (or it was cancelled) before we sent it."""
+
+
+# What a send attempt writes back; merged onto the stored record when something else changed it.
+_OUTCOME_FIELDS = (
+    "status", "attempts", "not_before", "conversation_id", "service_url", "message_id", "error",
+    "delivered_at", "expires_at", "lease_owner", "lease_until",
+)  # fmt: skip
 
 
 class Dispatcher:
@@ -70,13 +85,18 @@ class Dispatcher:
         self._limiter = TenantRateLimiter(settings.rate_per_tenant)
         self._pacer = ConversationPacer()
         self._wake = asyncio.Event()
-        self._slots = asyncio.Semaphore(settings.concurrency)
+        self._slot_freed = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
+        self._claimed: dict[str, Delivery] = {}  # deliveries being sent by this dispatcher, by id
         self._watchers: dict[str, list[asyncio.Future[Delivery]]] = {}
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.is_leader = False
-        self.stats = {"sent": 0, "retried": 0, "failed": 0, "throttled": 0}
+        # Claim in batches once busy: one claim transaction per message would cost more than the send.
+        self._claim_batch = max(1, settings.concurrency // 4)
+        # Read by metrics: sends that reached Teams, retries scheduled, final failures, 429s seen,
+        # sends put back to respect a conversation's window, and lost leases.
+        self.stats = {"sent": 0, "retried": 0, "failed": 0, "throttled": 0, "paced": 0, "lease_lost": 0}
 
     # ---- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
@@ -93,11 +113,19 @@ class Dispatcher:
             _, pending = await asyncio.wait(self._inflight, timeout=grace_seconds)
             for task in pending:
                 task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
         if self.is_leader:
-            await self._store.release_lease(LEADER_LEASE, self.owner)
+            with contextlib.suppress(Exception):
+                await self._store.release_lease(LEADER_LEASE, self.owner)
+            self.is_leader = False
 
     def notify(self) -> None:
         self._wake.set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._inflight)
 
     def watch(self, delivery_id: str) -> asyncio.Future[Delivery]:
         future: asyncio.Future[Delivery] = asyncio.get_running_loop().create_future()
@@ -114,39 +142,56 @@ class Dispatcher:
     # ---- main loop --------------------------------------------------------------------------
     async def _run(self) -> None:
         last_renewal = 0.0
+        renew_every = self.settings.leader_lease_seconds / 3
         while not self._stopping:
             try:
-                if time.monotonic() - last_renewal > self.settings.leader_lease_seconds / 3:
+                if time.monotonic() - last_renewal > renew_every:
                     self.is_leader = await self._store.acquire_lease(
                         LEADER_LEASE, self.owner, self.settings.leader_lease_seconds
                     )
                     last_renewal = time.monotonic()
                 if not self.is_leader:
-                    await self._sleep(self.settings.leader_lease_seconds / 3)
+                    await self._sleep(renew_every)
                     continue
-                await self._claim_and_send()
+                await self._claim_and_send(renew_every)
             except Exception:
                 log.exception("dispatcher loop error; retrying shortly")
                 await self._sleep(1.0)
 
-    async def _claim_and_send(self) -> None:
+    async def _claim_and_send(self, max_wait: float) -> None:
         free = self.settings.concurrency - len(self._inflight)
-        if free <= 0:
-            await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
+        if free <= 0 or (self._inflight and free < self._claim_batch):
+            # Busy: wait for sends to finish, but come back in time to renew the leader lease.
+            self._slot_freed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._slot_freed.wait(), timeout=max_wait)
             return
         self._wake.clear()
         batch = await self._store.claim_due(self.owner, now(), min(free, 100), self.settings.lease_seconds)
         for delivery in batch:
+            running = self._claimed.get(delivery.id)
+            if running is not None:
+                # Our own claim lapsed while its send waited (a long Retry-After pause) and we took it
+                # again: the waiting task carries on under the new lease instead of a second task.
+                running.etag, running.lease_until = delivery.etag, delivery.lease_until
+                continue
+            self._claimed[delivery.id] = delivery
             task = asyncio.get_running_loop().create_task(self._deliver(delivery))
             self._inflight.add(task)
-            task.add_done_callback(self._inflight.discard)
+            task.add_done_callback(self._done)
         if batch:
             return
         next_due = await self._store.next_due_at()
-        timeout = self.settings.poll_seconds
+        timeout = min(self.settings.poll_seconds, max_wait)
         if next_due is not None:
             timeout = min(timeout, max(0.0, next_due - now()))
         await self._sleep(timeout)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        # Wake the claim loop only when it will claim: once a batch's worth of slots is free.
+        if not self._inflight or self.settings.concurrency - len(self._inflight) >= self._claim_batch:
+            self._slot_freed.set()
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -156,34 +201,63 @@ class Dispatcher:
     async def _deliver(self, delivery: Delivery) -> None:
         try:
             await self._attempt(delivery)
+        except _LeaseLost:
+            self.stats["lease_lost"] += 1
+            log.warning("delivery %s: lease lost before sending; another dispatcher has it", delivery.id)
         except Exception:
             log.exception("delivery %s: unexpected error; it will be retried", delivery.id)
-            await self._finish(delivery, retry_in=backoff_seconds(delivery.attempts + 1, None))
+            try:
+                await self._finish(
+                    delivery,
+                    retry_in=backoff_seconds(delivery.attempts + 1, None, base=self.settings.backoff_base_seconds),
+                )
+            except Exception:
+                # The lease runs out and the delivery is claimed again: nothing is lost.
+                log.exception("delivery %s: could not record the error", delivery.id)
+        finally:
+            self._claimed.pop(delivery.id, None)
 
     async def _attempt(self, delivery: Delivery) -> None:
+        if not delivery.content:
+            # Deleted or forgotten after it was claimed: nothing left to send.
+            delivery.status = DeliveryStatus.FAILED
+            delivery.error = {"code": "Cancelled", "message": "Deleted before it was sent."}
+            await self._finish(delivery)
+            return
         try:
             ref = await self._target(delivery)
-            delay = self._pacer.delay(ref.conversation_id)
+            cid = ref.conversation_id
+            delay = self._pacer.delay(cid)
             if delay > 0:
                 # Over the conversation's budget: give the slot back and come back when it fits.
-                await self._finish(delivery, retry_in=delay, counts_as_attempt=False)
+                self.stats["paced"] += 1
+                await self._finish(delivery, retry_in=delay)
                 return
-            await self._limiter.acquire(ref.tenant_id)
-            self._pacer.record(ref.conversation_id)
-            delivery.attempts += 1
-            delivery.conversation_id = ref.conversation_id
-            delivery.service_url = ref.service_url
-            activity = build_activity(
-                delivery.content,
-                bot_id=ref.bot_id,
-                user_id=ref.user_id,
-                conversation_id=ref.conversation_id,
-                tenant_id=ref.tenant_id,
-            )
+            self._pacer.reserve(cid)
+            sent = False
             try:
-                delivery.message_id = await self._client.send(ref.service_url, ref.conversation_id, activity)
-            except ConnectorError as exc:
-                raise _Failure(judge(exc), exc.retry_after, exc.status) from exc
+                await self._limiter.acquire(ref.tenant_id)
+                await self._keep_lease(delivery)
+                delivery.attempts += 1
+                delivery.conversation_id = cid
+                delivery.service_url = ref.service_url
+                activity = build_activity(
+                    delivery.content,
+                    bot_id=ref.bot_id,
+                    user_id=ref.user_id,
+                    conversation_id=cid,
+                    tenant_id=ref.tenant_id,
+                )
+                self._pacer.sent(cid)
+                sent = True
+                try:
+                    with SEND_LATENCY.time():
+                        delivery.message_id = await self._client.send(ref.service_url, cid, activity)
+                except ConnectorError as exc:
+                    raise _Failure(judge(exc), exc.retry_after, exc.status) from exc
+            finally:
+                if not sent:
+                    self._pacer.release(cid)
         except _Failure as failure:
             await self._failed(delivery, failure)
             return
@@ -191,19 +265,61 @@ class Dispatcher:
         delivery.delivered_at = now()
         delivery.error = None
         self.stats["sent"] += 1
+        DELIVERIES.labels("delivered").inc()
         await self._finish(delivery)
         if ref.failures:
             await self._store.update_reference(ref.tenant_id, ref.user_key, ref.surface, _clear_failures)
+
+    async def _keep_lease(self, delivery: Delivery) -> None:
+        """Make sure the lease outlasts the call about to be made (renew it if needed).
+
+        A send may only start while the delivery is ours for longer than a call can take: otherwise
+        another dispatcher could claim it mid-call and send it a second time.
+        """
+        margin = self.settings.send_timeout_seconds + 1.0
+        if delivery.lease_until is not None and delivery.lease_until - now() > margin:
+            return
+        renewed = dataclasses.replace(delivery, lease_until=now() + self.settings.lease_seconds, updated_at=now())
+        try:
+            stored = await self._store.write_delivery(renewed, delivery.etag or "")
+        except ConcurrencyConflict:
+            current = await self._store.get_delivery(delivery.id)
+            if current is None or not self._still_ours(current, delivery.lease_until) or not current.content:
+                raise _LeaseLost(delivery.id) from None
+            current.lease_until = now() + self.settings.lease_seconds
+            try:
+                stored = await self._store.write_delivery(current, current.etag or "")
+            except ConcurrencyConflict:
+                raise _LeaseLost(delivery.id) from None
+            delivery.content = stored.content
+        delivery.lease_until = stored.lease_until
+        delivery.etag = stored.etag
+
+    def _still_ours(self, current: Delivery, lease_until: float | None) -> bool:
+        """The stored record still carries our lease: nobody (not even we) claimed it since."""
+        return (
+            current.status == DeliveryStatus.SENDING
+            and current.lease_owner == self.owner
+            and lease_until is not None
+            and current.lease_until == lease_until
+        )
 
     async def _failed(self, delivery: Delivery, failure: _Failure) -> None:
         verdict = failure.verdict
         if failure.status == 429:
             # Pacing should prevent this; when Teams still says 429, every send to the tenant waits.
             self.stats["throttled"] += 1
+            THROTTLED.inc()
             self._limiter.pause(delivery.tenant_id, failure.retry_after or 1.0)
         if verdict.retry and delivery.attempts < self.settings.max_attempts:
             self.stats["retried"] += 1
-            delay = backoff_seconds(delivery.attempts, failure.retry_after, base=self.settings.backoff_base_seconds)
+            RETRIES.inc()
+            delay = backoff_seconds(
+                delivery.attempts,
+                failure.retry_after,
+                base=self.settings.backoff_base_seconds,
+                cap=self.settings.backoff_cap_seconds,
+            )
             await self._finish(delivery, retry_in=delay)
             return
         message = verdict.message
@@ -212,6 +328,8 @@ class Dispatcher:
         delivery.status = DeliveryStatus.FAILED
         delivery.error = {"code": verdict.error_code, "message": message}
         self.stats["failed"] += 1
+        DELIVERIES.labels("failed").inc()
+        FAILURES.labels(verdict.error_code).inc()
         await self._finish(delivery)
         if verdict.reference_status is not None:
             await self._mark_reference(delivery, verdict)
@@ -226,29 +344,51 @@ class Dispatcher:
             },
         )
 
-    async def _finish(
-        self, delivery: Delivery, *, retry_in: float | None = None, counts_as_attempt: bool = True
-    ) -> None:
+    async def _finish(self, delivery: Delivery, *, retry_in: float | None = None) -> None:
         """Write the outcome back under our lease; a lost lease means another dispatcher took over."""
         if retry_in is not None:
             delivery.status = DeliveryStatus.SCHEDULED if delivery.deliver_at else DeliveryStatus.QUEUED
             delivery.not_before = now() + retry_in
         if delivery.is_final and self.settings.retention_seconds:
             delivery.expires_at = now() + self.settings.retention_seconds
-        delivery.lease_owner = None
-        delivery.lease_until = None
         delivery.updated_at = now()
+        # The lease fields stay on ``delivery`` until the write is done: a re-claim of our own may
+        # update them meanwhile (see _claim_and_send), and the merge below must see that.
+        outcome = dataclasses.replace(delivery, lease_owner=None, lease_until=None)
         try:
-            stored = await self._store.write_delivery(delivery, delivery.etag or "")
+            stored = await self._store.write_delivery(outcome, delivery.etag or "")
         except ConcurrencyConflict:
-            log.warning("delivery %s: lease lost before the outcome was written", delivery.id)
-            return
+            stored = await self._merge_outcome(outcome, delivery.lease_until)
+            if stored is None:
+                self.stats["lease_lost"] += 1
+                log.warning("delivery %s: lease lost before the outcome was written", delivery.id)
+                return
         if stored.is_final:
             for future in self._watchers.pop(stored.id, []):
                 if not future.done():
                     future.set_result(stored)
         elif retry_in is not None:
             self._wake.set()
+
+    async def _merge_outcome(self, outcome: Delivery, lease_until: float | None) -> Delivery | None:
+        """Something else changed the record mid-send (e.g. ForgetRecipient scrubbed its content):
+        keep their change and add our outcome, unless another dispatcher has claimed it since."""
+        merged = False
+
+        def merge(current: Delivery) -> Delivery | None:
+            nonlocal merged
+            merged = self._still_ours(current, lease_until)
+            if not merged:
+                return None
+            for name in _OUTCOME_FIELDS:
+                setattr(current, name, getattr(outcome, name))
+            return current
+
+        try:
+            stored = await self._store.update_delivery(outcome.id, merge)
+        except ConcurrencyConflict:
+            return None
+        return stored if merged else None
 
     # ---- target conversation ----------------------------------------------------------------
     async def _target(self, delivery: Delivery) -> Reference:
@@ -277,6 +417,8 @@ class Dispatcher:
         ) or self.settings.cloud_service_url
         bot_id = source.bot_id if source.channel_id == TEAMS_CHANNEL else (self.settings.bot_id or source.bot_id)
         member_id = source.user_id if source.user_id.startswith("29:") else (source.aad_object_id or source.user_id)
+        # Opening a chat is a call to the same per-tenant budget as a send.
+        await self._limiter.acquire(delivery.tenant_id)
         try:
             conversation_id = await self._client.create_conversation(
                 service_url, bot_id=bot_id, user_id=member_id, tenant_id=delivery.tenant_id

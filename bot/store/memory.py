@@ -112,7 +112,11 @@ class MemoryStore(Store):
         return Page([ref.copy() for _, ref in page], next_token)
 
     async def tenant_service_url(self, tenant_id: str, channel_id: str) -> str | None:
-        refs = [r for r in self._refs.values() if r.tenant_id == tenant_id and r.channel_id == channel_id]
+        refs = [
+            r
+            for r in self._refs.values()
+            if r.tenant_id == tenant_id and r.channel_id == channel_id and self._visible(r) is not None
+        ]
         return max(refs, key=lambda r: r.last_seen).service_url if refs else None
 
     async def delete_person(self, tenant_id: str, user_key: str) -> int:
@@ -123,7 +127,7 @@ class MemoryStore(Store):
 
     # ---- deliveries -------------------------------------------------------------------------
     async def create_delivery(self, delivery: Delivery) -> tuple[Delivery, bool]:
-        existing = self._deliveries.get(delivery.id)
+        existing = self._visible(self._deliveries.get(delivery.id))  # an expired one counts as absent
         if existing is not None:
             return existing.copy(), False
         return self._stored(self._deliveries, delivery.id, delivery), True
@@ -131,7 +135,7 @@ class MemoryStore(Store):
     async def create_deliveries(self, deliveries: list[Delivery]) -> int:
         created = 0
         for delivery in deliveries:
-            if delivery.id not in self._deliveries:
+            if self._visible(self._deliveries.get(delivery.id)) is None:
                 self._stored(self._deliveries, delivery.id, delivery)
                 created += 1
         return created
@@ -144,9 +148,13 @@ class MemoryStore(Store):
 
     async def claim_due(self, owner: str, at: float, limit: int, lease_seconds: float) -> list[Delivery]:
         claimed = []
-        for d in self._deliveries.values():
+        # Single messages first, as in the SQLite store, so broadcasts do not hold them up.
+        ordered = sorted(self._deliveries.values(), key=lambda d: d.broadcast_id is not None)
+        for d in ordered:
             if len(claimed) >= limit:
                 break
+            if d.expires_at is not None and d.expires_at <= at:
+                continue
             due = d.status in PENDING and d.not_before <= at
             lapsed = d.status == DeliveryStatus.SENDING and (d.lease_until or 0) <= at
             if due or lapsed:
@@ -159,14 +167,15 @@ class MemoryStore(Store):
         return claimed
 
     async def next_due_at(self) -> float | None:
-        times = [d.not_before for d in self._deliveries.values() if d.status in PENDING]
-        times += [d.lease_until or 0 for d in self._deliveries.values() if d.status == DeliveryStatus.SENDING]
+        live = [d for d in self._deliveries.values() if self._visible(d) is not None]
+        times = [d.not_before for d in live if d.status in PENDING]
+        times += [d.lease_until or 0 for d in live if d.status == DeliveryStatus.SENDING]
         return min(times) if times else None
 
     async def count_deliveries(self, broadcast_id: str) -> dict[str, int]:
         counts: dict[str, int] = {}
         for d in self._deliveries.values():
-            if d.broadcast_id == broadcast_id:
+            if d.broadcast_id == broadcast_id and self._visible(d) is not None:
                 counts[d.status] = counts.get(d.status, 0) + 1
         return counts
 
@@ -205,7 +214,7 @@ class MemoryStore(Store):
         return self._replace(self._broadcasts, broadcast.id, broadcast, etag)
 
     async def unfinished_broadcasts(self) -> list[Broadcast]:
-        return [b.copy() for b in self._broadcasts.values() if b.status != "completed"]
+        return [b.copy() for b in self._broadcasts.values() if b.status != "completed" and self._visible(b) is not None]
 
     # ---- API keys, subscriptions ------------------------------------------------------------
     async def create_api_key(self, key: ApiKey) -> ApiKey:

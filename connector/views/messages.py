@@ -52,10 +52,7 @@ class Messages(MethodView):
             deliver_at_local_time=args.get("deliverAtLocalTime"),
             tenant_id=args.get("tenantId"),
         )
-        service = runtime().deliveries
-        delivery, _ = run(service.submit(caller, request))
-        if not delivery.deliver_at:
-            delivery = run(service.wait(delivery, wait), timeout=wait + 30)
+        delivery = run(runtime().deliveries.send(caller, request, wait), timeout=wait + 30)
         return _answer(delivery)
 
 

@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from marshmallow import RAISE
 
 from bot.model import Surface
 from bot.recipients import Person, find_person, forget
@@ -21,7 +22,8 @@ blp = Blueprint("recipients", __name__, url_prefix="/api/v1/recipients", descrip
 
 @blp.route("")
 class Recipients(MethodView):
-    @blp.arguments(RecipientQuerySchema, location="query")
+    # webargs ignores unknown query parameters by default; a mistyped filter must not silently list everyone.
+    @blp.arguments(RecipientQuerySchema, location="query", unknown=RAISE)
     @blp.response(200, RecipientPageSchema)
     def get(self, args: dict[str, Any]) -> Any:
         """List people and whether they can be reached

@@ -77,6 +77,9 @@ class FakeConnector:
         self._lock = threading.Lock()
         self._recent: deque[float] = deque()
         self.throttled = 0
+        self.calls = 0  # every send and create-conversation call, answered or refused
+        # (monotonic arrival time, conversation id, status answered) of every send and create call.
+        self.call_log: list[tuple[float, str, int]] = []
         self.member_lookups = 0
         self.in_flight = 0
         self.max_in_flight = 0
@@ -97,6 +100,21 @@ class FakeConnector:
         with self._lock:
             for _ in range(count):
                 self._scripts.append((conversation_id, scripted))
+
+    def calls_to(self, conversation_id: str) -> list[tuple[float, int]]:
+        """(arrival time, status answered) of every send to one conversation, refused ones too."""
+        with self._lock:
+            return [(at, status) for at, cid, status in self.call_log if cid == conversation_id]
+
+    def release_hung(self) -> None:
+        """Let every request held by a ``Scripted(hang=True)`` answer now (with its scripted status)."""
+
+        def release() -> None:
+            for future in self._hung:
+                if not future.done():
+                    future.set_result(None)
+
+        self._loop.call_soon_threadsafe(release)
 
     def sent(self, conversation_id: str | None = None) -> list[Received]:
         with self._lock:
@@ -137,9 +155,10 @@ class FakeConnector:
 
     # ---- routes -----------------------------------------------------------------------------
     async def _answer_faults(self, conversation_id: str) -> web.Response | None:
-        if self.latency[1] > 0:
-            await asyncio.sleep(random.uniform(*self.latency))
+        # Decide on arrival, as Teams' throttling does at its front door; the latency is the service's
+        # own processing time after that.
         with self._lock:
+            self.calls += 1
             index = next(
                 (i for i, (target, _) in enumerate(self._scripts) if target is None or target == conversation_id), None
             )
@@ -156,6 +175,9 @@ class FakeConnector:
                     scripted = Scripted(429, "Throttled", "Too many requests", retry_after=1)
                 else:
                     self._recent.append(at)
+            self.call_log.append((time.monotonic(), conversation_id, scripted.status if scripted else 200))
+        if self.latency[1] > 0:
+            await asyncio.sleep(random.uniform(*self.latency))
         if scripted is None:
             return None
         if scripted.hang:

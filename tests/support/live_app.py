@@ -1,29 +1,36 @@
-"""The real app served over real HTTP (waitress on 127.0.0.1, in a thread) for integration tests."""
+"""The real app served over real HTTP (a threaded WSGI server on 127.0.0.1) for integration tests.
+
+Werkzeug's server is used here because it shuts down cleanly from another thread; the production
+`serve` command (waitress) is exercised by the tests that start it as a process (server_process.py).
+"""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Mapping
 from typing import Any
 
 import requests
-from waitress.server import create_server
+from werkzeug.serving import make_server
 
 from bot.runtime import BotRuntime
 from bot.settings import BotSettings
 from connector import create_app
-from tests.support.fake_connector import free_port
 
 
 class LiveApp:
     def __init__(self, env: Mapping[str, str], *, runtime_kwargs: dict[str, Any] | None = None) -> None:
         self.env = dict(env)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.runtime = BotRuntime(BotSettings.from_env(self.env), **(runtime_kwargs or {}))
         self.app = create_app({"ENV": self.env}, runtime=self.runtime)
-        self._server = create_server(self.app, host="127.0.0.1", port=self.port, threads=24)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        # Request lines would only add noise to captured logs.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        # Port 0: the OS picks a free port, so parallel test runs never collide.
+        self._server = make_server("127.0.0.1", 0, self.app, threaded=True)
+        self.port = self._server.server_port
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self.http = requests.Session()
 
     def __enter__(self) -> LiveApp:
@@ -31,7 +38,9 @@ class LiveApp:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._server.close()
+        self._server.shutdown()
+        self._thread.join(10)
+        self._server.server_close()
         self.runtime.stop()
         self.http.close()
 

@@ -1,0 +1,1 @@
+"""Benchmarks: commands that print figures (not pass/fail tests); see bench/README.md."""

@@ -1,0 +1,352 @@
+"""The operator dashboard at /dashboard: server-rendered pages, no JavaScript, behind an admin API key.
+
+Sign-in takes an API key with the ``admin`` scope (or the bootstrap CONNECTOR_API_KEY) once and keeps a
+signed, HttpOnly session cookie scoped to /dashboard; each request re-checks that the key still exists
+and is not revoked. Scripts can skip the form and send ``X-API-Key`` instead (CSV export with curl).
+An admin key limited to one tenant sees that tenant only.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import hashlib
+import hmac
+import io
+import logging
+import os
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Flask, Response, current_app, redirect, render_template, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface
+
+from connector import keys
+from connector.auth import API_KEY_HEADER, current_caller
+from connector.dashboard import data
+from connector.dashboard.chart import DELIVERED_COLOUR, FAILED_COLOUR, hourly_chart
+from connector.extension import runtime_of
+from connector.settings import ConnectorSettings
+
+log = logging.getLogger(__name__)
+
+blp = Blueprint("dashboard", __name__, url_prefix="/dashboard", template_folder="templates")
+
+SESSION_KEY = "dashboard"
+CACHE_SECONDS = 10.0
+FAILED_SIGNINS_PER_MINUTE = 10
+STATUS_TEXT = {
+    "uninstalled": "Uninstalled",
+    "blocked": "Blocked the bot",
+    "notFound": "Chat gone",
+    "expired": "Expired",
+    "optedOut": "Opted out (stop)",
+}
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self';"
+    " frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    """The cookie is Secure whenever the dashboard is reached over https (directly, or behind App
+    Service's TLS front end as PUBLIC_BASE_URL says), and may be plain on http://127.0.0.1 in development."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        configured = app.config.get("DASHBOARD_COOKIE_SECURE")
+        if configured is not None:
+            return bool(configured)
+        settings: ConnectorSettings = app.extensions["teams_proactive.connector_settings"]
+        return request.is_secure or settings.public_base_url.startswith("https://")
+
+
+def init_dashboard(app: Flask, env: Mapping[str, str] | None = None) -> None:
+    env = os.environ if env is None else env
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = session_secret(env)
+    # Flask's defaults (a cookie for the whole site, 31 days, no SameSite) are set on purpose here: the
+    # session exists only for these pages. DASHBOARD_COOKIE_SECURE None = decide per request (below).
+    app.config.update(
+        SESSION_COOKIE_NAME="teams_proactive_dashboard",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_PATH="/dashboard",
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=8),
+    )
+    app.config.setdefault("DASHBOARD_COOKIE_SECURE", None)
+    app.session_interface = _SessionInterface()
+    app.extensions["teams_proactive.dashboard"] = _State()
+    app.register_blueprint(blp)
+
+
+def session_secret(env: Mapping[str, str]) -> str:
+    """SECRET_KEY when set; else derived from a secret every worker shares (so sign-in works across
+    gunicorn workers and instances); else random, which signs everyone out at each restart."""
+    explicit = (env.get("SECRET_KEY") or "").strip()
+    if explicit:
+        return explicit
+    shared = (env.get("CONNECTOR_API_KEY") or env.get("MicrosoftAppPassword") or "").strip()
+    if shared:
+        return hmac.new(shared.encode(), b"teams-proactive dashboard session", hashlib.sha256).hexdigest()
+    log.warning("SECRET_KEY is not set: dashboard sign-ins last only until this process restarts")
+    return secrets.token_hex(32)
+
+
+class _State:
+    """Per-process caches: the last overview per tenant scope, failed sign-ins per client address."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.overviews: dict[tuple[str | None, int], tuple[float, data.Overview]] = {}
+        self.failures: dict[str, deque[float]] = {}
+
+
+def _state() -> _State:
+    return current_app.extensions["teams_proactive.dashboard"]
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    name: str
+    tenant_id: str | None
+
+
+# ---- who is looking ---------------------------------------------------------------------------
+def _viewer() -> Viewer | None:
+    if request.headers.get(API_KEY_HEADER) or request.headers.get("Authorization"):
+        caller = current_caller("admin")  # raises the API's JSON 401/403
+        return Viewer(caller.name, caller.tenant_id)
+    signed_in = session.get(SESSION_KEY)
+    if not isinstance(signed_in, dict):
+        return None
+    settings: ConnectorSettings = current_app.extensions["teams_proactive.connector_settings"]
+    if signed_in.get("kind") == "bootstrap":
+        if settings.bootstrap_api_key and hmac.compare_digest(
+            str(signed_in.get("fp", "")), _fingerprint(settings.bootstrap_api_key)
+        ):
+            return Viewer("bootstrap", None)
+        return None
+    runtime = runtime_of(current_app)
+    record = runtime.call(runtime.store.get_api_key(str(signed_in.get("id", ""))))
+    if record is None or record.revoked_at is not None or "admin" not in record.scopes:
+        return None
+    return Viewer(record.name, record.tenant_id)
+
+
+def _fingerprint(secret: str) -> str:
+    return hashlib.sha256(b"dashboard:" + secret.encode()).hexdigest()[:32]
+
+
+def _signed_in(view: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        viewer = _viewer()
+        if viewer is None:
+            session.pop(SESSION_KEY, None)
+            return redirect(url_for("dashboard.login", next=request.full_path.rstrip("?")))
+        return view(viewer, *args, **kwargs)
+
+    return wrapper
+
+
+@blp.after_request
+def _headers(response: Response) -> Response:
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+# ---- sign-in ----------------------------------------------------------------------------------
+@blp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    target = _safe_next(request.values.get("next"))
+    if request.method == "GET":
+        return render_template("dashboard/login.html", next=target, error=None)
+    client = request.remote_addr or "?"
+    if _too_many_failures(client):
+        return render_template(
+            "dashboard/login.html", next=target, error="Too many wrong keys. Wait a minute and try again."
+        ), 429
+    presented = (request.form.get("api_key") or "").strip()
+    settings: ConnectorSettings = current_app.extensions["teams_proactive.connector_settings"]
+    signed_in: dict[str, str] | None = None
+    if (
+        presented
+        and settings.bootstrap_api_key
+        and hmac.compare_digest(presented.encode(), settings.bootstrap_api_key.encode())
+    ):
+        signed_in = {"kind": "bootstrap", "fp": _fingerprint(presented)}
+    elif presented:
+        runtime = runtime_of(current_app)
+        record = runtime.call(keys.verify(runtime.store, presented))
+        if record is not None and "admin" not in record.scopes:
+            log.info("dashboard sign-in refused: key '%s' has no admin scope", record.name)
+            return render_template(
+                "dashboard/login.html",
+                next=target,
+                error=f"The key '{record.name}' works for the API but not here: the dashboard needs a key with"
+                " the admin scope (teams-proactive keys create --name NAME --scopes admin).",
+            ), 403
+        if record is not None:
+            signed_in = {"kind": "key", "id": record.id}
+    if signed_in is None:
+        _record_failure(client)
+        return render_template(
+            "dashboard/login.html", next=target, error="That API key is not valid (unknown, revoked or mistyped)."
+        ), 401
+    session.clear()
+    session[SESSION_KEY] = signed_in
+    session.permanent = True
+    return redirect(target)
+
+
+@blp.post("/logout")
+def logout() -> Any:
+    session.clear()
+    return redirect(url_for("dashboard.login"))
+
+
+def _safe_next(target: str | None) -> str:
+    # Only our own pages: never an absolute URL or a scheme-relative //host (open redirect).
+    if target and target.startswith("/dashboard") and not urlsplit(target).netloc and "\\" not in target:
+        return target
+    return url_for("dashboard.overview")
+
+
+def _too_many_failures(client: str) -> bool:
+    state = _state()
+    with state.lock:
+        window = state.failures.get(client)
+        if not window:
+            return False
+        while window and window[0] < time.monotonic() - 60:
+            window.popleft()
+        return len(window) >= FAILED_SIGNINS_PER_MINUTE
+
+
+def _record_failure(client: str) -> None:
+    state = _state()
+    at = time.monotonic()
+    with state.lock:
+        if len(state.failures) > 10_000:  # forget addresses whose last failure is over a minute old
+            for address in [a for a, w in state.failures.items() if not w or w[-1] < at - 60]:
+                del state.failures[address]
+        state.failures.setdefault(client, deque()).append(at)
+
+
+# ---- pages ------------------------------------------------------------------------------------
+@blp.get("/")
+@_signed_in
+def overview(viewer: Viewer) -> Any:
+    hours = min(168, max(6, request.args.get("hours", 24, type=int) or 24))
+    report = _overview(viewer.tenant_id, hours)
+    return render_template(
+        "dashboard/overview.html",
+        viewer=viewer,
+        o=report,
+        hours=hours,
+        chart=hourly_chart(report.hours),
+        delivered_colour=DELIVERED_COLOUR,
+        failed_colour=FAILED_COLOUR,
+        statuses=STATUS_TEXT,
+        utc=data.utc,
+    )
+
+
+def _overview(tenant_id: str | None, hours: int) -> data.Overview:
+    # Several admins refreshing must not each scan the store: one scan per scope every few seconds.
+    state = _state()
+    key = (tenant_id, hours)
+    with state.lock:
+        cached = state.overviews.get(key)
+    if cached and time.monotonic() - cached[0] < CACHE_SECONDS and not current_app.config.get("TESTING"):
+        return cached[1]
+    runtime = runtime_of(current_app)
+    report = runtime.call(data.collect(runtime.store, runtime.broadcasts, tenant_id=tenant_id, hours=hours), timeout=60)
+    with state.lock:
+        state.overviews[key] = (time.monotonic(), report)
+    return report
+
+
+def _statuses() -> set[str] | None:
+    wanted = {s for s in request.args.getlist("status") if s in STATUS_TEXT}
+    return wanted or None
+
+
+@blp.get("/unreachable")
+@_signed_in
+def unreachable(viewer: Viewer) -> Any:
+    runtime = runtime_of(current_app)
+    statuses = _statuses()
+    rows, capped = runtime.call(data.unreachable_people(runtime.store, viewer.tenant_id, statuses), timeout=60)
+    return render_template(
+        "dashboard/unreachable.html",
+        viewer=viewer,
+        rows=rows,
+        capped=capped,
+        selected=statuses or set(),
+        statuses=STATUS_TEXT,
+        utc=data.utc,
+        query=request.query_string.decode(),
+    )
+
+
+CSV_COLUMNS = ["tenantId", "name", "upn", "email", "aadObjectId", "status", "lastSeen", "lastError"]
+
+
+@blp.get("/unreachable.csv")
+@_signed_in
+def unreachable_csv(viewer: Viewer) -> Response:
+    runtime = runtime_of(current_app)
+    rows, _ = runtime.call(data.unreachable_people(runtime.store, viewer.tenant_id, _statuses()), timeout=60)
+
+    def lines() -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(CSV_COLUMNS)
+        for row in rows:
+            writer.writerow(
+                [
+                    _cell(v)
+                    for v in (
+                        row.tenant_id, row.name, row.upn, row.email, row.aad_object_id, row.status,
+                        data.utc(row.last_seen, "%Y-%m-%dT%H:%M:%SZ"), row.last_error,
+                    )
+                ]
+            )  # fmt: skip
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+        yield buffer.getvalue()
+
+    stamp = data.utc(time.time(), "%Y%m%d-%H%M")
+    return Response(
+        lines(),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="unreachable-{stamp}.csv"'},
+    )
+
+
+def _cell(value: Any) -> str:
+    """Names come from Teams profiles: a leading = + - @ would run as a formula in Excel, so quote it."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+@blp.get("/style.css")
+def style() -> Response:
+    response = Response(render_template("dashboard/style.css"), mimetype="text/css")
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    return response
+
+
+__all__ = ["blp", "init_dashboard"]

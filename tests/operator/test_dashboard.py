@@ -1,0 +1,173 @@
+"""The dashboard over real HTTP: sign-in with an admin key, what it shows, the CSV export, and who
+may see what."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import re
+
+import pytest
+import requests
+
+from connector.cli import main
+from tests.conftest import API_KEY
+from tests.operator.seed import CONTOSO, FABRIKAM, seed
+from tests.support.fake_connector import FakeConnector
+from tests.support.live_app import LiveApp
+
+
+def new_key(capsys: pytest.CaptureFixture[str], name: str, scopes: str, *extra: str) -> str:
+    assert main(["keys", "create", "--name", name, "--scopes", scopes, *extra]) == 0
+    return capsys.readouterr().out.strip()
+
+
+def sign_in(live: LiveApp, key: str) -> requests.Session:
+    session = requests.Session()
+    response = session.post(live.url + "/dashboard/login", data={"api_key": key}, allow_redirects=False)
+    assert response.status_code == 302, response.text
+    return session
+
+
+def text_of(page: str, element_id: str) -> str:
+    match = re.search(rf'id="{element_id}"[^>]*>(.*?)</', page, re.S)
+    assert match, element_id
+    return html.unescape(match.group(1)).strip()
+
+
+def test_sign_in_with_an_admin_key_and_a_session_cookie(
+    cli_env: dict[str, str], live: LiveApp, capsys: pytest.CaptureFixture[str]
+) -> None:
+    http = requests.Session()
+    first = http.get(live.url + "/dashboard/", allow_redirects=False)
+    assert first.status_code == 302 and first.headers["Location"].endswith("/dashboard/login?next=/dashboard/")
+    login = http.get(live.url + first.headers["Location"])
+    assert login.status_code == 200 and 'name="api_key"' in login.text
+    assert "default-src 'none'" in login.headers["Content-Security-Policy"]
+    assert "<script" not in login.text
+
+    wrong = http.post(live.url + "/dashboard/login", data={"api_key": "tpk_nope_nope"})
+    assert wrong.status_code == 401 and "not valid" in wrong.text
+    sender = new_key(capsys, "flows", "send")
+    refused = http.post(live.url + "/dashboard/login", data={"api_key": sender})
+    assert refused.status_code == 403 and "admin scope" in html.unescape(refused.text)
+
+    admin = new_key(capsys, "ops", "admin")
+    ok = http.post(
+        live.url + "/dashboard/login", data={"api_key": admin, "next": "/dashboard/unreachable"}, allow_redirects=False
+    )
+    assert ok.status_code == 302 and ok.headers["Location"] == "/dashboard/unreachable"
+    cookie = ok.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/dashboard" in cookie
+    assert "Secure" not in cookie  # plain http on 127.0.0.1; see the https test below
+    assert admin not in cookie
+    page = http.get(live.url + "/dashboard/")
+    assert page.status_code == 200 and "Signed in with key <strong>ops</strong>" in page.text
+    assert page.headers["Cache-Control"] == "no-store"
+
+    # Revoking the key ends the session at the next request.
+    assert main(["keys", "revoke", "ops"]) == 0
+    after = http.get(live.url + "/dashboard/", allow_redirects=False)
+    assert after.status_code == 302 and "/dashboard/login" in after.headers["Location"]
+
+    # The bootstrap key works too; signing out ends the session.
+    http = sign_in(live, API_KEY)
+    assert http.get(live.url + "/dashboard/").status_code == 200
+    http.post(live.url + "/dashboard/logout")
+    assert http.get(live.url + "/dashboard/", allow_redirects=False).status_code == 302
+
+
+def test_sign_in_never_redirects_off_site_and_slows_down_guessing(live: LiveApp) -> None:
+    http = requests.Session()
+    for target in ("https://evil.example/", "//evil.example/dashboard", "/dashboard\\..\\x"):
+        response = http.post(
+            live.url + "/dashboard/login", data={"api_key": API_KEY, "next": target}, allow_redirects=False
+        )
+        assert response.headers["Location"] == "/dashboard/"
+    guesser = requests.Session()
+    codes = [guesser.post(live.url + "/dashboard/login", data={"api_key": f"guess-{i}"}).status_code for i in range(11)]
+    assert codes[:10] == [401] * 10 and codes[10] == 429
+
+
+def test_the_cookie_is_secure_behind_https(app_env: dict[str, str], connector: FakeConnector) -> None:
+    with LiveApp(app_env | {"PUBLIC_BASE_URL": "https://notify.contoso.example"}) as live:
+        response = live.http.post(live.url + "/dashboard/login", data={"api_key": API_KEY}, allow_redirects=False)
+        assert response.status_code == 302 and "Secure" in response.headers["Set-Cookie"]
+
+
+def test_overview_shows_people_deliveries_reasons_and_broadcasts(
+    live: LiveApp, connector: FakeConnector, make_user
+) -> None:
+    seeded = seed(live, connector, make_user)
+    page = sign_in(live, API_KEY).get(live.url + "/dashboard/").text
+
+    assert text_of(page, "reachable-total") == "3"  # adele, megan, patti
+    assert text_of(page, "unreachable-total") == "3"  # nestor blocked, lynne uninstalled, diego opted out
+    assert text_of(page, "delivered-total") == str(12 + 20 + 7 + 4)
+    assert text_of(page, "failed-total") == str(4 + 2 + 1 + 1)
+    tenants = page[page.index('id="tenants"') :]
+    contoso_row = re.search(rf"<code>{CONTOSO}</code></td>(.*?)</tr>", tenants, re.S).group(1)  # type: ignore[union-attr]
+    assert re.findall(r'class="num">(\d+)<', contoso_row) == ["2", "3", "1", "1", "0", "0", "1"]
+    assert f"<code>{FABRIKAM}</code>" in tenants
+
+    reasons = page[page.index('id="failure-reasons"') :]
+    assert re.search(r"<code>TeamsError</code></td><td class=\"num\">2<", reasons)
+    assert "<code>RecipientUnreachable</code>" in reasons
+
+    broadcasts = page[page.index('id="broadcasts"') :]
+    assert seeded.broadcast_id[:12] in broadcasts
+    assert '<progress max="100" value="50.0">' in broadcasts
+
+    # Per-hour bars: the seeded hours carry their counts (tooltips and data attributes, no JavaScript).
+    bars = re.findall(r'<g class="bar" data-delivered="(\d+)" data-failed="(\d+)">', page)
+    assert len(bars) == 24
+    assert ("12", "0") in bars and ("20", "4") in bars and ("7", "2") in bars
+    # Names from Teams profiles are escaped, never markup.
+    assert "=HYPERLINK(&#34;http://evil.example&#34;)" in page or "=HYPERLINK(&quot;" in page
+
+    wider = sign_in(live, API_KEY).get(live.url + "/dashboard/?hours=48").text
+    assert len(re.findall(r'<g class="bar"', wider)) == 48
+
+
+def test_unreachable_report_and_csv_export(live: LiveApp, connector: FakeConnector, make_user) -> None:
+    seed(live, connector, make_user)
+    http = sign_in(live, API_KEY)
+    page = http.get(live.url + "/dashboard/unreachable").text
+    for upn in ("nestor@contoso.example", "lynne@contoso.example", "diego@contoso.example"):
+        assert upn in page
+    assert "adele@contoso.example" not in page
+
+    response = http.get(live.url + "/dashboard/unreachable.csv")
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/csv")
+    assert response.headers["Content-Disposition"].startswith('attachment; filename="unreachable-')
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert {(r["upn"], r["status"]) for r in rows} == {
+        ("nestor@contoso.example", "blocked"),
+        ("lynne@contoso.example", "uninstalled"),
+        ("diego@contoso.example", "optedOut"),
+    }
+    nestor = next(r for r in rows if r["upn"] == "nestor@contoso.example")
+    assert nestor["name"].startswith("'=HYPERLINK")  # a spreadsheet shows it as text, never runs it
+    assert nestor["lastError"] and re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", nestor["lastSeen"])
+
+    # Scripts use the API key header; a status filter narrows the export.
+    only_blocked = requests.get(
+        live.url + "/dashboard/unreachable.csv?status=blocked", headers={"X-API-Key": API_KEY}
+    ).text
+    assert [r["upn"] for r in csv.DictReader(io.StringIO(only_blocked))] == ["nestor@contoso.example"]
+    assert requests.get(live.url + "/dashboard/unreachable.csv", headers={"X-API-Key": "wrong"}).status_code == 401
+
+
+def test_a_tenant_admin_sees_only_that_tenant(
+    cli_env: dict[str, str], live: LiveApp, connector: FakeConnector, make_user, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seed(live, connector, make_user)
+    fabrikam_admin = new_key(capsys, "fabrikam-ops", "admin", "--tenant", FABRIKAM)
+    page = sign_in(live, fabrikam_admin).get(live.url + "/dashboard/").text
+    assert f"tenant {FABRIKAM}" in page
+    assert text_of(page, "reachable-total") == "1" and text_of(page, "unreachable-total") == "0"
+    assert text_of(page, "delivered-total") == "0"
+    assert CONTOSO not in page and "No broadcast is running." in page
+    export = requests.get(live.url + "/dashboard/unreachable.csv", headers={"X-API-Key": fabrikam_admin}).text
+    assert export.strip().splitlines() == ["tenantId,name,upn,email,aadObjectId,status,lastSeen,lastError"]

@@ -64,6 +64,7 @@ _OUTCOME_FIELDS = (
     "status", "attempts", "not_before", "conversation_id", "service_url", "message_id", "error",
     "delivered_at", "expires_at", "lease_owner", "lease_until",
 )  # fmt: skip
+_CHAT_FIELDS = frozenset({"conversation_id", "service_url", "message_id"})  # they point at the person
 
 
 class Dispatcher:
@@ -381,6 +382,8 @@ class Dispatcher:
             if not merged:
                 return None
             for name in _OUTCOME_FIELDS:
+                if name in _CHAT_FIELDS and not current.content:
+                    continue  # ForgetRecipient scrubbed it meanwhile: do not write the chat back
                 setattr(current, name, getattr(outcome, name))
             return current
 

@@ -268,3 +268,39 @@ def test_a_send_that_outlived_its_own_lease_is_not_doubled(tmp_path: Path, conne
     assert final is not None and final.status == DeliveryStatus.DELIVERED and final.lease_owner is None
     assert dispatcher.stats["sent"] == 1 and dispatcher.stats["lease_lost"] == 0
     assert _copies(connector, "outlived") == {crowd[0].conversation_id: 1}
+
+
+def test_an_outcome_written_after_forget_recipient_keeps_the_scrub(tmp_path: Path, connector: FakeConnector) -> None:
+    """ForgetRecipient scrubs a delivery whose send is under way: the outcome is still recorded (so it
+    is not sent again), and the scrubbed content and chat stay scrubbed."""
+    path = str(tmp_path / "store.db")
+    crowd = people(1, tenant_id="t")
+
+    def scrub(current: Delivery) -> Delivery:
+        current.content = {}
+        current.recipient = "(forgotten)"
+        current.conversation_id = None
+        return current
+
+    async def run() -> tuple[Dispatcher, Delivery | None]:
+        store = SqliteStore(path)
+        await store.open()
+        await seed(store, crowd, connector.service_url())
+        await store.create_deliveries(_deliveries(crowd, "scrubbed"))
+        async with aiohttp.ClientSession() as session:
+            client = BotConnectorClient(session, _no_token, timeout_seconds=FAST.send_timeout_seconds)
+            dispatcher = Dispatcher(store, client, FAST)
+            [claimed] = await store.claim_due(dispatcher.owner, now(), 1, FAST.lease_seconds)
+            await store.update_delivery(claimed.id, scrub)  # meanwhile, ForgetRecipient
+            await dispatcher._deliver(claimed)
+            final = await store.get_delivery(claimed.id)
+        await store.close()
+        return dispatcher, final
+
+    dispatcher, final = asyncio.run(run())
+    assert final is not None
+    assert final.status == DeliveryStatus.DELIVERED and final.lease_owner is None
+    assert final.content == {} and final.recipient == "(forgotten)"
+    assert final.conversation_id is None and final.message_id is None
+    assert dispatcher.stats["lease_lost"] == 0
+    assert sum(_copies(connector, "scrubbed").values()) == 1

@@ -60,7 +60,11 @@ def reference(person: SeededPerson, service_url: str, *, status: str = Reference
         conversation_reference={
             "channelId": "msteams",
             "serviceUrl": service_url,
-            "conversation": {"id": person.conversation_id, "conversationType": "personal", "tenantId": person.tenant_id},
+            "conversation": {
+                "id": person.conversation_id,
+                "conversationType": "personal",
+                "tenantId": person.tenant_id,
+            },
             "user": {"id": person.user_id, "aadObjectId": person.user_key},
             "bot": {"id": BOT_ID, "name": "Notifications"},
         },

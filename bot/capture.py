@@ -16,7 +16,7 @@ from botbuilder.core.teams import TeamsInfo
 from botbuilder.schema import Activity, ActivityTypes
 
 from bot.model import Reference, ReferenceStatus, Surface, now
-from bot.store.base import Store
+from bot.store.base import ConcurrencyConflict, Store
 from bot.surfaces import TEAMS_CHANNEL, classify
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,33 @@ def lifecycle_status(activity: Activity) -> str:
     return ReferenceStatus.ACTIVE
 
 
+def _conversation_reference(activity: Activity, tenant_id: str) -> dict[str, Any]:
+    """The conversation reference as Bot Framework serialises it, built directly (msrest's
+    serializer costs more CPU than the rest of the capture)."""
+    user, bot, conversation = activity.from_property, activity.recipient, activity.conversation
+    doc: dict[str, Any] = {
+        "activityId": activity.id,
+        "user": {"id": user.id, "name": user.name, "aadObjectId": user.aad_object_id} if user else None,
+        "bot": {"id": bot.id, "name": bot.name} if bot else None,
+        "conversation": {
+            "id": conversation.id,
+            "conversationType": conversation.conversation_type,
+            "isGroup": conversation.is_group,
+            "tenantId": tenant_id,
+        },
+        "channelId": activity.channel_id,
+        "locale": activity.locale,
+        "serviceUrl": activity.service_url,
+    }
+    return _without_none(doc)
+
+
+def _without_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    return value
+
+
 def is_uninstall(activity: Activity) -> bool:
     return lifecycle_status(activity) == ReferenceStatus.UNINSTALLED
 
@@ -118,11 +145,16 @@ class ReferenceCaptureMiddleware(Middleware):
             return
 
         seen = now()
-        siblings = await self._store.person_references(tenant_id, user_key)
-        known_upn = next((r.upn for r in siblings if r.upn), None)
-        known_email = next((r.email for r in siblings if r.email), None)
-        known_tz = next((r.timezone for r in sorted(siblings, key=lambda r: -r.last_seen) if r.timezone), None)
-        conversation_reference = TurnContext.get_conversation_reference(activity).serialize()
+        conversation_reference = _conversation_reference(activity, tenant_id)
+        current = await self._store.get_reference(tenant_id, user_key, surface)
+        known_upn = known_email = known_tz = None
+        if current is None or not (current.upn and current.email and current.timezone):
+            # Only a new or incomplete record borrows what the person's other surfaces know.
+            siblings = await self._store.person_references(tenant_id, user_key)
+            known_upn = next((r.upn for r in siblings if r.upn), None)
+            known_email = next((r.email for r in siblings if r.email), None)
+            newest_first = sorted(siblings, key=lambda r: -r.last_seen)
+            known_tz = next((r.timezone for r in newest_first if r.timezone), None)
 
         def refresh(current: Reference | None) -> Reference:
             ref = current or Reference(
@@ -159,7 +191,13 @@ class ReferenceCaptureMiddleware(Middleware):
             ref.expires_at = self._store.reference_expiry(seen)
             return ref
 
-        ref = await self._store.update_reference(tenant_id, user_key, surface, refresh)
+        try:
+            # The common case: one read above, one conditional write here.
+            ref: Reference | None = await self._store.write_reference(
+                refresh(current.copy() if current is not None else None), current.etag if current else None
+            )
+        except ConcurrencyConflict:
+            ref = await self._store.update_reference(tenant_id, user_key, surface, refresh)
         if ref is not None and not ref.upn and not ref.member_looked_up and status == ReferenceStatus.ACTIVE:
             ref = await self._look_up_member(context, ref)
         context.turn_state[CAPTURED_REFERENCE] = ref

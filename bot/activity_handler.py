@@ -12,7 +12,7 @@ from botbuilder.schema import ChannelAccount, InvokeResponse
 from bot.capture import CAPTURED_REFERENCE, tenant_of
 from bot.events import BotEvent, EventSink, NoEvents
 from bot.model import Reference
-from bot.store.base import Store
+from bot.store.base import PersonKey, Store
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +80,7 @@ class ProactiveBot(TeamsActivityHandler):
         if command in HELP_WORDS:
             await turn_context.send_activity(MessageFactory.text(help_text(self._bot_name)))
             return
-        told = await self._events.publish(
-            BotEvent.USER_MESSAGE, tenant_of(activity), self._event_payload(turn_context, {"text": text or ""})
-        )
+        told = await self._publish(turn_context, BotEvent.USER_MESSAGE, {"text": text or ""})
         if not told:
             await turn_context.send_activity(MessageFactory.text(help_text(self._bot_name)))
 
@@ -119,11 +117,7 @@ class ProactiveBot(TeamsActivityHandler):
         return
 
     async def _publish_installation(self, turn_context: TurnContext, action: str) -> None:
-        await self._events.publish(
-            BotEvent.INSTALLATION,
-            tenant_of(turn_context.activity),
-            self._event_payload(turn_context, {"action": action}),
-        )
+        await self._publish(turn_context, BotEvent.INSTALLATION, {"action": action})
 
     # ---- cards and invokes ------------------------------------------------------------------
     async def on_invoke_activity(self, turn_context: TurnContext) -> InvokeResponse:
@@ -152,15 +146,20 @@ class ProactiveBot(TeamsActivityHandler):
 
     async def _card_submitted(self, turn_context: TurnContext, data: dict[str, Any]) -> None:
         handled = await self._cards.submitted(turn_context, data)
-        await self._events.publish(
-            BotEvent.CARD_SUBMITTED,
+        await self._publish(turn_context, BotEvent.CARD_SUBMITTED, {"data": data, "handledByCardWait": handled})
+
+    async def _publish(self, turn_context: TurnContext, event: BotEvent, extra: dict[str, Any]) -> int:
+        ref: Reference | None = turn_context.turn_state.get(CAPTURED_REFERENCE)
+        return await self._events.publish(
+            event,
             tenant_of(turn_context.activity),
-            self._event_payload(turn_context, {"data": data, "handledByCardWait": handled}),
+            self._event_payload(turn_context, ref, extra),
+            PersonKey(ref.tenant_id, ref.user_key) if ref else None,
         )
 
-    def _event_payload(self, turn_context: TurnContext, extra: dict[str, Any]) -> dict[str, Any]:
+    @staticmethod
+    def _event_payload(turn_context: TurnContext, ref: Reference | None, extra: dict[str, Any]) -> dict[str, Any]:
         activity = turn_context.activity
-        ref: Reference | None = turn_context.turn_state.get(CAPTURED_REFERENCE)
         user = activity.from_property
         return {
             "tenantId": tenant_of(activity),

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from bot.store.base import PersonKey
 
 
 class BotEvent(StrEnum):
@@ -14,13 +17,18 @@ class BotEvent(StrEnum):
 
 
 class EventSink(Protocol):
-    async def publish(self, event: BotEvent, tenant_id: str | None, payload: dict[str, Any]) -> int:
-        """Hand an event to whoever subscribed; returns how many subscribers will be told."""
+    async def publish(
+        self, event: BotEvent, tenant_id: str | None, payload: dict[str, Any], person: PersonKey | None = None
+    ) -> int:
+        """Hand an event to whoever subscribed; returns how many subscribers will be told.
+        ``person`` is whom the event is about, so that forgetting them also drops it."""
         ...
 
 
 class NoEvents:
     """The sink used when nothing subscribes (e.g. the middleware inside someone else's bot)."""
 
-    async def publish(self, event: BotEvent, tenant_id: str | None, payload: dict[str, Any]) -> int:
+    async def publish(
+        self, event: BotEvent, tenant_id: str | None, payload: dict[str, Any], person: PersonKey | None = None
+    ) -> int:
         return 0

@@ -217,3 +217,31 @@ class Subscription(Record):
     created_at: float = field(default_factory=now)
     failures: int = 0
     etag: str | None = None
+
+
+@dataclass(slots=True)
+class Notification(Record):
+    """One event on its way to one webhook subscriber: the callback outbox.
+
+    Written in the same turn that raised the event, so a callback still being retried when the
+    process stops is picked up again by the next relay that runs (at least once; ``eventId`` in the
+    body lets a flow tell a repeat). ``expires_at`` bounds how long an event may wait at all.
+    """
+
+    id: str  # the event id sent in the body
+    subscription_id: str
+    body: dict[str, Any]  # the JSON posted to the callback (it may quote the person's message)
+    tenant_id: str | None = None
+    user_key: str | None = None  # whom it is about, so ForgetRecipient can erase it
+    attempts: int = 0
+    not_before: float = field(default_factory=now)
+    lease_owner: str | None = None
+    lease_until: float | None = None
+    created_at: float = field(default_factory=now)
+    updated_at: float = field(default_factory=now)
+    expires_at: float | None = None
+    etag: str | None = None
+
+    def is_due(self, at: float) -> bool:
+        """Waiting for its next attempt and not held by a live lease."""
+        return self.not_before <= at and (self.lease_until is None or self.lease_until <= at)

@@ -77,8 +77,9 @@ async def forget(store: Store, person: PersonKey) -> dict[str, int]:
 
     Deliveries stay (the caller may still ask for their status) with content, responses, the chat
     and any text naming the person removed; the broadcasts they belong to, and those still running, lose the
-    person's addresses from their recipient lists and skip reports. Subscriptions belong to flows,
-    not to people, and hold nothing about a person.
+    person's addresses from their recipient lists and skip reports; events about them still waiting
+    for a flow's callback are dropped. Subscriptions belong to flows, not to people, and hold nothing
+    about a person.
     """
     from bot.model import Broadcast, Delivery
 
@@ -139,6 +140,8 @@ async def forget(store: Store, person: PersonKey) -> dict[str, int]:
     for broadcast_id in sorted(broadcast_ids):
         if await store.update_broadcast(broadcast_id, strip_person) is not None:
             scrubbed += 1
+    # Events about the person still waiting for a flow's callback quote what they wrote.
+    await store.forget_notifications(person.tenant_id, person.user_key)
     deleted = await store.delete_person(person.tenant_id, person.user_key)
     return {"references": deleted, "deliveries": erased, "broadcasts": scrubbed}
 

@@ -120,6 +120,8 @@ class BotRuntime:
         if self._run_dispatcher:
             self.dispatcher.start()
             self.broadcasts.start()
+        if isinstance(self.events, WebhookSink):
+            self.events.start()
 
     async def _forget(self, tenant_id: str, user_key: str) -> None:
         # DELETE_ON_UNINSTALL erases what ForgetRecipient erases, not only the references.

@@ -1,13 +1,16 @@
 """Webhook triggers: subscriptions kept in the store, events POSTed to each subscriber's callback URL.
 
 ``WebhookSink`` is the runtime's ``EventSink``. ``publish`` is called inside a bot turn (or by the
-dispatcher) on the bot loop; it only looks up the subscriptions and starts one background task per
-callback, so a slow flow never slows a turn. Each callback is retried with backoff on network
-errors, timeouts, 408, 429 and 5xx (honouring Retry-After); a 410 Gone means the flow was deleted
-or turned off, and the subscription is removed. Callbacks in flight live in memory: a process that
-stops abandons them (after a short grace period), which a trigger tolerates better than a duplicate.
+dispatcher) on the bot loop: it writes one ``Notification`` per subscriber to the store (the callback
+outbox) and wakes the relay, so a slow flow never slows a turn and a process that stops loses no
+event. The relay, in every process, claims due notifications under a lease and POSTs them; a
+callback is retried with backoff on network errors, timeouts, 408, 429 and 5xx (honouring
+Retry-After), each retry rescheduled in the store; a 410 Gone means the flow was deleted or turned
+off, and the subscription is removed. Delivery is at least once: a process killed mid-POST leaves
+the event to be posted again when its lease lapses, with the same ``eventId``.
 
-Callback URLs carry a signature (Power Automate's ``sig=`` query), so they are never logged.
+Callback URLs carry a signature (Power Automate's ``sig=`` query), so they are never logged; the
+relay reads them from the subscription at send time (an Unsubscribe also stops pending events).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import heapq
 import json
 import logging
 import uuid
@@ -25,12 +29,13 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from bot import errors
+from bot.delivery.metrics import CALLBACKS
 from bot.delivery.policy import backoff_seconds
 from bot.delivery.service import Caller
 from bot.events import BotEvent
-from bot.model import Subscription, now
+from bot.model import Notification, Subscription, now
 from bot.outbound import parse_retry_after
-from bot.store.base import Store
+from bot.store.base import ConcurrencyConflict, PersonKey, Store
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +53,10 @@ class WebhookSettings:
     timeout_seconds: float = 30.0
     max_concurrent: int = 64  # callbacks in flight at once (the rest wait their turn)
     shutdown_grace_seconds: float = 5.0
+    # A claimed event is ours this long: longer than a call can take, or it would be posted twice.
+    lease_seconds: float = 60.0
+    poll_seconds: float = 10.0  # how soon a relay notices events left by a process that stopped
+    max_age_seconds: float = 86400.0  # an event not posted within a day is dropped
 
 
 def iso(timestamp: float) -> str:
@@ -93,44 +102,73 @@ async def unsubscribe(store: Store, caller: Caller, subscription_id: str) -> Non
     log.info("subscription %s removed by %s", subscription_id, caller.name)
 
 
-# ---- the event sink ---------------------------------------------------------------------------
+# ---- the event sink and its relay ------------------------------------------------------------
 class WebhookSink:
-    """Posts bot events to subscribed callbacks (an ``EventSink``)."""
+    """Writes bot events to the callback outbox and posts them to subscribers (an ``EventSink``)."""
 
     def __init__(self, store: Store, session: aiohttp.ClientSession, settings: WebhookSettings | None = None) -> None:
         self._store = store
         self._session = session
         self.settings = settings or WebhookSettings()
-        self._slots = asyncio.Semaphore(self.settings.max_concurrent)
+        self.owner = uuid.uuid4().hex
+        self._wake = asyncio.Event()
+        self._slot_freed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._retries: list[float] = []  # heap: when the retries this relay scheduled fall due
         self._closing = False
         self.stats = {"delivered": 0, "retried": 0, "failed": 0, "gone": 0}
 
-    async def publish(self, event: BotEvent, tenant_id: str | None, payload: dict[str, Any]) -> int:
-        if self._closing:
-            return 0
+    async def publish(
+        self, event: BotEvent, tenant_id: str | None, payload: dict[str, Any], person: PersonKey | None = None
+    ) -> int:
         name = str(event)
         subscriptions = [*await self._store.list_subscriptions(name), *await self._store.list_subscriptions(ANY_EVENT)]
         # A subscription limited to a tenant hears only that tenant; an unrestricted one hears all.
         targets = [s for s in subscriptions if s.tenant_id is None or s.tenant_id == tenant_id]
-        occurred = iso(now())
+        if not targets:
+            return 0
+        at = now()
+        notifications = []
         for subscription in targets:
+            event_id = uuid.uuid4().hex
             body = {
                 "event": name,
-                "eventId": uuid.uuid4().hex,
+                "eventId": event_id,
                 "subscriptionId": subscription.id,
-                "occurredAt": occurred,
+                "occurredAt": iso(at),
                 "tenantId": tenant_id,
                 **payload,
             }
-            task = asyncio.get_running_loop().create_task(self._deliver(subscription, body), name="webhook")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            notifications.append(
+                Notification(
+                    id=event_id,
+                    subscription_id=subscription.id,
+                    body=body,
+                    tenant_id=person.tenant_id if person else tenant_id,
+                    user_key=person.user_key if person else None,
+                    not_before=at,
+                    created_at=at,
+                    expires_at=at + self.settings.max_age_seconds,
+                )
+            )
+        await self._store.create_notifications(notifications)
+        self._wake.set()
         return len(targets)
 
+    # ---- lifecycle --------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start posting (on the bot loop): events written by this process and by any other."""
+        self._loop_task = asyncio.get_running_loop().create_task(self._run(), name="webhook-relay")
+
     async def close(self) -> None:
-        """Stop taking events; give callbacks in flight a short grace period, then cancel them."""
+        """Stop claiming; give callbacks in flight a short grace period, then cancel them (their
+        leases lapse and whichever relay runs next posts them again)."""
         self._closing = True
+        self._wake.set()
+        if self._loop_task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=self.settings.shutdown_grace_seconds)
             for task in pending:
@@ -138,46 +176,120 @@ class WebhookSink:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(*pending, return_exceptions=True)
 
-    async def _deliver(self, subscription: Subscription, body: dict[str, Any]) -> None:
-        data = json.dumps(body, ensure_ascii=False).encode("utf-8")
-        for attempt in range(1, self.settings.max_attempts + 1):
-            status, retry_after = await self._post(subscription.callback_url, data)
-            if 200 <= status < 300:
-                self.stats["delivered"] += 1
-                return
-            if status == GONE:
-                # The flow was deleted or turned off: Power Automate's way of unsubscribing.
-                self.stats["gone"] += 1
-                await self._store.delete_subscription(subscription.id)
-                log.info("subscription %s removed: its callback answered 410 Gone", subscription.id)
-                return
-            if status != 0 and status not in RETRYABLE:
-                self.stats["failed"] += 1
+    async def _run(self) -> None:
+        while not self._closing:
+            try:
+                await self._claim_and_post()
+            except Exception:
+                log.exception("webhook relay error; retrying shortly")
+                await self._sleep(1.0)
+
+    async def _claim_and_post(self) -> None:
+        free = self.settings.max_concurrent - len(self._tasks)
+        if free <= 0:
+            self._slot_freed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._slot_freed.wait(), timeout=self.settings.poll_seconds)
+            return
+        self._wake.clear()
+        at = now()
+        while self._retries and self._retries[0] <= at:
+            heapq.heappop(self._retries)  # due now: this claim takes them
+        batch = await self._store.claim_notifications(self.owner, at, free, self.settings.lease_seconds)
+        for notification in batch:
+            task = asyncio.get_running_loop().create_task(self._deliver(notification), name="webhook")
+            self._tasks.add(task)
+            task.add_done_callback(self._done)
+        if len(batch) == free:
+            return  # there may be more waiting
+        timeout = self.settings.poll_seconds  # events written by other processes show up this late
+        if self._retries:
+            timeout = min(timeout, max(0.0, self._retries[0] - at))
+        await self._sleep(timeout)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._slot_freed.set()
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+
+    # ---- one notification -------------------------------------------------------------------
+    def _count(self, outcome: str) -> None:
+        self.stats[outcome] += 1
+        CALLBACKS.labels(outcome).inc()
+
+    async def _deliver(self, notification: Notification) -> None:
+        try:
+            await self._attempt(notification)
+        except Exception:
+            # The lease lapses and the notification is claimed again: nothing is lost.
+            log.exception("notification %s: unexpected error; it will be retried", notification.id)
+
+    async def _attempt(self, notification: Notification) -> None:
+        subscription = await self._store.get_subscription(notification.subscription_id)
+        if subscription is None:
+            await self._store.delete_notification(notification.id)  # unsubscribed meanwhile
+            return
+        data = json.dumps(notification.body, ensure_ascii=False).encode("utf-8")
+        status, retry_after = await self._post(subscription.callback_url, data)
+        notification.attempts += 1
+        if 200 <= status < 300:
+            self._count("delivered")
+            await self._store.delete_notification(notification.id)
+            return
+        if status == GONE:
+            # The flow was deleted or turned off: Power Automate's way of unsubscribing.
+            self._count("gone")
+            await self._store.delete_subscription(subscription.id)
+            await self._store.delete_notification(notification.id)
+            log.info("subscription %s removed: its callback answered 410 Gone", subscription.id)
+            return
+        retryable = status == 0 or status in RETRYABLE
+        if not retryable or notification.attempts >= self.settings.max_attempts:
+            self._count("failed")
+            await self._store.delete_notification(notification.id)
+            if retryable:
+                log.warning(
+                    "subscription %s: event %s dropped after %d attempts (last answer %s)",
+                    subscription.id, notification.body.get("event"), notification.attempts, status or "none",
+                )  # fmt: skip
+            else:
                 log.warning("subscription %s: callback refused the event (%s); not retried", subscription.id, status)
-                return
-            if attempt == self.settings.max_attempts or self._closing:
-                break
-            self.stats["retried"] += 1
-            delay = backoff_seconds(
-                attempt, retry_after, base=self.settings.backoff_base_seconds, cap=self.settings.backoff_max_seconds
-            )
-            log.info(
-                "subscription %s: callback answered %s; retry %d in %.1fs", subscription.id, status, attempt, delay
-            )
-            await asyncio.sleep(delay)
-        self.stats["failed"] += 1
-        log.warning("subscription %s: event %s dropped after %d attempts", subscription.id, body["event"], attempt)
+            return
+        self._count("retried")
+        delay = backoff_seconds(
+            notification.attempts,
+            retry_after,
+            base=self.settings.backoff_base_seconds,
+            cap=self.settings.backoff_max_seconds,
+        )
+        log.info(
+            "subscription %s: callback answered %s; retry %d in %.1fs",
+            subscription.id, status or "nothing", notification.attempts, delay,
+        )  # fmt: skip
+        notification.not_before = now() + delay
+        notification.lease_owner = notification.lease_until = None
+        notification.updated_at = now()
+        try:
+            await self._store.write_notification(notification, notification.etag or "")
+        except ConcurrencyConflict:
+            # Our lease lapsed mid-call and another relay took it over: it carries on from here.
+            log.info("notification %s: taken over by another relay", notification.id)
+            return
+        heapq.heappush(self._retries, notification.not_before)
+        self._wake.set()
 
     async def _post(self, url: str, data: bytes) -> tuple[int, float | None]:
         """One callback POST: (status, Retry-After seconds); status 0 means no answer."""
         timeout = aiohttp.ClientTimeout(total=self.settings.timeout_seconds)
-        async with self._slots:
-            try:
-                async with self._session.post(
-                    url, data=data, headers={"Content-Type": "application/json"}, timeout=timeout
-                ) as response:
-                    await response.read()
-                    return response.status, parse_retry_after(response.headers.get("Retry-After"))
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                log.info("callback not reached (%s)", type(exc).__name__)
-                return 0, None
+        try:
+            async with self._session.post(
+                url, data=data, headers={"Content-Type": "application/json"}, timeout=timeout
+            ) as response:
+                await response.read()
+                return response.status, parse_retry_after(response.headers.get("Retry-After"))
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            log.info("callback not reached (%s)", type(exc).__name__)
+            return 0, None

@@ -63,6 +63,7 @@ var containers = [
   { name: 'keys', partitionKey: '/id', pointReadsOnly: false, excluded: ['/secret_hash/?', '/scopes/*'] }
   { name: 'subscriptions', partitionKey: '/id', pointReadsOnly: false, excluded: ['/callback_url/?'] }
   { name: 'leases', partitionKey: '/id', pointReadsOnly: true, excluded: [] }
+  { name: 'notifications', partitionKey: '/id', pointReadsOnly: false, excluded: ['/body/*'] }
 ]
 
 resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {

@@ -23,7 +23,7 @@ from bot.delivery.policy import Verdict, backoff_seconds, judge
 from bot.events import BotEvent, EventSink, NoEvents
 from bot.model import Delivery, DeliveryStatus, Reference, ReferenceStatus, Surface, now
 from bot.outbound import BotConnectorClient, ConnectorError
-from bot.store.base import ConcurrencyConflict, Store
+from bot.store.base import ConcurrencyConflict, PersonKey, Store
 from bot.surfaces import TEAMS_CHANNEL
 
 log = logging.getLogger(__name__)
@@ -343,6 +343,7 @@ class Dispatcher:
                 "broadcastId": delivery.broadcast_id,
                 "error": delivery.error,
             },
+            PersonKey(delivery.tenant_id, delivery.user_key),
         )
 
     async def _finish(self, delivery: Delivery, *, retry_in: float | None = None) -> None:

@@ -1,4 +1,4 @@
-"""Delivery metrics as Prometheus client objects; the connector serves them at /metrics.
+"""Delivery and webhook-callback metrics as Prometheus client objects; the connector serves them at /metrics.
 
 They live in the process-wide default registry so that gunicorn's multiprocess mode
 (``PROMETHEUS_MULTIPROC_DIR``) can add up the workers: only the worker that holds the dispatcher
@@ -19,6 +19,14 @@ SEND_LATENCY = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
 
+CALLBACKS = Counter(
+    "teams_proactive_webhook_callbacks",
+    "Webhook callbacks to flows, by outcome: delivered, retried, failed (refused or gave up), gone (410).",
+    ["outcome"],
+)
+
 # Both statuses show from the first scrape (as 0), so rate() and alerts work before the first failure.
 for _status in ("delivered", "failed"):
     DELIVERIES.labels(_status)
+for _outcome in ("delivered", "retried", "failed", "gone"):
+    CALLBACKS.labels(_outcome)

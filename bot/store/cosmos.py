@@ -21,6 +21,9 @@ keys            ``/id``           every API call checks its key: a point read by
                                   ``name:`` document per key name keeps names unique.
 subscriptions   ``/id``           point read / delete by id; listing by event is rare.
 leases          ``/id``           the dispatcher's leader lease: point read + conditional write.
+notifications   ``/id``           webhook events waiting to be posted (deleted once posted): a
+                                  relay's due-query is one range over one number (``due``);
+                                  each claim or reschedule a conditional replace by id.
 =============== ================= ===========================================================
 
 Per-item ``ttl`` (seconds) is written only when a record has an ``expires_at``: references when
@@ -54,6 +57,7 @@ from bot.model import (
     Broadcast,
     Delivery,
     DeliveryStatus,
+    Notification,
     Reference,
     Subscription,
     Surface,
@@ -84,6 +88,7 @@ CONTAINERS: dict[str, tuple[str, list[str]]] = {
     "keys": ("/id", ["/secret_hash/?", "/scopes/*"]),
     "subscriptions": ("/id", ["/callback_url/?"]),
     "leases": ("/id", ["/*"]),  # only ever point-read
+    "notifications": ("/id", ["/body/*"]),
 }
 
 _PLAIN_ID = re.compile(r"[A-Za-z0-9@._+:=;-]{1,200}")
@@ -734,6 +739,53 @@ class CosmosStore(Store):
         else:
             docs = await self._query("subscriptions", "SELECT * FROM c")
         return [Subscription.from_doc(d, etag=d["_etag"]) for d in docs]
+
+    # ---- notifications ----------------------------------------------------------------------
+    def _notification_doc(self, n: Notification) -> dict[str, Any]:
+        doc = n.to_doc()
+        # When it may be claimed, whether it waits for its next attempt or for a lease to lapse.
+        doc["due"] = max(n.not_before, n.lease_until or 0.0)
+        return self._with_ttl(doc, n.expires_at)
+
+    async def create_notifications(self, notifications: list[Notification]) -> None:
+        await asyncio.gather(*(self._create("notifications", self._notification_doc(n), n.id) for n in notifications))
+
+    async def claim_notifications(self, owner: str, at: float, limit: int, lease_seconds: float) -> list[Notification]:
+        docs = await self._query(
+            "notifications",
+            f"SELECT TOP @n * FROM c WHERE c.due <= @at AND {_LIVE} ORDER BY c.due",
+            _params(n=limit, at=at, now=at),
+        )
+
+        async def claim(doc: dict[str, Any]) -> Notification | None:
+            n = Notification.from_doc(doc)
+            n.lease_owner, n.lease_until, n.updated_at = owner, at + lease_seconds, at
+            try:
+                return await self.write_notification(n, doc["_etag"])
+            except ConcurrencyConflict:
+                return None  # another relay claimed it first
+
+        claimed = await asyncio.gather(*(claim(doc) for doc in docs))
+        return [n for n in claimed if n is not None]
+
+    async def write_notification(self, notification: Notification, etag: str) -> Notification:
+        stored = await self._replace("notifications", self._notification_doc(notification), etag)
+        result = notification.copy()
+        result.etag = stored["_etag"]
+        return result
+
+    async def delete_notification(self, notification_id: str) -> None:
+        with contextlib.suppress(CosmosResourceNotFoundError):
+            await self.containers["notifications"].delete_item(notification_id, partition_key=notification_id)
+
+    async def forget_notifications(self, tenant_id: str, user_key: str) -> int:
+        docs = await self._query(
+            "notifications",
+            "SELECT c.id FROM c WHERE c.tenant_id = @t AND c.user_key = @u",
+            _params(t=tenant_id, u=user_key),
+        )
+        await asyncio.gather(*(self.delete_notification(doc["id"]) for doc in docs))
+        return len(docs)
 
     # ---- leases -----------------------------------------------------------------------------
     async def acquire_lease(self, name: str, owner: str, seconds: float) -> bool:

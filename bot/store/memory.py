@@ -10,6 +10,7 @@ from bot.model import (
     Broadcast,
     Delivery,
     DeliveryStatus,
+    Notification,
     Reference,
     Subscription,
     now,
@@ -31,6 +32,7 @@ class MemoryStore(Store):
         self._keys: dict[str, ApiKey] = {}
         self._subscriptions: dict[str, Subscription] = {}
         self._leases: dict[str, tuple[str, float]] = {}
+        self._notifications: dict[str, Notification] = {}
 
     async def ping(self) -> None:
         return None
@@ -242,6 +244,35 @@ class MemoryStore(Store):
 
     async def list_subscriptions(self, event: str | None = None) -> list[Subscription]:
         return [s.copy() for s in self._subscriptions.values() if not event or s.event == event]
+
+    # ---- notifications ----------------------------------------------------------------------
+    async def create_notifications(self, notifications: list[Notification]) -> None:
+        for notification in notifications:
+            self._create(self._notifications, notification.id, notification)
+
+    async def claim_notifications(self, owner: str, at: float, limit: int, lease_seconds: float) -> list[Notification]:
+        claimed = []
+        for stored in list(self._notifications.values()):
+            n = self._visible(stored)
+            if n is None or not n.is_due(at):
+                continue
+            n.lease_owner, n.lease_until, n.updated_at = owner, at + lease_seconds, at
+            claimed.append(self._stored(self._notifications, n.id, n))
+            if len(claimed) == limit:
+                break
+        return claimed
+
+    async def write_notification(self, notification: Notification, etag: str) -> Notification:
+        return self._replace(self._notifications, notification.id, notification, etag)
+
+    async def delete_notification(self, notification_id: str) -> None:
+        self._notifications.pop(notification_id, None)
+
+    async def forget_notifications(self, tenant_id: str, user_key: str) -> int:
+        doomed = [n.id for n in self._notifications.values() if (n.tenant_id, n.user_key) == (tenant_id, user_key)]
+        for notification_id in doomed:
+            del self._notifications[notification_id]
+        return len(doomed)
 
     # ---- leases -----------------------------------------------------------------------------
     async def acquire_lease(self, name: str, owner: str, seconds: float) -> bool:

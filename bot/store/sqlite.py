@@ -25,6 +25,7 @@ from bot.model import (
     Broadcast,
     Delivery,
     DeliveryStatus,
+    Notification,
     Reference,
     Subscription,
     now,
@@ -57,6 +58,11 @@ CREATE TABLE IF NOT EXISTS api_keys (
     id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, etag TEXT NOT NULL, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS subscriptions (
     id TEXT PRIMARY KEY, event TEXT NOT NULL, etag TEXT NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS notifications (
+    id TEXT PRIMARY KEY, due REAL NOT NULL, tenant_id TEXT, user_key TEXT, expires_at REAL,
+    etag TEXT NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS notifications_due ON notifications (due);
+CREATE INDEX IF NOT EXISTS notifications_person ON notifications (tenant_id, user_key);
 CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, until REAL NOT NULL);
 """
 
@@ -532,6 +538,86 @@ class SqliteStore(Store):
         await self._run(
             lambda c: c.execute("DELETE FROM leases WHERE name=? AND owner=?", (name, owner)), inline=True, write=True
         )
+
+    # ---- notifications ----------------------------------------------------------------------
+    @staticmethod
+    def _notification_values(n: Notification, etag: str) -> tuple[Any, ...]:
+        # ``due``: when it may be claimed, whether it waits for its next attempt or for a lease to lapse.
+        due = max(n.not_before, n.lease_until or 0.0)
+        return (due, n.tenant_id, n.user_key, n.expires_at, etag, json.dumps(n.to_doc()), n.id)
+
+    @staticmethod
+    def _notification(row: Any) -> Notification:
+        return Notification.from_doc(json.loads(row[1]), etag=row[0])
+
+    async def create_notifications(self, notifications: list[Notification]) -> None:
+        values = [self._notification_values(n, _etag()) for n in notifications]
+
+        def insert(c: sqlite3.Connection) -> None:
+            self._tx(
+                c,
+                lambda: c.executemany(
+                    "INSERT INTO notifications (due, tenant_id, user_key, expires_at, etag, body, id)"
+                    " VALUES (?,?,?,?,?,?,?)",
+                    values,
+                ),
+            )
+
+        await self._run(insert, inline=True, write=True)
+
+    async def claim_notifications(self, owner: str, at: float, limit: int, lease_seconds: float) -> list[Notification]:
+        def claim(c: sqlite3.Connection) -> list[Notification]:
+            def take() -> list[Notification]:
+                # Events past their last chance are dropped here: nothing else sweeps this table.
+                c.execute("DELETE FROM notifications WHERE expires_at <= ?", (at,))
+                rows = c.execute(
+                    "SELECT etag, body FROM notifications WHERE due <= ? ORDER BY due LIMIT ?", (at, limit)
+                ).fetchall()
+                claimed = []
+                for row in rows:
+                    n = self._notification(row)
+                    n.lease_owner, n.lease_until, n.updated_at = owner, at + lease_seconds, at
+                    n.etag = _etag()
+                    c.execute(
+                        "UPDATE notifications SET due=?, tenant_id=?, user_key=?, expires_at=?, etag=?, body=?"
+                        " WHERE id=?",
+                        self._notification_values(n, n.etag),
+                    )
+                    claimed.append(n)
+                return claimed
+
+            return self._tx(c, take)
+
+        return await self._run(claim, inline=True, write=True)
+
+    async def write_notification(self, notification: Notification, etag: str) -> Notification:
+        stored = notification.copy()
+        stored.etag = _etag()
+
+        def write(c: sqlite3.Connection) -> None:
+            cur = c.execute(
+                "UPDATE notifications SET due=?, tenant_id=?, user_key=?, expires_at=?, etag=?, body=?"
+                " WHERE id=? AND etag=?",
+                (*self._notification_values(stored, stored.etag), etag),
+            )
+            if cur.rowcount != 1:
+                raise ConcurrencyConflict(notification.id)
+
+        await self._run(write, inline=True, write=True)
+        return stored
+
+    async def delete_notification(self, notification_id: str) -> None:
+        await self._run(
+            lambda c: c.execute("DELETE FROM notifications WHERE id=?", (notification_id,)), inline=True, write=True
+        )
+
+    async def forget_notifications(self, tenant_id: str, user_key: str) -> int:
+        def delete(c: sqlite3.Connection) -> int:
+            return c.execute(
+                "DELETE FROM notifications WHERE tenant_id=? AND user_key=?", (tenant_id, user_key)
+            ).rowcount
+
+        return await self._run(delete)
 
     # ---- generic documents ------------------------------------------------------------------
     async def _create_doc(self, table: str, record: Any, doc_id: str, columns: dict[str, Any]) -> Any:

@@ -12,7 +12,9 @@ from tests.support.fake_connector import FakeConnector
 from tests.support.live_app import LiveApp
 
 # Retries a few milliseconds apart, so a test of three attempts takes no noticeable time.
-FAST_WEBHOOKS = WebhookSettings(max_attempts=4, backoff_base_seconds=0.02, backoff_max_seconds=0.1, timeout_seconds=5)
+FAST_WEBHOOKS = WebhookSettings(
+    max_attempts=4, backoff_base_seconds=0.02, backoff_max_seconds=0.1, timeout_seconds=5, lease_seconds=10
+)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from connector.logs import JsonFormatter, RequestIdFilter, configure_logging, request_id_var
 from tests.conftest import API_KEY
+from tests.connector.support import CallbackServer, wait_until
 from tests.support import activities as act
 from tests.support.fake_connector import FakeConnector, Scripted
 from tests.support.live_app import LiveApp
@@ -47,6 +48,7 @@ def test_metrics_count_deliveries_retries_429s_and_latency(
         "teams_proactive_queue_depth",
         "teams_proactive_store_up",
         "teams_proactive_dispatcher_leader",
+        "teams_proactive_webhook_callbacks_total",
     ):
         assert any(key[0] == name for key in before), f"{name} missing"
 
@@ -79,6 +81,29 @@ def test_metrics_count_deliveries_retries_429s_and_latency(
     assert value(after, "teams_proactive_dispatcher_leader") == 1
     for status in ("queued", "scheduled", "sending"):
         assert value(after, "teams_proactive_queue_depth", status=status) == 0
+
+
+def test_webhook_callbacks_are_counted_by_outcome(live: LiveApp, connector: FakeConnector, make_user) -> None:
+    user = make_user()
+    assert live.activity(act.install(user, connector.service_url())).status_code == 200
+    with CallbackServer() as hooks:
+        response = live.api(
+            "POST", "/api/v1/subscriptions/user-messages", API_KEY, json={"notificationUrl": hooks.url("flow")}
+        )
+        assert response.status_code == 201, response.text
+        before = scrape(live)
+        hooks.answer_next(503, headers={"Retry-After": "0"})
+        assert live.activity(act.message(user, connector.service_url(), "hello")).status_code == 200
+        wait_until(lambda: hooks.bodies("flow"), what="the callback after one retry")
+        after = wait_until(
+            lambda: (s := scrape(live))
+            and value(s, "teams_proactive_webhook_callbacks_total", outcome="delivered") > 0
+            and s,
+            what="the delivered callback to be counted",
+        )
+    for outcome, expected in (("delivered", 1), ("retried", 1), ("failed", 0), ("gone", 0)):
+        name = "teams_proactive_webhook_callbacks_total"
+        assert value(after, name, outcome=outcome) - value(before, name, outcome=outcome) == expected, outcome
 
 
 def test_queue_depth_counts_waiting_deliveries(live: LiveApp, connector: FakeConnector, make_user) -> None:

@@ -61,8 +61,9 @@ class ProactiveBot(TeamsActivityHandler):
     # ---- messages ---------------------------------------------------------------------------
     async def on_message_activity(self, turn_context: TurnContext) -> None:
         activity = turn_context.activity
-        if isinstance(activity.value, dict) and not activity.text:
-            # Action.Submit on a card posts a message whose value holds the inputs.
+        if isinstance(activity.value, dict):
+            # Action.Submit on a card posts a message whose value holds the inputs; a messageBack
+            # button adds its text too, which is the button's, not something the person typed.
             await self._card_submitted(turn_context, activity.value)
             return
         text = TurnContext.remove_recipient_mention(activity) if activity.entities else activity.text

@@ -151,6 +151,51 @@ def test_action_submit_answer_and_first_answer_wins(live: LiveApp, connector: Fa
     assert message["status"] == "delivered"
 
 
+def test_a_message_back_button_answers_the_card(live: LiveApp, connector: FakeConnector, make_user) -> None:
+    """An Action.Submit with ``msteams: {type: messageBack}`` arrives as a message with text *and* value:
+    it is the card's answer, not a chat message (no help text, no opt-out by its words)."""
+    user = make_user()
+    install(live, connector, user)
+    card = {
+        **APPROVAL,
+        "actions": [
+            {
+                "type": "Action.Submit",
+                "title": "Approve",
+                "data": {
+                    "msteams": {
+                        "type": "messageBack",
+                        "text": "stop",
+                        "displayText": "OK",
+                        "value": {"decision": "approve"},
+                    }
+                },
+            }
+        ],
+    }
+    started = start(live, user, card=card)
+    location = started.headers["Location"]
+    content = delivered_card(connector, user).activity["attachments"][0]["content"]
+    wait_until(lambda: poll(live, location).json()["status"] == "waiting", what="waiting")
+    before = len(connector.sent(user.conversation_id))
+
+    # Teams posts the button's msteams.value (where the card's id was written) with the inputs, and
+    # the button's messageBack text along with it.
+    value = content["actions"][0]["data"]["msteams"]["value"]
+    assert value[CORRELATION_KEY] == started.json()["id"]
+    press = act.card_submit(user, connector.service_url(), {**value, "comment": "fine"})
+    press["text"] = "stop"
+    assert live.activity(press).status_code == 200
+
+    body = poll(live, location).json()
+    assert body["status"] == "responded" and body["response"] == {"decision": "approve", "comment": "fine"}
+    assert body["action"] == "Approve"
+    # Not taken as the "stop" command: the person still gets notifications, and no reply was sent.
+    recipient = live.api("GET", f"/api/v1/recipients/{user.upn}", API_KEY).json()
+    assert recipient["optedOut"] is False
+    assert [r.activity.get("text") for r in connector.sent(user.conversation_id)[before:]] == []
+
+
 def test_only_the_recipient_can_answer_and_unknown_cards_are_ignored(
     live: LiveApp, connector: FakeConnector, make_user
 ) -> None:

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bench.common import summary
-from bot.model import Delivery, Reference, Surface, now
+from bot.delivery import broadcasts
+from bot.delivery.broadcasts import BroadcastService
+from bot.delivery.dispatcher import Dispatcher, DispatcherSettings
+from bot.model import Broadcast, Delivery, Reference, Surface, now
 from bot.store.cosmos import CosmosStore
 from tests.support.cosmos_fixtures import CosmosTarget, drop_database
 from tests.support.cosmos_server import CosmosServer
@@ -98,9 +102,32 @@ async def measure(target: CosmosTarget, people: int, rounds: int) -> None:
         print(f"\nms per call, {rounds} sequential calls each (asyncio client, one connection pool):")
         for name, call in cases:
             print(f"  {name:<50} {summary(await timed(rounds, call))}")
+        await expansion(store, [ref.upn or "" for ref in refs])
     finally:
         await store.close()
         await drop_database(target, database)
+
+
+async def expansion(store: CosmosStore, upns: list[str]) -> None:
+    """StartBroadcast's preparation: every UPN of the list resolved, checked and queued, as the
+    coordinator does it, at the shipped concurrency and one at a time (the way it used to)."""
+    # Never started: expanding only wakes it.
+    service = BroadcastService(store, Dispatcher(store, None, DispatcherSettings()))  # type: ignore[arg-type]
+    print(f"\nbroadcast expansion, a list of {len(upns)} UPNs (resolve, check, queue):")
+    for concurrency in (broadcasts.RESOLVE_CONCURRENCY, 1):
+        shipped, broadcasts.RESOLVE_CONCURRENCY = broadcasts.RESOLVE_CONCURRENCY, concurrency
+        broadcast = Broadcast(
+            id=uuid.uuid4().hex, owner="k", tenant_id="t1", content={"text": "hello"}, recipients=upns
+        )
+        await store.create_broadcast(broadcast)
+        started = time.perf_counter()
+        await service.step()
+        seconds = time.perf_counter() - started
+        broadcasts.RESOLVE_CONCURRENCY = shipped
+        stored = await store.get_broadcast(broadcast.id)
+        assert stored is not None and stored.status == "running" and stored.total == len(upns)
+        print(f"  {concurrency:>2} at a time: {seconds:.2f} s, {len(upns) / seconds:.0f} recipients/s")
+        await store.write_broadcast(dataclasses.replace(stored, status="completed"), stored.etag or "")
 
 
 def main() -> None:

@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 MAX_RECIPIENTS = 25_000
 MAX_SKIPPED_KEPT = 10_000  # per-recipient reasons kept on the broadcast record (counts stay exact)
 CHUNK = 500
+# Recipients resolved at once while expanding a list: on Cosmos DB each is two point reads (~8 ms),
+# which one at a time would make a 20,000-person broadcast spend minutes "preparing".
+RESOLVE_CONCURRENCY = 32
 BROADCAST_NAMESPACE = uuid.UUID("0c5e2f0e-8f55-4b8e-bb6b-7a3c5d0e9f21")
 
 
@@ -221,14 +224,12 @@ class BroadcastService:
     async def _people(self, broadcast: Broadcast) -> Any:
         """(recipient, person, rejection) for each recipient of the broadcast."""
         if broadcast.recipients is not None:
-            for recipient in broadcast.recipients:
-                try:
-                    person = await find_person(self._store, recipient, broadcast.tenant_id)
-                    require_reachable(person, recipient)
-                except errors.Rejected as rejection:
-                    yield recipient, None, rejection
-                    continue
-                yield recipient, person.key, None
+            recipients = broadcast.recipients
+            for start in range(0, len(recipients), RESOLVE_CONCURRENCY):
+                window = recipients[start : start + RESOLVE_CONCURRENCY]
+                # In list order, so duplicates are reported on their later mention.
+                for answer in await asyncio.gather(*(self._resolve(r, broadcast.tenant_id) for r in window)):
+                    yield answer
             return
         token: str | None = None
         while True:
@@ -246,6 +247,16 @@ class BroadcastService:
             token = page.next_token
             if not token:
                 return
+
+    async def _resolve(
+        self, recipient: str, tenant_id: str | None
+    ) -> tuple[str, PersonKey | None, errors.Rejected | None]:
+        try:
+            person = await find_person(self._store, recipient, tenant_id)
+            require_reachable(person, recipient)
+        except errors.Rejected as rejection:
+            return recipient, None, rejection
+        return recipient, person.key, None
 
     def _delivery(self, broadcast: Broadcast, recipient: str, person: PersonKey) -> Delivery:
         at = now()

@@ -114,8 +114,9 @@ class TenantRateLimiter:
 
     Callers reserve slots and sleep until theirs, so sends leave in arrival order; a send to an idle
     tenant leaves at once. Under load, slots come in small groups (about a tenth of a second's worth:
-    7 every 146 ms at 48/s): waking the event loop once per group instead of once per send more than
-    halves the CPU each send costs. The schedule runs ``headroom`` under the configured rate.
+    7 every 144 ms at 48.5/s): waking the event loop once per group instead of once per send more than
+    halves the CPU each send costs. The schedule runs half a send per second under ``per_second``
+    (or ``headroom`` under the configured rate, when that is faster).
     Because a busy machine wakes sleepers late (and a late group then leaves right before the next
     one), the sends that actually left are counted too: no second ever holds more than
     ``per_second`` of them, one or two under the configured rate.
@@ -139,12 +140,16 @@ class TenantRateLimiter:
         if rate_per_second <= 0:
             raise ValueError("rate_per_second must be positive")
         self.rate = rate_per_second
-        self.effective_rate = rate_per_second * (1.0 - headroom)
+        headroom_rate = rate_per_second * (1.0 - headroom)
         # One or two under the rate, but never under what the even schedule itself puts in a second.
         self.per_second = min(
             max(1, math.floor(rate_per_second)),
-            max(math.floor(rate_per_second * (1.0 - headroom / 2)), math.floor(self.effective_rate) + 1),
+            max(math.floor(rate_per_second * (1.0 - headroom / 2)), math.floor(headroom_rate) + 1),
         )
+        # The departure count is the guard against jitter, so the schedule may run up to half a send
+        # per second under it (48.5/s at 50/s, where the headroom alone would give 48/s): a full
+        # second's worth of throughput that the guard does not need.
+        self.effective_rate = max(headroom_rate, min(self.per_second - 0.5, rate_per_second * (1.0 - headroom / 2)))
         self.group_size = _group_size(self.effective_rate, self.per_second, self.effective_rate / groups_per_second)
         self.group_spacing = self.group_size / self.effective_rate
         self.smooth_seconds = smooth_seconds

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import itertools
+import math
 import random
 from collections import deque
 
@@ -103,6 +104,19 @@ def test_schedule_stays_under_the_rate_in_every_second(rate: float) -> None:
     assert most_in_any_second(slots) <= limiter.per_second <= rate
     sustained = len(slots) / slots[-1]
     assert 0.95 * rate <= sustained <= rate  # the headroom is small
+
+
+@pytest.mark.parametrize(
+    ("rate", "per_second", "schedule"),
+    [(50.0, 49, 48.5), (30.0, 29, 28.8), (100.0, 98, 97.5), (5.0, 5, 4.8)],
+)
+def test_the_schedule_runs_just_under_the_departure_cap(rate: float, per_second: int, schedule: float) -> None:
+    """One send per second stays spare for jitter (at 50/s: never more than 49 leave in a second);
+    the schedule itself runs half a send under that, or at the headroom when that is faster."""
+    limiter = TenantRateLimiter(rate)
+    assert limiter.per_second == per_second
+    assert limiter.effective_rate == pytest.approx(schedule)
+    assert math.floor(limiter.effective_rate) + 1 <= limiter.per_second  # an even second never overflows
 
 
 def test_slots_come_in_groups_and_a_pause_spreads_them_out() -> None:

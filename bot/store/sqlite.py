@@ -546,6 +546,10 @@ class SqliteStore(Store):
         due = max(n.not_before, n.lease_until or 0.0)
         return (due, n.tenant_id, n.user_key, n.expires_at, etag, json.dumps(n.to_doc()), n.id)
 
+    _UPDATE_NOTIFICATION = (
+        "UPDATE notifications SET due=?, tenant_id=?, user_key=?, expires_at=?, etag=?, body=? WHERE id=?"
+    )
+
     @staticmethod
     def _notification(row: Any) -> Notification:
         return Notification.from_doc(json.loads(row[1]), etag=row[0])
@@ -578,11 +582,7 @@ class SqliteStore(Store):
                     n = self._notification(row)
                     n.lease_owner, n.lease_until, n.updated_at = owner, at + lease_seconds, at
                     n.etag = _etag()
-                    c.execute(
-                        "UPDATE notifications SET due=?, tenant_id=?, user_key=?, expires_at=?, etag=?, body=?"
-                        " WHERE id=?",
-                        self._notification_values(n, n.etag),
-                    )
+                    c.execute(self._UPDATE_NOTIFICATION, self._notification_values(n, n.etag))
                     claimed.append(n)
                 return claimed
 
@@ -596,9 +596,7 @@ class SqliteStore(Store):
 
         def write(c: sqlite3.Connection) -> None:
             cur = c.execute(
-                "UPDATE notifications SET due=?, tenant_id=?, user_key=?, expires_at=?, etag=?, body=?"
-                " WHERE id=? AND etag=?",
-                (*self._notification_values(stored, stored.etag), etag),
+                self._UPDATE_NOTIFICATION + " AND etag=?", (*self._notification_values(stored, stored.etag), etag)
             )
             if cur.rowcount != 1:
                 raise ConcurrencyConflict(notification.id)

@@ -47,7 +47,7 @@ GONE = 410
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WebhookSettings:
-    max_attempts: int = 6
+    max_attempts: int = 12  # with the backoff below: retried for 12 to 24 minutes in all
     backoff_base_seconds: float = 2.0
     backoff_max_seconds: float = 300.0
     timeout_seconds: float = 30.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -45,6 +46,12 @@ def properties(schema: dict[str, Any], where: str) -> Iterator[tuple[str, dict[s
         yield from properties(prop, f"{where}.{name}")
         if isinstance(prop.get("items"), dict):
             yield from properties(prop["items"], f"{where}.{name}[]")
+
+
+def pending_events(db: Path) -> list[dict[str, Any]]:
+    """The webhook callback outbox as the server left it (read straight from the SQLite file)."""
+    with sqlite3.connect(db) as conn:
+        return [json.loads(body) for (body,) in conn.execute("SELECT body FROM notifications")]
 
 
 def wait_until(condition: Callable[[], Any], *, timeout: float = 15.0, what: str = "condition") -> Any:

@@ -5,23 +5,16 @@ ForgetRecipient drops events about the person that are still waiting."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import API_KEY
-from tests.connector.support import CallbackServer, wait_until
+from tests.connector.support import CallbackServer, pending_events, wait_until
 from tests.support import activities as act
 from tests.support.fake_connector import FakeConnector
 from tests.support.server_process import ServerProcess
-
-
-def pending_events(db: Path) -> list[dict[str, Any]]:
-    """The callback outbox as the server left it (read straight from the SQLite file)."""
-    with sqlite3.connect(db) as conn:
-        return [json.loads(body) for (body,) in conn.execute("SELECT body FROM notifications")]
 
 
 def subscribe(server: ServerProcess, hooks: CallbackServer, name: str) -> None:

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from connector.keys import create_key
 from tests.conftest import API_KEY
-from tests.connector.support import OPENAPI_DIR, CallbackServer, load, resolve, wait_until
+from tests.connector.support import OPENAPI_DIR, CallbackServer, load, pending_events, resolve, wait_until
 from tests.support import activities as act
 from tests.support.fake_connector import FakeConnector, Scripted
 from tests.support.live_app import LiveApp
@@ -129,6 +130,32 @@ def test_callback_is_retried_with_the_same_event_id(
     (payload,) = wait_until(lambda: hooks.bodies("flaky"), what="the callback after retries")
     attempts = hooks.bodies("flaky", ok_only=False)
     assert len(attempts) == 3 and {a["eventId"] for a in attempts} == {payload["eventId"]}
+
+
+def test_a_callback_that_keeps_failing_or_refuses_is_given_up_and_the_trigger_lives_on(
+    live: LiveApp, connector: FakeConnector, hooks: CallbackServer, make_user
+) -> None:
+    user = make_user()
+    install(live, connector, user)
+    subscribe(live, hooks, "/user-messages", "flow")
+
+    def waiting() -> list[dict[str, Any]]:
+        return pending_events(Path(live.runtime.store.path))
+
+    # Down for every attempt (4 in these tests): retried, then dropped from the outbox.
+    hooks.answer_next(503, 502, 500, 504)
+    live.activity(act.message(user, connector.service_url(), "first"))
+    wait_until(lambda: len(hooks.received) == 4 and not waiting(), what="four attempts, then nothing waiting")
+    # A 400 is the flow refusing the event: no retry.
+    hooks.answer_next(400)
+    live.activity(act.message(user, connector.service_url(), "second"))
+    wait_until(lambda: len(hooks.received) == 5 and not waiting(), what="one attempt, then nothing waiting")
+    # The subscription is still there: the next event reaches the flow.
+    live.activity(act.message(user, connector.service_url(), "third"))
+    (delivered,) = wait_until(lambda: hooks.bodies("flow"), what="the third event")
+    assert delivered["text"] == "third"
+    assert [c.status for c in hooks.received] == [503, 502, 500, 504, 400, 202]
+    assert [c.body["text"] for c in hooks.received] == ["first"] * 4 + ["second", "third"]
 
 
 def test_gone_callback_removes_the_subscription(

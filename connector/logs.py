@@ -104,15 +104,16 @@ def init_request_ids(app: Flask) -> None:
             started = g.get("request_started", time.perf_counter())
             # Probes and scrapes come every few seconds: keep them out of INFO.
             quiet = request.path in {"/healthz", "/readyz", "/metrics"} and response.status_code < 400
+            path = _loggable_path()
             access_log.log(
                 logging.DEBUG if quiet else logging.INFO,
                 "%s %s %s",
                 request.method,
-                request.path,
+                path,
                 response.status_code,
                 extra={
                     "method": request.method,
-                    "path": request.path,
+                    "path": path,
                     "status": response.status_code,
                     "durationMs": round((time.perf_counter() - started) * 1000, 1),
                 },
@@ -127,3 +128,20 @@ def init_request_ids(app: Flask) -> None:
                 request_id_var.reset(token)
             except ValueError:  # torn down in another context than it started in: just clear it
                 request_id_var.set(None)
+
+
+# Path parameters that name a person (a UPN or an email address): logged as their name, not their value.
+_PERSONAL_PARAMETERS = ("recipient",)
+
+
+def _loggable_path() -> str:
+    """The request path, with any parameter that names a person replaced by ``{name}``: a
+    ForgetRecipient call must not leave the address it erased in the access log."""
+    args = request.view_args or {}
+    if request.url_rule is None or not any(name in args for name in _PERSONAL_PARAMETERS):
+        return request.path
+    path = request.url_rule.rule
+    for name, value in args.items():
+        shown = f"{{{name}}}" if name in _PERSONAL_PARAMETERS else str(value)
+        path = re.sub(rf"<(?:[^:<>]+:)?{re.escape(name)}>", lambda _match, text=shown: text, path)
+    return path

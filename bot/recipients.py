@@ -76,8 +76,8 @@ async def forget(store: Store, person: PersonKey) -> dict[str, int]:
     """Erase what is kept about a person: references, their deliveries' content, and their addresses.
 
     Deliveries stay (the caller may still ask for their status) with content, responses, the chat
-    and any text naming the person removed; the broadcasts they belong to, and those still running, lose the
-    person's addresses from their recipient lists and skip reports; events about them still waiting
+    and any text naming the person removed; every broadcast kept loses the person's addresses from
+    its recipient list and skip report; events about them still waiting
     for a flow's callback are dropped. Subscriptions belong to flows, not to people, and hold nothing
     about a person.
     """
@@ -86,15 +86,12 @@ async def forget(store: Store, person: PersonKey) -> dict[str, int]:
     references = await store.person_references(person.tenant_id, person.user_key)
     names = {n.lower() for r in references for n in (r.upn, r.email, r.aad_object_id, r.user_id) if n}
     names.add(person.user_key.lower())
-    broadcast_ids: set[str] = set()
     erased = 0
     token: str | None = None
     while True:
         page = await store.list_deliveries(person=person, limit=500, token=token)
         for item in page.items:
             names.add(item.recipient.strip().lower())
-            if item.broadcast_id:
-                broadcast_ids.add(item.broadcast_id)
 
             def scrub(current: Delivery) -> Delivery | None:
                 if not current.content and current.recipient == FORGOTTEN:
@@ -118,7 +115,9 @@ async def forget(store: Store, person: PersonKey) -> dict[str, int]:
         if not token:
             break
     names -= {FORGOTTEN, ""}
-    broadcast_ids |= {b.id for b in await store.unfinished_broadcasts()}
+    # Every broadcast kept, finished or not: one that only skipped the person (opted out, unknown)
+    # still names them in its skip report.
+    broadcast_ids = await store.broadcast_ids()
 
     def strip_person(current: Broadcast) -> Broadcast | None:
         recipients = current.recipients

@@ -152,6 +152,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def unfinished_broadcasts(self) -> list[Broadcast]: ...
 
+    @abc.abstractmethod
+    async def broadcast_ids(self) -> list[str]:
+        """The id of every broadcast still kept (finished or not); broadcasts are few."""
+
     # ---- API keys, subscriptions ------------------------------------------------------------
     @abc.abstractmethod
     async def create_api_key(self, key: ApiKey) -> ApiKey: ...

@@ -681,6 +681,9 @@ class CosmosStore(Store):
         )
         return [Broadcast.from_doc(d, etag=d["_etag"]) for d in docs]
 
+    async def broadcast_ids(self) -> list[str]:
+        return await self._query("broadcasts", f"SELECT VALUE c.id FROM c WHERE {_LIVE}", _params(now=now()))
+
     # ---- API keys ---------------------------------------------------------------------------
     async def create_api_key(self, key: ApiKey) -> ApiKey:
         # Names are unique across keys: a "name:" document claims the name first (a unique key

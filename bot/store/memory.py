@@ -218,6 +218,9 @@ class MemoryStore(Store):
     async def unfinished_broadcasts(self) -> list[Broadcast]:
         return [b.copy() for b in self._broadcasts.values() if b.status != "completed" and self._visible(b) is not None]
 
+    async def broadcast_ids(self) -> list[str]:
+        return [b.id for b in self._broadcasts.values() if self._visible(b) is not None]
+
     # ---- API keys, subscriptions ------------------------------------------------------------
     async def create_api_key(self, key: ApiKey) -> ApiKey:
         if any(k.name == key.name for k in self._keys.values()):

@@ -488,6 +488,16 @@ class SqliteStore(Store):
         )
         return visible(Broadcast.from_doc(json.loads(body), etag=etag) for etag, body in rows)
 
+    async def broadcast_ids(self) -> list[str]:
+        rows = await self._run(
+            lambda c: c.execute(
+                # The retention time lives in the record (the expires_at column is not kept up).
+                "SELECT id FROM broadcasts WHERE coalesce(json_extract(body, '$.expires_at') > ?, 1)",
+                (now(),),
+            ).fetchall()
+        )
+        return [broadcast_id for (broadcast_id,) in rows]
+
     # ---- API keys, subscriptions ------------------------------------------------------------
     async def create_api_key(self, key: ApiKey) -> ApiKey:
         return await self._create_doc("api_keys", key, key.id, {"name": key.name})

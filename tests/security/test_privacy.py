@@ -58,6 +58,14 @@ def test_forget_recipient_erases_references_content_and_addresses(
     for response in (sent, card, kept):
         final_delivery(live, response.json()["id"])
     finished_broadcast(live, broadcast["id"])
+    # A broadcast that only skipped her (she had opted out): its skip report names her, no delivery does.
+    assert live.activity(act.message(adele, connector.service_url("a"), "stop")).status_code == 200
+    skipping = live.api(
+        "POST", "/api/v1/broadcasts", API_KEY, json={"recipients": [other.upn, adele.upn], "text": "TEXT-later"}
+    ).json()
+    finished_broadcast(live, skipping["id"])
+    report = live.api("GET", f"/api/v1/broadcasts/{skipping['id']}", API_KEY).json()
+    assert [f["recipient"] for f in report["failures"]] == [adele.upn]
     before = _dump(live)
     assert "text-forget-me" in before and adele.upn in before and adele.aad_object_id in before
 

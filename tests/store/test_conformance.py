@@ -578,6 +578,9 @@ async def test_broadcast_lifecycle(store: Store) -> None:
     final = await store.get_broadcast("b1")
     assert final is not None and final.status == "completed" and len(final.skipped) == 1
     assert {b.id for b in await store.unfinished_broadcasts()} == {"b2"}
+    assert sorted(await store.broadcast_ids()) == ["b1", "b2", "b3"]
+    await store.create_broadcast(make_broadcast("gone", status="completed", expires_at=now() - 1))
+    assert "gone" not in await store.broadcast_ids()  # past its retention: as good as deleted
 
 
 # ---- API keys and subscriptions -----------------------------------------------------------------

@@ -77,9 +77,8 @@ async def forget(store: Store, person: PersonKey) -> dict[str, int]:
 
     Deliveries stay (the caller may still ask for their status) with content, responses, the chat
     and any text naming the person removed; every broadcast kept loses the person's addresses from
-    its recipient list and skip report; events about them still waiting
-    for a flow's callback are dropped. Subscriptions belong to flows, not to people, and hold nothing
-    about a person.
+    its recipient list and skip report; events about them still waiting for a flow's callback are
+    dropped. Subscriptions belong to flows, not to people, and hold nothing about a person.
     """
     from bot.model import Broadcast, Delivery
 

@@ -117,7 +117,6 @@ class WebhookSink:
         self._loop_task: asyncio.Task[None] | None = None
         self._retries: list[float] = []  # heap: when the retries this relay scheduled fall due
         self._closing = False
-        self.stats = {"delivered": 0, "retried": 0, "failed": 0, "gone": 0}
 
     async def publish(
         self, event: BotEvent, tenant_id: str | None, payload: dict[str, Any], person: PersonKey | None = None
@@ -216,10 +215,6 @@ class WebhookSink:
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
 
     # ---- one notification -------------------------------------------------------------------
-    def _count(self, outcome: str) -> None:
-        self.stats[outcome] += 1
-        CALLBACKS.labels(outcome).inc()
-
     async def _deliver(self, notification: Notification) -> None:
         try:
             await self._attempt(notification)
@@ -236,19 +231,19 @@ class WebhookSink:
         status, retry_after = await self._post(subscription.callback_url, data)
         notification.attempts += 1
         if 200 <= status < 300:
-            self._count("delivered")
+            CALLBACKS.labels("delivered").inc()
             await self._store.delete_notification(notification.id)
             return
         if status == GONE:
             # The flow was deleted or turned off: Power Automate's way of unsubscribing.
-            self._count("gone")
+            CALLBACKS.labels("gone").inc()
             await self._store.delete_subscription(subscription.id)
             await self._store.delete_notification(notification.id)
             log.info("subscription %s removed: its callback answered 410 Gone", subscription.id)
             return
         retryable = status == 0 or status in RETRYABLE
         if not retryable or notification.attempts >= self.settings.max_attempts:
-            self._count("failed")
+            CALLBACKS.labels("failed").inc()
             await self._store.delete_notification(notification.id)
             if retryable:
                 log.warning(
@@ -258,7 +253,7 @@ class WebhookSink:
             else:
                 log.warning("subscription %s: callback refused the event (%s); not retried", subscription.id, status)
             return
-        self._count("retried")
+        CALLBACKS.labels("retried").inc()
         delay = backoff_seconds(
             notification.attempts,
             retry_after,

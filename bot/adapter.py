@@ -6,6 +6,7 @@ turn context the SDK hands to the bot; a move to the Microsoft 365 Agents SDK ch
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -20,13 +21,13 @@ from botframework.connector.aio import ConnectorClient
 from botframework.connector.auth import (
     AuthenticateRequestResult,
     BotFrameworkAuthentication,
-    ChannelValidation,
     ClaimsIdentity,
     ConnectorFactory,
     UserTokenClient,
 )
 from botframework.connector.skills import BotFrameworkClient
 
+from bot import signing_keys
 from bot.settings import BotSettings
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,10 @@ class InboundAuthError(Exception):
     """The request to /api/messages did not carry a valid Bot Framework token."""
 
 
+class InboundUnavailable(Exception):
+    """The channel's signing keys could not be fetched in time: the token can be checked neither way."""
+
+
 @dataclass(frozen=True, slots=True)
 class TurnResult:
     status: int
@@ -47,13 +52,27 @@ class TurnResult:
 
 
 class _SdkConfig:
-    """The attribute names ConfigurationBotFrameworkAuthentication reads."""
+    """The attribute names ConfigurationBotFrameworkAuthentication reads.
+
+    Every cloud endpoint is passed explicitly, so the SDK always takes its parameterized path: inbound
+    tokens are checked against the configured cloud's issuer and keys, and the SDK's own replies sign
+    in to that cloud (without them it falls back to the public cloud for everything but ChannelService).
+    """
 
     def __init__(self, settings: BotSettings) -> None:
+        cloud = settings.cloud
         self.APP_ID = settings.app_id
         self.APP_PASSWORD = settings.app_password
         self.APP_TYPE = settings.app_type
         self.APP_TENANTID = settings.app_tenant_id
+        self.CHANNEL_SERVICE = cloud.channel_service or None
+        self.VALIDATE_AUTHORITY = True
+        self.TO_CHANNEL_FROM_BOT_LOGIN_URL = cloud.to_channel_login_url
+        self.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE = cloud.to_channel_scope
+        self.TO_BOT_FROM_CHANNEL_TOKEN_ISSUER = cloud.token_issuer
+        self.OAUTH_URL = cloud.oauth_url
+        self.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL = settings.channel_openid_metadata_url
+        self.TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL = cloud.emulator_openid_metadata_url
 
 
 class _CachingConnectorFactory(ConnectorFactory):
@@ -134,9 +153,8 @@ class BotEndpoint:
                 "MicrosoftAppId is not set: /api/messages accepts activities without a token (local mode)."
                 " Set the bot's identity before exposing this service."
             )
-        if settings.open_id_metadata:
-            # The SDK's own override (process-wide); only tests and sovereign set-ups use it.
-            ChannelValidation.open_id_metadata_endpoint = settings.open_id_metadata
+        # Built on the bot loop (BotRuntime._open): token checks on it fetch keys without blocking it.
+        signing_keys.install(asyncio.get_running_loop(), timeout_seconds=settings.metadata_timeout_seconds)
         self.authentication = _CachingAuthentication(ConfigurationBotFrameworkAuthentication(_SdkConfig(settings)))
         self.adapter = CloudAdapter(self.authentication)
         self.adapter.on_turn_error = self._on_turn_error
@@ -147,9 +165,13 @@ class BotEndpoint:
     async def process(self, auth_header: str, body: dict[str, Any]) -> TurnResult:
         """Authenticate and process one activity; raises InboundAuthError for a bad or missing token."""
         activity = Activity().deserialize(body)
-        header = "" if self._settings.local_mode else auth_header
+        # The SDK's parameterized path treats only None (not "") as "no header": local mode passes None.
+        header = None if self._settings.local_mode else auth_header
         try:
             auth = await self.authentication.authenticate_request(activity, header)
+        except signing_keys.SigningKeysUnavailable as exc:
+            log.warning("inbound activity not checked: the channel's signing keys are unavailable")
+            raise InboundUnavailable(str(exc)) from exc
         except Exception as exc:  # the SDK raises many types (PermissionError, jwt errors, IndexError)
             log.warning("inbound activity refused: %s", type(exc).__name__)
             raise InboundAuthError(str(exc) or type(exc).__name__) from exc
@@ -184,28 +206,17 @@ class BotTokenProvider:
 
     def __init__(self, settings: BotSettings) -> None:
         from botbuilder.integration.aiohttp import ConfigurationServiceClientCredentialFactory
-        from botframework.connector.auth import AuthenticationConstants, GovernmentConstants
 
         self._settings = settings
         self._factory = ConfigurationServiceClientCredentialFactory(_SdkConfig(settings))
-        government = settings.teams_cloud in {"gcch", "dod"}
-        self._scope = (
-            GovernmentConstants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE
-            if government
-            else AuthenticationConstants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE
-        )
-        self._login = (
-            GovernmentConstants.TO_CHANNEL_FROM_BOT_LOGIN_URL
-            if government
-            else AuthenticationConstants.TO_CHANNEL_FROM_BOT_LOGIN_URL
-        )
+        self._scope = settings.cloud.to_channel_scope
+        self._login = settings.cloud.to_channel_login_url
         self._token: str | None = None
         self._expires_at = 0.0
         self._credentials: Any = None
 
     async def token(self) -> str | None:
         """A bearer token, or None in local mode (anonymous outbound calls)."""
-        import asyncio
         import time
 
         if self._settings.local_mode:

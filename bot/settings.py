@@ -6,14 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-# The global Bot Connector endpoint of each Teams cloud, used to create a 1:1 chat when a tenant has
-# no service URL on record yet.
-CLOUD_SERVICE_URLS = {
-    "public": "https://smba.trafficmanager.net/teams/",
-    "gcc": "https://smba.infra.gcc.teams.microsoft.com/teams",
-    "gcch": "https://smba.infra.gov.teams.microsoft.us/teams",
-    "dod": "https://smba.infra.dod.teams.microsoft.us/teams",
-}
+from bot.clouds import CloudEndpoints, cloud_endpoints
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -57,8 +50,11 @@ class BotSettings:
     send_timeout_seconds: float = 15.0  # one Bot Connector call; a timeout is retried
     delete_on_uninstall: bool = False
     bot_name: str = "Notifications"
-    # Tests point the SDK's inbound token check at a local issuer through the SDK's own setting name.
+    # Replaces the cloud's channel OpenID metadata URL (the SDK's own setting name); tests point it at a
+    # local issuer.
     open_id_metadata: str = ""
+    # How long one fetch of OpenID metadata or signing keys may take before /api/messages answers 503.
+    metadata_timeout_seconds: float = 5.0
 
     @property
     def local_mode(self) -> bool:
@@ -66,16 +62,24 @@ class BotSettings:
         return not self.app_id
 
     @property
+    def cloud(self) -> CloudEndpoints:
+        return cloud_endpoints(self.teams_cloud)
+
+    @property
     def cloud_service_url(self) -> str:
-        return CLOUD_SERVICE_URLS[self.teams_cloud]
+        return self.cloud.global_service_url
+
+    @property
+    def channel_openid_metadata_url(self) -> str:
+        """Where the signing keys of the channel's tokens are published (BotOpenIdMetadata wins)."""
+        return self.open_id_metadata or self.cloud.openid_metadata_url
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> BotSettings:
         env = os.environ if env is None else env
         ttl_raw = env.get("REFERENCE_TTL_DAYS", "").strip()
         cloud = env.get("TEAMS_CLOUD", "public").strip().lower() or "public"
-        if cloud not in CLOUD_SERVICE_URLS:
-            raise ValueError(f"TEAMS_CLOUD must be one of {', '.join(CLOUD_SERVICE_URLS)}, not {cloud!r}")
+        cloud_endpoints(cloud)  # a ValueError naming the allowed clouds
         settings = cls(
             app_id=env.get("MicrosoftAppId", "").strip(),
             app_password=env.get("MicrosoftAppPassword", ""),
@@ -96,6 +100,7 @@ class BotSettings:
             delete_on_uninstall=_bool(env, "DELETE_ON_UNINSTALL", False),
             bot_name=env.get("BOT_NAME", "").strip() or "Notifications",
             open_id_metadata=env.get("BotOpenIdMetadata", "").strip(),
+            metadata_timeout_seconds=_float(env, "BOT_METADATA_TIMEOUT_SECONDS", 5.0),
         )
         settings.validate()
         return settings
@@ -103,6 +108,8 @@ class BotSettings:
     def validate(self) -> None:
         if self.reference_ttl_days is not None and self.reference_ttl_days <= 0:
             raise ValueError("REFERENCE_TTL_DAYS must be a positive number of days (or unset)")
+        if self.metadata_timeout_seconds <= 0:
+            raise ValueError("BOT_METADATA_TIMEOUT_SECONDS must be positive")
         if self.send_rate_per_tenant <= 0:
             raise ValueError("SEND_RATE_PER_TENANT must be positive")
         if self.send_timeout_seconds <= 0 or self.send_lease_seconds <= self.send_timeout_seconds:

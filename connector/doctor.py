@@ -38,6 +38,7 @@ def diagnose(env: Mapping[str, str], *, online: bool = False, store_timeout: flo
         return [Finding(FAIL, "Configuration", f"{exc}. Nothing else can be checked until this is fixed.")]
     findings.append(Finding(OK, "Configuration", "Every setting parses."))
     findings += _bot_identity(bot)
+    findings.append(_cloud(bot))
     findings += _store(bot, store_timeout)
     findings += _public_url(env, bot, connector, online)
     findings += _api_access(env, connector)
@@ -104,6 +105,23 @@ def _bot_identity(bot: BotSettings) -> list[Finding]:
     if not found:
         found.append(Finding(OK, topic, f"{bot.app_type} bot {bot.app_id} with its credentials in place (shape only)."))
     return found
+
+
+def _cloud(bot: BotSettings) -> Finding:
+    # Printed in full: a bot in the wrong cloud refuses every activity, and these are the names to compare
+    # with the Azure Bot resource and the tenant's Teams environment.
+    cloud = bot.cloud
+    keys = bot.channel_openid_metadata_url
+    overridden = " (BotOpenIdMetadata)" if bot.open_id_metadata else ""
+    return Finding(
+        OK,
+        "Cloud",
+        f"TEAMS_CLOUD={cloud.name}: channel service {cloud.channel_service or 'public Bot Framework'};"
+        f" tokens from Teams must be issued by {cloud.token_issuer}, keys from {keys}{overridden};"
+        f" the bot signs in at {cloud.to_channel_login_url} for {cloud.to_channel_scope};"
+        f" token service {cloud.oauth_url}; new chats open at {cloud.global_service_url};"
+        f" Graph {cloud.graph_url}, sign-in {cloud.login_url}.",
+    )
 
 
 def _store(bot: BotSettings, timeout: float) -> list[Finding]:

@@ -17,13 +17,16 @@ from connector.settings import ConnectorSettings
 
 log = logging.getLogger(__name__)
 
-# Microsoft's per-tenant OpenID metadata; ENTRA_METADATA_URL replaces it (same ``{tenantid}`` placeholder).
-DEFAULT_METADATA_URL = "https://login.microsoftonline.com/{tenantid}/v2.0/.well-known/openid-configuration"
+# Microsoft's per-tenant OpenID metadata under the cloud's sign-in host (login.microsoftonline.com, or
+# login.microsoftonline.us for GCC High and DoD); ENTRA_METADATA_URL replaces it (same ``{tenantid}`` placeholder).
+METADATA_PATH = "/{tenantid}/v2.0/.well-known/openid-configuration"
 PLACEHOLDER = "{tenantid}"
 # Clock skew allowed on exp/nbf; Entra's own guidance is a few minutes at most.
 LEEWAY_SECONDS = 120
 METADATA_TTL_SECONDS = 3600
 FETCH_TIMEOUT_SECONDS = 10
+# After a failed fetch, requests are answered 503 at once for this long instead of each waiting again.
+FAILURE_CACHE_SECONDS = 30
 # A tenant id goes into a URL path: only GUID-shaped text (letters, digits, dashes) is let through.
 TENANT_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 
@@ -44,16 +47,25 @@ class _Metadata:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._documents: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._failures: dict[str, float] = {}
         self._key_clients: dict[str, jwt.PyJWKClient] = {}
 
     def document(self, url: str) -> dict[str, Any]:
         with self._lock:
             cached = self._documents.get(url)
+            failed_at = self._failures.get(url, float("-inf"))
         if cached and time.monotonic() - cached[0] < METADATA_TTL_SECONDS:
             return cached[1]
-        response = requests.get(url, timeout=FETCH_TIMEOUT_SECONDS)
-        response.raise_for_status()
-        document = response.json()
+        if time.monotonic() - failed_at < FAILURE_CACHE_SECONDS:
+            raise requests.ConnectionError("the OpenID metadata could not be fetched moments ago")
+        try:
+            response = requests.get(url, timeout=FETCH_TIMEOUT_SECONDS)
+            response.raise_for_status()
+            document = response.json()
+        except (requests.RequestException, ValueError):
+            with self._lock:
+                self._failures[url] = time.monotonic()
+            raise
         if not isinstance(document, dict) or not document.get("issuer") or not document.get("jwks_uri"):
             raise ValueError("the OpenID metadata has no issuer or jwks_uri")
         with self._lock:
@@ -64,7 +76,9 @@ class _Metadata:
         with self._lock:
             client = self._key_clients.get(jwks_uri)
             if client is None:
-                client = jwt.PyJWKClient(jwks_uri, cache_jwk_set=True, lifespan=METADATA_TTL_SECONDS)
+                client = jwt.PyJWKClient(
+                    jwks_uri, cache_jwk_set=True, lifespan=METADATA_TTL_SECONDS, timeout=FETCH_TIMEOUT_SECONDS
+                )
                 self._key_clients[jwks_uri] = client
             return client
 
@@ -74,7 +88,7 @@ _metadata = _Metadata()
 
 def metadata_url(settings: ConnectorSettings, tenant_id: str, version: str) -> str:
     """The metadata document for the token's tenant; a v1 token's issuer is in the v1 document."""
-    url = (settings.entra_metadata_url or DEFAULT_METADATA_URL).replace(PLACEHOLDER, tenant_id)
+    url = (settings.entra_metadata_url or settings.entra_login_url + METADATA_PATH).replace(PLACEHOLDER, tenant_id)
     if version == "1.0":
         url = url.replace("/v2.0/.well-known/", "/.well-known/")
     return url

@@ -22,6 +22,8 @@ STATUS_BY_CODE = {
     # Teams itself failed a change we passed on: our request was fine, the dependency was not.
     "TeamsError": 424,
     "InternalError": 500,
+    # A dependency we cannot work without (Microsoft's token signing keys) did not answer in time.
+    "ServiceUnavailable": 503,
 }
 
 

@@ -6,6 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from bot.clouds import CLOUDS
+
 
 @dataclass(frozen=True, slots=True)
 class ConnectorSettings:
@@ -17,6 +19,8 @@ class ConnectorSettings:
     entra_allowed_tenants: frozenset[str] = frozenset()
     entra_required_role: str = "Notifications.Send"
     entra_metadata_url: str = ""  # tests point it at a local issuer; empty = Microsoft's per tenant
+    # Entra ID's sign-in host of the Teams cloud (TEAMS_CLOUD): its tenants' tokens are checked there.
+    entra_login_url: str = "https://login.microsoftonline.com"
     # Fits StartBroadcast's 25,000 recipients of up to ~150 characters; /api/messages has its own, smaller cap.
     max_body_bytes: int = 4 * 1024 * 1024
     requests_per_minute_per_key: int = 600
@@ -42,6 +46,13 @@ class ConnectorSettings:
             entra_allowed_tenants=tenants,
             entra_required_role=env.get("ENTRA_REQUIRED_ROLE", "").strip() or "Notifications.Send",
             entra_metadata_url=env.get("ENTRA_METADATA_URL", "").strip(),
+            entra_login_url=_cloud_login_url(env),
             max_body_bytes=int(env.get("MAX_BODY_BYTES", "") or 4 * 1024 * 1024),
             requests_per_minute_per_key=int(env.get("RATE_LIMIT_PER_MINUTE", "") or 600),
         )
+
+
+def _cloud_login_url(env: Mapping[str, str]) -> str:
+    # An unknown TEAMS_CLOUD is reported by the bot's settings; here it falls back to the public cloud.
+    cloud = CLOUDS.get(env.get("TEAMS_CLOUD", "").strip().lower() or "public", CLOUDS["public"])
+    return cloud.login_url

@@ -6,13 +6,14 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from bot.adapter import InboundAuthError
+from bot.adapter import InboundAuthError, InboundUnavailable
 from connector.errors import ApiError, error_response
 from connector.views.common import runtime
 
 blp = Blueprint("bot", __name__)
 
 TURN_TIMEOUT_SECONDS = 60
+SIGNING_KEYS_RETRY_AFTER_SECONDS = 30
 MAX_ACTIVITY_BODY_BYTES = 256 * 1024
 
 # The SDK's deserialiser coerces wrong types (an id of [1] becomes the string "[1]"), so the shape is
@@ -107,6 +108,13 @@ def messages() -> Response:
     auth_header = request.headers.get("Authorization", "")
     try:
         result = runtime().call(runtime().endpoint.process(auth_header, body), timeout=TURN_TIMEOUT_SECONDS)
+    except InboundUnavailable as exc:
+        # Neither accepted nor refused: the channel retries a 503, and the activity is not lost.
+        raise ApiError(
+            "ServiceUnavailable",
+            "The bot cannot check Bot Framework tokens right now: Microsoft's signing keys could not be fetched.",
+            retry_after=SIGNING_KEYS_RETRY_AFTER_SECONDS,
+        ) from exc
     except InboundAuthError:
         refused = error_response(ApiError("Unauthorized", "The request does not carry a valid Bot Framework token."))
         refused.headers["WWW-Authenticate"] = "Bearer"

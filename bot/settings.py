@@ -6,6 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from bot.callback_guard import CallbackPolicy
+
 # The global Bot Connector endpoint of each Teams cloud, used to create a 1:1 chat when a tenant has
 # no service URL on record yet.
 CLOUD_SERVICE_URLS = {
@@ -59,6 +61,10 @@ class BotSettings:
     bot_name: str = "Notifications"
     # Tests point the SDK's inbound token check at a local issuer through the SDK's own setting name.
     open_id_metadata: str = ""
+    # LOCAL_MODE=true: local mode (no MicrosoftAppId) wanted on purpose, also off loopback and under WSGI.
+    local_mode_allowed: bool = False
+    # CALLBACK_ALLOWED_NETWORKS, MAX_SUBSCRIPTIONS_PER_KEY: where webhook callbacks may go, how many.
+    callback_policy: CallbackPolicy = field(default_factory=CallbackPolicy)
 
     @property
     def local_mode(self) -> bool:
@@ -96,6 +102,8 @@ class BotSettings:
             delete_on_uninstall=_bool(env, "DELETE_ON_UNINSTALL", False),
             bot_name=env.get("BOT_NAME", "").strip() or "Notifications",
             open_id_metadata=env.get("BotOpenIdMetadata", "").strip(),
+            local_mode_allowed=_bool(env, "LOCAL_MODE", False),
+            callback_policy=CallbackPolicy.from_env(env),
         )
         settings.validate()
         return settings

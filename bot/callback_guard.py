@@ -26,12 +26,13 @@ import ipaddress
 import logging
 import socket
 import ssl
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+from aiohttp.abc import AbstractResolver
 
 log = logging.getLogger(__name__)
 
@@ -229,22 +230,38 @@ class CallbackClient:
     allow-list. No proxy from the environment, no redirects, no cookies kept between callbacks.
     """
 
-    def __init__(self, policy: CallbackPolicy, *, limit: int = 100, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        policy: CallbackPolicy,
+        *,
+        limit: int = 100,
+        ssl_context: ssl.SSLContext | None = None,
+        resolver: AbstractResolver | None = None,
+    ) -> None:
         self.policy = policy
         # Built now rather than at import, so SSL_CERT_FILE / SSL_CERT_DIR set by the operator apply.
         context = ssl_context or ssl.create_default_context()
-        self._https = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(
-                limit=limit, ssl=context, socket_factory=_socket_factory(policy, plain_http=False)
-            ),
-            cookie_jar=aiohttp.DummyCookieJar(),
-            trust_env=False,
+        self._https = self._session(policy, limit, resolver, plain_http=False, ssl_context=context)
+        self._http = self._session(policy, limit, resolver, plain_http=True, ssl_context=None)
+
+    @staticmethod
+    def _session(
+        policy: CallbackPolicy,
+        limit: int,
+        resolver: AbstractResolver | None,
+        *,
+        plain_http: bool,
+        ssl_context: ssl.SSLContext | None,
+    ) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=limit,
+            ssl=ssl_context if ssl_context is not None else True,
+            resolver=resolver,
+            # Every new connection resolves afresh; the socket factory checks each answer anyway.
+            use_dns_cache=False,
+            socket_factory=_socket_factory(policy, plain_http=plain_http),
         )
-        self._http = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=limit, socket_factory=_socket_factory(policy, plain_http=True)),
-            cookie_jar=aiohttp.DummyCookieJar(),
-            trust_env=False,
-        )
+        return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(), trust_env=False)
 
     async def close(self) -> None:
         await self._https.close()
@@ -289,7 +306,3 @@ async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
     if not response.content.at_eof():
         response.close()  # do not return a half-read connection to the pool
     return b"".join(chunks)
-
-
-def describe(networks: Iterable[IPNetwork]) -> str:
-    return ", ".join(str(n) for n in networks) or "none"

@@ -18,6 +18,7 @@ import aiohttp
 
 from bot.activity_handler import ProactiveBot
 from bot.adapter import BotEndpoint, BotTokenProvider
+from bot.callback_guard import CallbackClient
 from bot.capture import ReferenceCaptureMiddleware
 from bot.cardwait import CardWaitHandler, CardWaitService
 from bot.delivery.broadcasts import BroadcastService
@@ -71,6 +72,7 @@ class BotRuntime:
         self._thread = threading.Thread(target=self._serve_loop, name="bot-loop", daemon=True)
         self._started = False
         self.session: aiohttp.ClientSession
+        self.callbacks: CallbackClient
         self.client: BotConnectorClient
         self.dispatcher: Dispatcher
         self.deliveries: DeliveryService
@@ -96,12 +98,15 @@ class BotRuntime:
         # One pooled session for every outbound call; limit matches the dispatcher's concurrency.
         connector = aiohttp.TCPConnector(limit=max(100, self._dispatcher_settings.concurrency * 2))
         self.session = aiohttp.ClientSession(connector=connector)
+        # Maker-given URLs (webhook triggers and actions) never share the session that talks to
+        # Microsoft: their own connectors enforce the callback policy on every connection.
+        self.callbacks = CallbackClient(self.settings.callback_policy)
         tokens = BotTokenProvider(self.settings)
         self.client = BotConnectorClient(
             self.session, tokens.token, timeout_seconds=self._dispatcher_settings.send_timeout_seconds
         )
         if self._own_events:
-            self.events = WebhookSink(self.store, self.session, self._webhooks)
+            self.events = WebhookSink(self.store, self.callbacks, self._webhooks)
         self.dispatcher = Dispatcher(self.store, self.client, self._dispatcher_settings, events=self.events)
         retention = self._dispatcher_settings.retention_seconds
         self.deliveries = DeliveryService(self.store, self.dispatcher, self.client, retention_seconds=retention)
@@ -153,4 +158,5 @@ class BotRuntime:
         if isinstance(self.events, WebhookSink):
             await self.events.close()
         await self.session.close()
+        await self.callbacks.close()
         await self.store.close()

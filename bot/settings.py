@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from bot.callback_guard import CallbackPolicy
 from bot.clouds import CloudEndpoints, cloud_endpoints
 
 
@@ -55,6 +56,10 @@ class BotSettings:
     open_id_metadata: str = ""
     # How long one fetch of OpenID metadata or signing keys may take before /api/messages answers 503.
     metadata_timeout_seconds: float = 5.0
+    # LOCAL_MODE=true: local mode (no MicrosoftAppId) wanted on purpose, also off loopback and under WSGI.
+    local_mode_allowed: bool = False
+    # CALLBACK_ALLOWED_NETWORKS, MAX_SUBSCRIPTIONS_PER_KEY: where webhook callbacks may go, how many.
+    callback_policy: CallbackPolicy = field(default_factory=CallbackPolicy)
 
     @property
     def local_mode(self) -> bool:
@@ -101,6 +106,8 @@ class BotSettings:
             bot_name=env.get("BOT_NAME", "").strip() or "Notifications",
             open_id_metadata=env.get("BotOpenIdMetadata", "").strip(),
             metadata_timeout_seconds=_float(env, "BOT_METADATA_TIMEOUT_SECONDS", 5.0),
+            local_mode_allowed=_bool(env, "LOCAL_MODE", False),
+            callback_policy=CallbackPolicy.from_env(env),
         )
         settings.validate()
         return settings

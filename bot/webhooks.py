@@ -11,6 +11,7 @@ the event to be posted again when its lease lapses, with the same ``eventId``.
 
 Callback URLs carry a signature (Power Automate's ``sig=`` query), so they are never logged; the
 relay reads them from the subscription at send time (an Unsubscribe also stops pending events).
+Where a callback may go is ``bot.callback_guard``'s policy, applied at Subscribe and on every POST.
 """
 
 from __future__ import annotations
@@ -24,11 +25,11 @@ import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 
 from bot import errors
+from bot.callback_guard import CallbackClient, CallbackPolicy, CallbackRefused, check_callback_url
 from bot.delivery.metrics import CALLBACKS
 from bot.delivery.policy import backoff_seconds
 from bot.delivery.service import Caller
@@ -64,21 +65,28 @@ def iso(timestamp: float) -> str:
 
 
 # ---- subscriptions (what the Subscribe / Unsubscribe operations do) ---------------------------
-def check_callback_url(url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise errors.Rejected(
-            "ValidationError", "The notification URL must be an absolute http(s) URL.", "notificationUrl"
-        )
+def check_notification_url(url: str, policy: CallbackPolicy, target: str = "notificationUrl") -> None:
+    """The callback policy as a maker-facing 400 (also for webhook actions' callback URLs)."""
+    try:
+        check_callback_url(url, policy)
+    except CallbackRefused as exc:
+        raise errors.Rejected("ValidationError", exc.message, target) from exc
 
 
 async def subscribe(
-    store: Store, caller: Caller, *, event: str, callback_url: str, tenant_id: str | None = None
+    store: Store,
+    caller: Caller,
+    *,
+    event: str,
+    callback_url: str,
+    tenant_id: str | None = None,
+    policy: CallbackPolicy | None = None,
 ) -> Subscription:
     """Register a callback for ``event`` (or ``any``), limited to the caller's tenant when the key is."""
+    policy = policy or CallbackPolicy()
     if event not in EVENTS and event != ANY_EVENT:
         raise errors.Rejected("ValidationError", f"Unknown event '{event}'.", "event")
-    check_callback_url(callback_url)
+    check_notification_url(callback_url, policy)
     if caller.tenant_id and tenant_id and tenant_id != caller.tenant_id:
         raise errors.Rejected("Forbidden", "This API key is limited to another tenant.", "tenantId")
     subscription = Subscription(
@@ -88,6 +96,17 @@ async def subscribe(
         callback_url=callback_url,
         tenant_id=tenant_id or caller.tenant_id,
     )
+    # A cap per key, so one key cannot make every event fan out to thousands of callbacks. Two
+    # Subscribe calls racing may pass it together: it bounds abuse, it is not an exact quota.
+    owned = sum(1 for s in await store.list_subscriptions() if s.owner == subscription.owner)
+    if owned >= policy.max_subscriptions_per_key:
+        raise errors.Rejected(
+            "SubscriptionLimitReached",
+            f"This API key already has {owned} trigger subscriptions, the most allowed"
+            f" (MAX_SUBSCRIPTIONS_PER_KEY={policy.max_subscriptions_per_key}). Turn off or delete flows"
+            " that no longer need the trigger, or use another key.",
+            "notificationUrl",
+        )
     stored = await store.create_subscription(subscription)
     log.info("subscription %s created for %s (owner %s)", stored.id, event, caller.name)
     return stored
@@ -106,9 +125,9 @@ async def unsubscribe(store: Store, caller: Caller, subscription_id: str) -> Non
 class WebhookSink:
     """Writes bot events to the callback outbox and posts them to subscribers (an ``EventSink``)."""
 
-    def __init__(self, store: Store, session: aiohttp.ClientSession, settings: WebhookSettings | None = None) -> None:
+    def __init__(self, store: Store, client: CallbackClient, settings: WebhookSettings | None = None) -> None:
         self._store = store
-        self._session = session
+        self._client = client
         self.settings = settings or WebhookSettings()
         self.owner = uuid.uuid4().hex
         self._wake = asyncio.Event()
@@ -279,12 +298,8 @@ class WebhookSink:
     async def _post(self, url: str, data: bytes) -> tuple[int, float | None]:
         """One callback POST: (status, Retry-After seconds); status 0 means no answer."""
         timeout = aiohttp.ClientTimeout(total=self.settings.timeout_seconds)
-        try:
-            async with self._session.post(
-                url, data=data, headers={"Content-Type": "application/json"}, timeout=timeout
-            ) as response:
-                await response.read()
-                return response.status, parse_retry_after(response.headers.get("Retry-After"))
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            log.info("callback not reached (%s)", type(exc).__name__)
-            return 0, None
+        # The guarded client: policy on the connected address, no redirects (a 3xx is a refusal), 64 KB read.
+        status, headers, _ = await self._client.post(
+            url, data, headers={"Content-Type": "application/json"}, limits=timeout
+        )
+        return status, parse_retry_after(headers.get("Retry-After")) if status else None

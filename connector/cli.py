@@ -46,8 +46,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from waitress import serve
 
     from connector import create_app
+    from connector.local_mode import LocalModeRefused, check_bind
     from connector.logs import configure_logging
 
+    try:
+        # Before anything binds: a non-loopback listener without a bot identity is refused outright.
+        check_bind(_settings(), args.host)
+    except LocalModeRefused as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     configure_logging(args.log_format, logging.DEBUG if args.verbose else logging.INFO)
     app = create_app()
     print(f"teams-proactive listening on http://{args.host}:{args.port} (bot endpoint /api/messages)", flush=True)

@@ -48,13 +48,24 @@ def diagnose(env: Mapping[str, str], *, online: bool = False, store_timeout: flo
 def _bot_identity(bot: BotSettings) -> list[Finding]:
     topic = "Bot credentials"
     if bot.local_mode:
+        if bot.local_mode_allowed:
+            return [
+                Finding(
+                    WARN,
+                    topic,
+                    "MicrosoftAppId is not set and LOCAL_MODE=true: /api/messages accepts activities without any"
+                    " token, wherever the service listens. Keep it behind your own access control, and set"
+                    " MicrosoftAppId before Teams or anyone else can reach it.",
+                )
+            ]
         return [
             Finding(
-                WARN,
+                FAIL,
                 topic,
-                "MicrosoftAppId is not set, so the bot runs in local mode: fine for the Agents Playground and"
-                " tests, but Teams cannot talk to it. Set MicrosoftAppId (and its password or managed identity)"
-                " from your Azure Bot resource.",
+                "MicrosoftAppId is not set (local mode: /api/messages checks no token). Only"
+                " 'teams-proactive serve --host 127.0.0.1' starts like this; gunicorn, App Service and any other"
+                " bind refuse to start. Set MicrosoftAppId (and its password or managed identity) from your Azure"
+                " Bot resource, or LOCAL_MODE=true if an unauthenticated endpoint is really meant.",
             )
         ]
     found: list[Finding] = []

@@ -17,7 +17,8 @@ import time
 import uuid
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
+from werkzeug.exceptions import HTTPException
 
 REQUEST_ID_HEADER = "X-Request-Id"
 _ACCEPTED_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # what we echo back: no spaces, no control characters
@@ -56,17 +57,45 @@ class JsonFormatter(logging.Formatter):
                 line[key] = value
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str, ensure_ascii=False)
+        # json.dumps escapes C0 controls; U+2028/2029 it leaves raw, and some readers split lines on them.
+        return (
+            json.dumps(line, default=str, ensure_ascii=False).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+        )
+
+
+# Line breaks and other control characters (C0, DEL, C1, Unicode line/paragraph separators): in a
+# message they could start a forged log line.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_control(text: str) -> str:
+    return _CONTROL.sub(
+        lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", text
+    )
 
 
 class TextFormatter(logging.Formatter):
+    """One line per record (control characters escaped); a traceback follows on lines marked ``  | ``,
+    which no record line can look like."""
+
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s%(rid)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
         request_id = getattr(record, "request_id", None)
-        record.rid = f" [{request_id}]" if request_id else ""
-        return super().format(record)
+        record.rid = f" [{escape_control(str(request_id))}]" if request_id else ""
+        record.message = escape_control(record.getMessage())
+        if self.usesTime():
+            record.asctime = self.formatTime(record, self.datefmt)
+        line = self.formatMessage(record)
+        extra = []
+        if record.exc_info:
+            extra.append(self.formatException(record.exc_info))
+        if record.stack_info:
+            extra.append(self.formatStack(record.stack_info))
+        for block in extra:
+            line += "".join("\n  | " + escape_control(part) for part in block.splitlines())
+        return line
 
 
 def configure_logging(fmt: str = "json", level: int | str = logging.INFO) -> None:
@@ -105,14 +134,15 @@ def init_request_ids(app: Flask) -> None:
             # Probes and scrapes come every few seconds: keep them out of INFO.
             quiet = request.path in {"/healthz", "/readyz", "/metrics"} and response.status_code < 400
             path = _loggable_path()
+            method = _loggable_method()
             access_log.log(
                 logging.DEBUG if quiet else logging.INFO,
                 "%s %s %s",
-                request.method,
+                method,
                 path,
                 response.status_code,
                 extra={
-                    "method": request.method,
+                    "method": method,
                     "path": path,
                     "status": response.status_code,
                     "durationMs": round((time.perf_counter() - started) * 1000, 1),
@@ -130,18 +160,35 @@ def init_request_ids(app: Flask) -> None:
                 request_id_var.set(None)
 
 
-# Path parameters that name a person (a UPN or an email address): logged as their name, not their value.
-_PERSONAL_PARAMETERS = ("recipient",)
+# What an access line shows for a request no route matched (404, a trailing slash, %2F inside an
+# address, a 405 we cannot place): never the raw path, which may hold a person's address or anything a
+# caller typed.
+UNMATCHED_PATH = "(unmatched)"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_PARAMETER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
+
+
+def _template(rule: str) -> str:
+    """Flask's ``/api/v1/recipients/<path:recipient>`` as ``/api/v1/recipients/{recipient}``."""
+    return _PARAMETER.sub(lambda match: "{" + match.group(1) + "}", rule)
 
 
 def _loggable_path() -> str:
-    """The request path, with any parameter that names a person replaced by ``{name}``: a
-    ForgetRecipient call must not leave the address it erased in the access log."""
-    args = request.view_args or {}
-    if request.url_rule is None or not any(name in args for name in _PERSONAL_PARAMETERS):
-        return request.path
-    path = request.url_rule.rule
-    for name, value in args.items():
-        shown = f"{{{name}}}" if name in _PERSONAL_PARAMETERS else str(value)
-        path = re.sub(rf"<(?:[^:<>]+:)?{re.escape(name)}>", lambda _match, text=shown: text, path)
-    return path
+    """The route template of the request, never its values: a ForgetRecipient call must not leave the
+    address it erased in the access log, whatever status it got."""
+    if request.url_rule is not None:
+        return _template(request.url_rule.rule)
+    exc = request.routing_exception
+    valid = getattr(exc, "valid_methods", None)
+    if valid:
+        # 405: the path matched a route, only not with this method; name the route, not the path.
+        try:
+            rule, _ = current_app.url_map.bind_to_environ(request.environ).match(method=valid[0], return_rule=True)
+        except HTTPException:
+            return UNMATCHED_PATH
+        return _template(rule.rule)
+    return UNMATCHED_PATH
+
+
+def _loggable_method() -> str:
+    return request.method if request.method in _METHODS else "OTHER"

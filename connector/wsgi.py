@@ -11,14 +11,18 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from dotenv import load_dotenv
 from flask import Flask
 
+from bot.settings import BotSettings
 from connector import create_app
 from connector.extension import runtime_of
+from connector.local_mode import LocalModeRefused, check_wsgi
 from connector.logs import configure_logging
 
 log = logging.getLogger(__name__)
@@ -64,5 +68,20 @@ class PerProcessApp:
         return self._current()(environ, start_response)
 
 
+# gunicorn's exit code for "the app failed to load": the master stops instead of respawning workers.
+APP_LOAD_ERROR = 4
+
+
+def _refuse_accidental_local_mode() -> None:
+    load_dotenv(os.path.join(os.getcwd(), ".env"), override=False)
+    try:
+        check_wsgi(BotSettings.from_env())
+    except LocalModeRefused as exc:
+        log.critical("%s", exc)
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(APP_LOAD_ERROR) from exc
+
+
 configure_logging(os.environ.get("LOG_FORMAT", "json"), os.environ.get("LOG_LEVEL", "INFO").upper())
+_refuse_accidental_local_mode()
 app = PerProcessApp()

@@ -3,6 +3,7 @@
 import os
 import pathlib
 import shutil
+import sys
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
@@ -22,6 +23,22 @@ _metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 if _metrics_dir:
     shutil.rmtree(_metrics_dir, ignore_errors=True)
     pathlib.Path(_metrics_dir).mkdir(parents=True, exist_ok=True)
+
+
+def on_starting(server):
+    # Before gunicorn binds its sockets: no bot identity and no LOCAL_MODE=true means no start at all
+    # (connector.wsgi checks again, for servers started without this file).
+    from dotenv import load_dotenv
+
+    from bot.settings import BotSettings
+    from connector.local_mode import LocalModeRefused, check_wsgi
+
+    load_dotenv(os.path.join(os.getcwd(), ".env"), override=False)
+    try:
+        check_wsgi(BotSettings.from_env())
+    except LocalModeRefused as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(4) from exc
 
 
 def child_exit(server, worker):

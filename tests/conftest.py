@@ -26,6 +26,8 @@ def app_env(tmp_path: Path) -> dict[str, str]:
         "STORE_URL": f"sqlite:///{tmp_path / 'store.db'}",
         "CONNECTOR_API_KEY": API_KEY,
         "SEND_RATE_PER_TENANT": "200",
+        # The tests' callback servers listen on plain http://127.0.0.1: allowed as an operator would.
+        "CALLBACK_ALLOWED_NETWORKS": "127.0.0.1/32",
     }
 
 

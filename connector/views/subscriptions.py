@@ -48,6 +48,7 @@ def _subscribe(event: str, args: dict[str, Any]) -> tuple[dict[str, Any], int, d
             event=event,
             callback_url=args["notificationUrl"],
             tenant_id=args.get("tenantId"),
+            policy=runtime().settings.callback_policy,
         )
     )
     return present(subscription), 201, {"Location": absolute_url(f"{PREFIX}/{subscription.id}")}

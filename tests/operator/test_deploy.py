@@ -64,10 +64,12 @@ def test_the_app_service_zip_installs_and_serves_on_a_clean_python(tmp_path: Pat
         "CONNECTOR_API_KEY": "deploy-test-key-0123456789",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
         "GUNICORN_WORKERS": "2",
+        "LOCAL_MODE": "true",  # no bot identity in this test: local mode under gunicorn on purpose
     }
     log = (tmp_path / "gunicorn.log").open("w")
     server = subprocess.Popen(
-        [str(tmp_path / "antenv" / "bin" / "gunicorn"), "-c", "gunicorn.conf.py", "connector.wsgi:app"],
+        # The config binds 0.0.0.0 (App Service); the test stays on loopback.
+        [str(tmp_path / "antenv" / "bin" / "gunicorn"), "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}", "connector.wsgi:app"],
         cwd=site,
         env=run_env,
         stdout=log,

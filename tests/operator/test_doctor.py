@@ -115,3 +115,19 @@ def test_doctor_reads_the_dot_env_file(
         monkeypatch.delenv(name)
     code, findings = doctor(capsys)
     assert code == 1 and any("MicrosoftAppPassword is empty" in f["text"] for f in findings)
+
+
+def test_doctor_fails_on_local_mode_unless_it_is_asked_for(
+    cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, findings = doctor(capsys)
+    assert code == 1
+    credentials = [f for f in findings if f["topic"] == "Bot credentials"]
+    assert credentials[0]["level"] == "FAIL" and "MicrosoftAppId is not set" in credentials[0]["text"]
+    assert "LOCAL_MODE=true" in credentials[0]["text"]
+
+    monkeypatch.setenv("LOCAL_MODE", "true")
+    code, findings = doctor(capsys)
+    credentials = [f for f in findings if f["topic"] == "Bot credentials"]
+    assert credentials[0]["level"] == "warn" and "LOCAL_MODE=true" in credentials[0]["text"]
+    assert code == 0, findings

@@ -39,9 +39,13 @@ class Gunicorn:
             "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"),
             "LOG_FORMAT": "json",
             "SEND_RATE_PER_TENANT": "200",
+            # No bot identity here: local mode under gunicorn must be asked for.
+            "LOCAL_MODE": "true",
         }
         gunicorn = Path(sys.executable).with_name("gunicorn")
-        command = [str(gunicorn), "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), *extra, "connector.wsgi:app"]
+        # The config binds 0.0.0.0 (App Service); the tests listen on loopback only.
+        bind = ["-b", f"127.0.0.1:{self.port}"]
+        command = [str(gunicorn), "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), *bind, *extra, "connector.wsgi:app"]
         self._log_file = self.log.open("w")
         self.process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=self._log_file, stderr=subprocess.STDOUT)
 

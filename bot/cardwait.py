@@ -181,7 +181,7 @@ class CardWaitService:
         # The id must be known before the send, to be put into the card's buttons: the idempotency
         # key fixes it (a caller's own key, namespaced, or a fresh one).
         key = f"cardWait\n{request.idempotency_key}" if request.idempotency_key else uuid.uuid4().hex
-        card_id = delivery_id_for(caller.name, key)
+        card_id = delivery_id_for(caller.key_id, key)
         message = MessageRequest(
             recipient=request.recipient,
             text=request.text,

@@ -138,7 +138,7 @@ class Delivery(Record):
     """One message to one person: the outbox entry and, later, its delivery report."""
 
     id: str
-    owner: str  # the API key (by name) that asked for it: idempotency and visibility are per key
+    owner: str  # the id of the API key (or built-in caller) that asked for it: idempotency is per key
     tenant_id: str
     user_key: str
     recipient: str  # as the caller wrote it
@@ -155,6 +155,7 @@ class Delivery(Record):
     lease_until: float | None = None
     error: dict[str, Any] | None = None
     idempotency_key: str | None = None
+    request_hash: str | None = None  # of the body sent with idempotency_key: a reuse with another body is refused
     broadcast_id: str | None = None
     deliver_at: float | None = None
     response: dict[str, Any] | None = None
@@ -188,6 +189,7 @@ class Broadcast(Record):
     updated_at: float = field(default_factory=now)
     completed_at: float | None = None
     expires_at: float | None = None
+    request_hash: str | None = None  # of the StartBroadcast body, when it came with an idempotencyKey
     etag: str | None = None
 
 
@@ -210,7 +212,7 @@ class Subscription(Record):
     """A Power Automate webhook trigger registration."""
 
     id: str
-    owner: str
+    owner: str  # the id of the API key (or built-in caller) that subscribed
     event: str
     callback_url: str
     tenant_id: str | None = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from bot import errors
@@ -72,28 +74,51 @@ def require_reachable(person: Person, recipient: str) -> None:
         raise errors.unreachable(recipient, status)
 
 
+def index_keys(tenant_id: str | None, names: Iterable[str]) -> list[str]:
+    """The person-index keys of addresses (UPN, email, object id, user id) within one tenant.
+
+    A broadcast limited to a tenant is indexed under that tenant; one sent by an unrestricted key
+    under ``*`` (its list may name people of any tenant). Hashed, so the index holds no address in
+    clear; an erase deletes its entries all the same."""
+    scope = tenant_id or "*"
+    return [
+        "pi:" + hashlib.sha256(f"{scope}|{name.strip().lower()}".encode()).hexdigest()
+        for name in sorted({n.strip().lower() for n in names if n and n.strip()})
+    ]
+
+
 async def forget(store: Store, person: PersonKey) -> dict[str, int]:
     """Erase what is kept about a person: references, their deliveries' content, and their addresses.
 
     Deliveries stay (the caller may still ask for their status) with content, responses, the chat
-    and any text naming the person removed; every broadcast kept loses the person's addresses from
-    its recipient list and skip report; events about them still waiting for a flow's callback are
-    dropped. Subscriptions belong to flows, not to people, and hold nothing about a person.
+    and any text naming the person removed; every broadcast that names them loses their addresses
+    from its recipient list and skip report; events about them still waiting for a flow's callback
+    are dropped. Subscriptions belong to flows, not to people, and hold nothing about a person.
+
+    Everything is found through per-person indexes, never by reading all of a kind: the person's
+    deliveries by (tenant, person), the broadcasts naming them by the person index (plus the few
+    still being prepared, not indexed yet). Nothing outside the person's tenant is read or changed:
+    only broadcasts of that tenant, or of an unrestricted key, are touched.
     """
     from bot.model import Broadcast, Delivery
 
     references = await store.person_references(person.tenant_id, person.user_key)
     names = {n.lower() for r in references for n in (r.upn, r.email, r.aad_object_id, r.user_id) if n}
     names.add(person.user_key.lower())
+    broadcast_ids: set[str] = set()
     erased = 0
     token: str | None = None
     while True:
         page = await store.list_deliveries(person=person, limit=500, token=token)
         for item in page.items:
+            if item.tenant_id != person.tenant_id:
+                continue  # the store filters on it already; an erase never reaches past its tenant
             names.add(item.recipient.strip().lower())
+            if item.broadcast_id:
+                broadcast_ids.add(item.broadcast_id)
 
             def scrub(current: Delivery) -> Delivery | None:
-                if not current.content and current.recipient == FORGOTTEN:
+                if not current.content and current.recipient == FORGOTTEN and not current.request_hash:
                     return None
                 current.content = {}
                 current.recipient = FORGOTTEN
@@ -104,6 +129,8 @@ async def forget(store: Store, person: PersonKey) -> dict[str, int]:
                 current.service_url = None
                 current.response = None
                 current.responded_by = None
+                # A hash of a body that named the person is still about them.
+                current.request_hash = None
                 if current.error and isinstance(current.error.get("message"), str):
                     current.error = {**current.error, "message": _redact(current.error["message"], names)}
                 return current
@@ -114,11 +141,14 @@ async def forget(store: Store, person: PersonKey) -> dict[str, int]:
         if not token:
             break
     names -= {FORGOTTEN, ""}
-    # Every broadcast kept, finished or not: one that only skipped the person (opted out, unknown)
-    # still names them in its skip report.
-    broadcast_ids = await store.broadcast_ids()
+    keys = index_keys(person.tenant_id, names) + index_keys(None, names)
+    broadcast_ids.update(await store.indexed_broadcasts(keys))
+    # Broadcasts not expanded yet are not indexed yet: they are few (only those being prepared).
+    broadcast_ids.update(b.id for b in await store.unfinished_broadcasts() if b.status == "preparing")
 
     def strip_person(current: Broadcast) -> Broadcast | None:
+        if current.tenant_id not in (None, person.tenant_id):
+            return None  # another tenant's broadcast: never changed by this tenant's erase
         recipients = current.recipients
         if recipients is not None:
             recipients = [FORGOTTEN if r.strip().lower() in names else r for r in recipients]
@@ -132,15 +162,18 @@ async def forget(store: Store, person: PersonKey) -> dict[str, int]:
             return None
         current.recipients = recipients
         current.skipped = skipped
+        current.request_hash = None
         return current
 
     scrubbed = 0
     for broadcast_id in sorted(broadcast_ids):
         if await store.update_broadcast(broadcast_id, strip_person) is not None:
             scrubbed += 1
+    await store.forget_index(keys)
     # Events about the person still waiting for a flow's callback quote what they wrote.
     await store.forget_notifications(person.tenant_id, person.user_key)
     deleted = await store.delete_person(person.tenant_id, person.user_key)
+    await store.compact()
     return {"references": deleted, "deliveries": erased, "broadcasts": scrubbed}
 
 

@@ -23,10 +23,11 @@ from bot.capture import ReferenceCaptureMiddleware
 from bot.cardwait import CardWaitHandler, CardWaitService
 from bot.delivery.broadcasts import BroadcastService
 from bot.delivery.dispatcher import Dispatcher, DispatcherSettings
+from bot.delivery.housekeeping import Housekeeper
 from bot.delivery.service import DeliveryService
 from bot.events import EventSink, NoEvents
+from bot.model import Reference, ReferenceStatus
 from bot.outbound import BotConnectorClient
-from bot.recipients import forget
 from bot.settings import BotSettings
 from bot.store import create_store
 from bot.store.base import PersonKey, Store
@@ -62,6 +63,7 @@ class BotRuntime:
             cloud_service_url=settings.cloud_service_url,
             bot_id=f"28:{settings.app_id}" if settings.app_id else "",
             retention_seconds=settings.delivery_retention_days * 86400 if settings.delivery_retention_days else None,
+            housekeeping_seconds=min(5.0, settings.purge_interval_seconds),
         )
         # Without an explicit sink, events go to the webhook subscribers (made on the loop, in _open).
         self.events: EventSink = events or NoEvents()
@@ -75,6 +77,7 @@ class BotRuntime:
         self.callbacks: CallbackClient
         self.client: BotConnectorClient
         self.dispatcher: Dispatcher
+        self.housekeeper: Housekeeper
         self.deliveries: DeliveryService
         self.broadcasts: BroadcastService
         self.cards: CardWaitService
@@ -107,7 +110,10 @@ class BotRuntime:
         )
         if self._own_events:
             self.events = WebhookSink(self.store, self.callbacks, self._webhooks)
-        self.dispatcher = Dispatcher(self.store, self.client, self._dispatcher_settings, events=self.events)
+        self.housekeeper = Housekeeper(self.store, purge_every_seconds=self.settings.purge_interval_seconds)
+        self.dispatcher = Dispatcher(
+            self.store, self.client, self._dispatcher_settings, events=self.events, housekeeping=self.housekeeper.run
+        )
         retention = self._dispatcher_settings.retention_seconds
         self.deliveries = DeliveryService(self.store, self.dispatcher, self.client, retention_seconds=retention)
         self.broadcasts = BroadcastService(self.store, self.dispatcher, retention_seconds=retention)
@@ -129,8 +135,21 @@ class BotRuntime:
             self.events.start()
 
     async def _forget(self, tenant_id: str, user_key: str) -> None:
-        # DELETE_ON_UNINSTALL erases what ForgetRecipient erases, not only the references.
-        await forget(self.store, PersonKey(tenant_id, user_key))
+        """DELETE_ON_UNINSTALL: erase what ForgetRecipient erases, not only the references, but off
+        the bot turn: the erasure is queued in the store and the dispatcher's housekeeping does it.
+        Until then the person's records say uninstalled, so nothing more is sent to them."""
+        person = PersonKey(tenant_id, user_key)
+        await self.store.queue_erasure(person)
+
+        def uninstalled(current: Reference) -> Reference | None:
+            if current.status == ReferenceStatus.UNINSTALLED:
+                return None
+            current.status = ReferenceStatus.UNINSTALLED
+            return current
+
+        await self.store.update_person(tenant_id, user_key, uninstalled)
+        if self._run_dispatcher:
+            self.dispatcher.request_housekeeping()
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = 30.0) -> T:
         """Run a coroutine on the bot loop from another thread and wait for its result."""

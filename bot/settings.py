@@ -50,6 +50,8 @@ class BotSettings:
     send_lease_seconds: float = 30.0
     send_timeout_seconds: float = 15.0  # one Bot Connector call; a timeout is retried
     delete_on_uninstall: bool = False
+    # How often the retention purge physically removes what expired (SQLite; Cosmos DB uses TTL).
+    purge_interval_seconds: float = 3600.0
     bot_name: str = "Notifications"
     # Replaces the cloud's channel OpenID metadata URL (the SDK's own setting name); tests point it at a
     # local issuer.
@@ -103,6 +105,7 @@ class BotSettings:
             send_lease_seconds=_float(env, "SEND_LEASE_SECONDS", 30.0),
             send_timeout_seconds=_float(env, "SEND_TIMEOUT_SECONDS", 15.0),
             delete_on_uninstall=_bool(env, "DELETE_ON_UNINSTALL", False),
+            purge_interval_seconds=_float(env, "PURGE_INTERVAL_SECONDS", 3600.0),
             bot_name=env.get("BOT_NAME", "").strip() or "Notifications",
             open_id_metadata=env.get("BotOpenIdMetadata", "").strip(),
             metadata_timeout_seconds=_float(env, "BOT_METADATA_TIMEOUT_SECONDS", 5.0),
@@ -117,6 +120,8 @@ class BotSettings:
             raise ValueError("REFERENCE_TTL_DAYS must be a positive number of days (or unset)")
         if self.metadata_timeout_seconds <= 0:
             raise ValueError("BOT_METADATA_TIMEOUT_SECONDS must be positive")
+        if self.purge_interval_seconds <= 0:
+            raise ValueError("PURGE_INTERVAL_SECONDS must be a positive number of seconds")
         if self.send_rate_per_tenant <= 0:
             raise ValueError("SEND_RATE_PER_TENANT must be positive")
         if self.send_timeout_seconds <= 0 or self.send_lease_seconds <= self.send_timeout_seconds:

@@ -91,7 +91,7 @@ async def subscribe(
         raise errors.Rejected("Forbidden", "This API key is limited to another tenant.", "tenantId")
     subscription = Subscription(
         id=uuid.uuid4().hex,
-        owner=caller.name,
+        owner=caller.key_id,
         event=event,
         callback_url=callback_url,
         tenant_id=tenant_id or caller.tenant_id,
@@ -108,17 +108,25 @@ async def subscribe(
             "notificationUrl",
         )
     stored = await store.create_subscription(subscription)
-    log.info("subscription %s created for %s (owner %s)", stored.id, event, caller.name)
+    log.info("subscription %s created for %s (owner %s)", stored.id, event, caller.key_id)
     return stored
 
 
 async def unsubscribe(store: Store, caller: Caller, subscription_id: str) -> None:
-    """Remove a subscription; only its owner (or an admin key) may, anyone else gets NotFound."""
+    """Remove a subscription: its owner (by key id), or an admin key of the same tenant (an admin key
+    limited to a tenant cannot touch a subscription of another tenant, nor an unrestricted one).
+    Anyone else gets NotFound, as for an id that does not exist."""
     subscription = await store.get_subscription(subscription_id)
-    if subscription is None or (subscription.owner != caller.name and "admin" not in caller.scopes):
+    if subscription is None or not may_manage(caller, subscription):
         raise errors.Rejected("NotFound", f"No subscription with id '{subscription_id}'.", "id")
     await store.delete_subscription(subscription_id)
-    log.info("subscription %s removed by %s", subscription_id, caller.name)
+    log.info("subscription %s removed by %s", subscription_id, caller.key_id)
+
+
+def may_manage(caller: Caller, subscription: Subscription) -> bool:
+    if caller.owns(subscription.owner, subscription.tenant_id):
+        return True
+    return "admin" in caller.scopes and caller.can_see(subscription.tenant_id)
 
 
 # ---- the event sink and its relay ------------------------------------------------------------

@@ -37,12 +37,12 @@ def _authenticate() -> Caller:
     bearer = request.headers.get("Authorization", "")
     if presented and "apikey" in settings.auth_modes:
         if settings.bootstrap_api_key and hmac.compare_digest(presented.encode(), settings.bootstrap_api_key.encode()):
-            return Caller(name="bootstrap", tenant_id=None, scopes=frozenset(keys.SCOPES))
+            return Caller(name="bootstrap", key_id=keys.BOOTSTRAP_ID, tenant_id=None, scopes=frozenset(keys.SCOPES))
         runtime = runtime_of(current_app)
         record = runtime.call(keys.verify(runtime.store, presented))
         if record is None:
             raise ApiError("Unauthorized", "The API key is not valid (unknown, revoked or mistyped).")
-        return Caller(name=record.name, tenant_id=record.tenant_id, scopes=frozenset(record.scopes))
+        return Caller(name=record.name, key_id=record.id, tenant_id=record.tenant_id, scopes=frozenset(record.scopes))
     if bearer.lower().startswith("bearer ") and "entra" in settings.auth_modes:
         return verify_bearer(bearer[7:].strip(), settings)
     expected = " or ".join(
@@ -53,7 +53,7 @@ def _authenticate() -> Caller:
 
 
 class _Window:
-    """Requests per key in the last minute (per process; each instance enforces its own share)."""
+    """Requests per key id in the last minute (per process; each instance enforces its own share)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -80,7 +80,7 @@ def _rate_limit(caller: Caller) -> None:
     at = time.monotonic()
     window = _window()
     with window.lock:
-        hits = window.hits.setdefault(caller.name, deque())
+        hits = window.hits.setdefault(caller.key_id, deque())
         while hits and hits[0] <= at - 60:
             hits.popleft()
         if len(hits) >= limit:

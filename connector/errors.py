@@ -17,6 +17,7 @@ STATUS_BY_CODE = {
     "RecipientOptedOut": 409,
     "MessageNotDelivered": 409,
     "SubscriptionLimitReached": 409,
+    "IdempotencyKeyReused": 409,
     "MessageTooLarge": 413,
     "UnsupportedMediaType": 415,
     "Throttled": 429,

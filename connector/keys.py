@@ -11,6 +11,17 @@ from bot.store.base import ConcurrencyConflict, Store
 
 SCOPES = ("send", "broadcast", "admin")
 PREFIX = "tpk"
+# The identity of the CONNECTOR_API_KEY caller. Stored key ids are hex, so none can equal it.
+BOOTSTRAP_ID = "builtin:bootstrap"
+# Names the service gives its own callers (logs and the dashboard show them): a stored key may not
+# take one, so that a name always says who it is.
+RESERVED_NAMES = frozenset({"bootstrap", "cli", "dashboard", "admin", "system"})
+RESERVED_PREFIXES = ("entra:", "builtin:")
+
+
+def reserved(name: str) -> bool:
+    lowered = name.strip().lower()
+    return lowered in RESERVED_NAMES or lowered.startswith(RESERVED_PREFIXES)
 
 
 class KeyError_(Exception):
@@ -34,6 +45,11 @@ async def create_key(store: Store, name: str, *, tenant_id: str | None, scopes: 
     name = name.strip()
     if not name:
         raise KeyError_("a key needs a name")
+    if reserved(name):
+        raise KeyError_(
+            f"'{name}' is reserved for the service's own callers (bootstrap, cli, dashboard, admin, system,"
+            " entra:..., builtin:...); choose another name"
+        )
     unknown = set(scopes) - set(SCOPES)
     if unknown or not scopes:
         raise KeyError_(f"scopes must be among {', '.join(SCOPES)}")

@@ -15,9 +15,9 @@ from typing import Any
 
 from bot import errors
 from bot.delivery.dispatcher import Dispatcher
-from bot.delivery.service import Caller, validate_content
+from bot.delivery.service import Caller, replay, request_hash, validate_content
 from bot.model import Broadcast, Delivery, DeliveryStatus, ReferenceStatus, Surface, now
-from bot.recipients import find_person, require_reachable
+from bot.recipients import find_person, index_keys, require_reachable
 from bot.store.base import PersonKey, Store
 
 log = logging.getLogger(__name__)
@@ -82,17 +82,19 @@ class BroadcastService:
                     "recipients",
                 )
         broadcast_id = (
-            uuid.uuid5(BROADCAST_NAMESPACE, f"{caller.name}\n{idempotency_key}").hex
+            uuid.uuid5(BROADCAST_NAMESPACE, f"key:{caller.key_id}\n{idempotency_key}").hex
             if idempotency_key
             else uuid.uuid4().hex
         )
+        fingerprint = request_hash({**content, "recipients": recipients, "tenantId": tenant_id})
         if idempotency_key:
             earlier = await self._store.get_broadcast(broadcast_id)
             if earlier is not None:
-                return earlier, False
+                return replay(caller, earlier, fingerprint), False
         broadcast = Broadcast(
             id=broadcast_id,
-            owner=caller.name,
+            owner=caller.key_id,
+            request_hash=fingerprint if idempotency_key else None,
             tenant_id=tenant,
             content=content,
             recipients=recipients,
@@ -105,7 +107,7 @@ class BroadcastService:
             earlier = await self._store.get_broadcast(broadcast_id)
             if earlier is None:
                 raise
-            return earlier, False
+            return replay(caller, earlier, fingerprint), False
         self._wake.set()
         return stored, True
 
@@ -183,6 +185,7 @@ class BroadcastService:
         skipped_total = 0
         seen: set[PersonKey] = set()
         chunk: list[Delivery] = []
+        named: list[str] = []  # recipients since the last flush, for the person index
         total = 0
 
         def skip(recipient: str, code: str, message: str) -> None:
@@ -192,6 +195,11 @@ class BroadcastService:
                 skipped.append({"recipient": recipient, "code": code, "message": message})
 
         async def flush() -> None:
+            if named:
+                # Before the broadcast can name them in a skip report: an erase must find it.
+                keys = index_keys(broadcast.tenant_id, named)
+                await self._store.index_broadcast(broadcast.id, keys, broadcast.expires_at)
+                named.clear()
             if chunk:
                 await self._store.create_deliveries(chunk)
                 chunk.clear()
@@ -199,6 +207,9 @@ class BroadcastService:
 
         async for recipient, person_key, rejection in self._people(broadcast):
             total += 1
+            named.append(recipient)
+            if len(named) >= CHUNK:
+                await flush()
             if rejection is not None:
                 skip(recipient, rejection.code, rejection.message)
                 continue

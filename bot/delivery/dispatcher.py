@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bot.delivery.messages import build_activity
@@ -45,6 +46,7 @@ class DispatcherSettings:
     retention_seconds: float | None = None
     backoff_base_seconds: float = 1.0
     backoff_cap_seconds: float = 300.0
+    housekeeping_seconds: float = 5.0  # how often the leader looks for erasures (and a due purge)
 
 
 class _Failure(Exception):
@@ -77,8 +79,14 @@ class Dispatcher:
         settings: DispatcherSettings,
         *,
         events: EventSink | None = None,
+        housekeeping: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
+        # Run by the leader only, as a task of its own, so a long purge never holds up sending.
+        self._housekeeping = housekeeping
+        self._housekeeping_task: asyncio.Task[None] | None = None
+        self._housekeeping_asked = False
+        self._last_housekeeping = 0.0
         self._client = client
         self.settings = settings
         self._events = events or NoEvents()
@@ -110,6 +118,13 @@ class Dispatcher:
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._housekeeping_task is not None:
+            # An erase or purge cut short is done again by the next leader: each step is idempotent.
+            _, pending = await asyncio.wait({self._housekeeping_task}, timeout=grace_seconds)
+            for task in pending:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._inflight:
             _, pending = await asyncio.wait(self._inflight, timeout=grace_seconds)
             for task in pending:
@@ -123,6 +138,30 @@ class Dispatcher:
 
     def notify(self) -> None:
         self._wake.set()
+
+    def request_housekeeping(self) -> None:
+        """Run housekeeping soon (an erasure was queued), not only on its schedule."""
+        self._housekeeping_asked = True
+        self._wake.set()
+
+    def _housekeep(self) -> None:
+        if self._housekeeping is None or not self.is_leader:
+            return
+        if self._housekeeping_task is not None and not self._housekeeping_task.done():
+            return
+        due = time.monotonic() - self._last_housekeeping >= self.settings.housekeeping_seconds
+        if not (due or self._housekeeping_asked):
+            return
+        self._housekeeping_asked = False
+        self._last_housekeeping = time.monotonic()
+
+        async def run(step: Callable[[], Awaitable[None]]) -> None:
+            try:
+                await step()
+            except Exception:
+                log.exception("housekeeping failed; it runs again on its schedule")
+
+        self._housekeeping_task = asyncio.get_running_loop().create_task(run(self._housekeeping), name="housekeeping")
 
     @property
     def in_flight(self) -> int:
@@ -154,6 +193,7 @@ class Dispatcher:
                 if not self.is_leader:
                     await self._sleep(renew_every)
                     continue
+                self._housekeep()
                 await self._claim_and_send(renew_every)
             except Exception:
                 log.exception("dispatcher loop error; retrying shortly")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import hashlib
+import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,14 +27,30 @@ WAIT_POLL_SECONDS = 0.25
 
 @dataclass(slots=True, kw_only=True)
 class Caller:
-    """Who is asking: the API key (by name) and the tenant it is limited to (None: any)."""
+    """Who is asking and the tenant it is limited to (None: any).
+
+    ``key_id`` is the caller's identity: a stored API key's immutable id, or a built-in caller's
+    fixed id (``builtin:bootstrap``, ``entra:<tenant>:<client>``, ...). Ownership, idempotency and
+    rate-limit buckets go by it; ``name`` is for people (logs, the dashboard) and may be reused.
+    """
 
     name: str
+    key_id: str = ""
     tenant_id: str | None = None
     scopes: frozenset[str] = field(default_factory=frozenset)
 
+    def __post_init__(self) -> None:
+        if not self.key_id:
+            # Built-in callers (bootstrap, cli, dashboard, Entra ID) have no stored key: their
+            # identity is fixed and lives in a namespace no stored key id can take (ids are hex).
+            self.key_id = self.name if ":" in self.name else f"builtin:{self.name}"
+
     def can_see(self, tenant_id: str | None) -> bool:
         return self.tenant_id is None or self.tenant_id == tenant_id
+
+    def owns(self, owner: str | None, tenant_id: str | None) -> bool:
+        """A record made by this very caller (by key id), within the caller's tenant."""
+        return owner == self.key_id and self.can_see(tenant_id)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -51,13 +69,52 @@ class MessageRequest:
     def content(self) -> dict[str, Any]:
         return {k: v for k, v in (("text", self.text), ("card", self.card), ("summary", self.summary)) if v is not None}
 
+    def fingerprint(self) -> str:
+        """A hash of what was asked (not how long to wait): the same idempotencyKey with another
+        body is a mistake the caller must hear about, not a silent replay of the first message."""
+        return request_hash(
+            {
+                "kind": self.kind,
+                "recipient": self.recipient.strip(),
+                **self.content,
+                "deliverAt": self.deliver_at.isoformat() if self.deliver_at else None,
+                "deliverAtLocalTime": self.deliver_at_local_time,
+                "tenantId": self.tenant_id,
+            }
+        )
 
-def delivery_id_for(owner: str, idempotency_key: str | None) -> str:
-    """The id a send gets: derived from the idempotency key (per API key) when there is one.
+
+def request_hash(body: dict[str, Any]) -> str:
+    """SHA-256 of a canonical JSON form (sorted keys, no spaces, None left out)."""
+    canonical = json.dumps({k: v for k, v in body.items() if v is not None}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def replay(caller: Caller, earlier: Any, fingerprint: str) -> Any:
+    """The earlier record for a repeated idempotencyKey, once it is sure to be the caller's own
+    and made from the same body; otherwise 409 IdempotencyKeyReused (nothing about it is shown)."""
+    if not caller.owns(earlier.owner, earlier.tenant_id):
+        raise errors.Rejected(
+            "IdempotencyKeyReused",
+            "This idempotencyKey was already used for another request; use a new key for a new request.",
+            "idempotencyKey",
+        )
+    if earlier.request_hash and earlier.request_hash != fingerprint:
+        raise errors.Rejected(
+            "IdempotencyKeyReused",
+            "This idempotencyKey was already used with a different body; use a new key for a new request.",
+            "idempotencyKey",
+        )
+    return earlier
+
+
+def delivery_id_for(key_id: str, idempotency_key: str | None) -> str:
+    """The id a send gets: derived from the idempotency key (per API key id) when there is one.
 
     Card-and-wait uses it to know the id before the send, to put it in the card's buttons."""
     if idempotency_key:
-        return uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{owner}\n{idempotency_key}").hex
+        # "key:" keeps these apart from ids made before identities were key ids (they used names).
+        return uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"key:{key_id}\n{idempotency_key}").hex
     return uuid.uuid4().hex
 
 
@@ -106,11 +163,12 @@ class DeliveryService:
         """Persist a send in the outbox (or return the earlier one with the same idempotency key)."""
         content = request.content
         validate_content(content)
-        delivery_id = delivery_id_for(caller.name, request.idempotency_key)
+        delivery_id = delivery_id_for(caller.key_id, request.idempotency_key)
+        fingerprint = request.fingerprint()
         if request.idempotency_key:
             earlier = await self._store.get_delivery(delivery_id)
             if earlier is not None:
-                return earlier, False
+                return replay(caller, earlier, fingerprint), False
         tenant = request.tenant_id or caller.tenant_id
         if caller.tenant_id and request.tenant_id and request.tenant_id != caller.tenant_id:
             raise errors.not_found(request.recipient)
@@ -120,7 +178,7 @@ class DeliveryService:
         at = now()
         delivery = Delivery(
             id=delivery_id,
-            owner=caller.name,
+            owner=caller.key_id,
             tenant_id=person.key.tenant_id,
             user_key=person.key.user_key,
             recipient=request.recipient.strip(),
@@ -131,13 +189,15 @@ class DeliveryService:
             not_before=max(at, deliver_at or at),
             deliver_at=deliver_at,
             idempotency_key=request.idempotency_key,
+            request_hash=fingerprint if request.idempotency_key else None,
             created_at=at,
             updated_at=at,
         )
         stored, created = await self._store.create_delivery(delivery)
         if created:
             self._dispatcher.notify()
-        return stored, created
+            return stored, created
+        return replay(caller, stored, fingerprint), False
 
     async def send(self, caller: Caller, request: MessageRequest, wait_seconds: float) -> Delivery:
         """Submit, then wait up to ``wait_seconds`` for the outcome (not for a scheduled message).

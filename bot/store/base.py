@@ -203,6 +203,42 @@ class Store(abc.ABC):
     async def forget_notifications(self, tenant_id: str, user_key: str) -> int:
         """Remove every pending notification about one person; returns how many."""
 
+    # ---- retention and erasure -------------------------------------------------------------
+    @abc.abstractmethod
+    async def purge_expired(self, at: float) -> dict[str, int]:
+        """Physically remove what expired by ``at``: references, deliveries (card waits too),
+        broadcasts, webhook events, broadcast index entries and lapsed leases. Returns how many of
+        each kind went. A backend whose database expires items by itself (Cosmos DB's per-item
+        ``ttl``) may leave the work to it and return nothing."""
+
+    async def compact(self) -> None:  # noqa: B027 - optional hook
+        """Make what was just deleted unrecoverable from the store's files (SQLite: checkpoint and
+        truncate the WAL). Called after an erase and after a purge that removed something."""
+
+    @abc.abstractmethod
+    async def index_broadcast(self, broadcast_id: str, keys: list[str], expires_at: float | None) -> None:
+        """Note that the broadcast names each of ``keys`` (opaque per-tenant person/address keys, see
+        ``bot.recipients.index_keys``), so an erase finds it without reading every broadcast."""
+
+    @abc.abstractmethod
+    async def indexed_broadcasts(self, keys: list[str]) -> list[str]:
+        """Ids of the broadcasts noted under any of ``keys``."""
+
+    @abc.abstractmethod
+    async def forget_index(self, keys: list[str]) -> None:
+        """Drop every index entry under ``keys`` (the keys are derived from a person's addresses)."""
+
+    @abc.abstractmethod
+    async def queue_erasure(self, person: PersonKey) -> None:
+        """Durably ask for a person to be erased later (by the dispatcher's housekeeping)."""
+
+    @abc.abstractmethod
+    async def pending_erasures(self, limit: int) -> list[PersonKey]:
+        """Erasures asked for and not done yet, oldest first."""
+
+    @abc.abstractmethod
+    async def erasure_done(self, person: PersonKey) -> None: ...
+
     # ---- leases -----------------------------------------------------------------------------
     @abc.abstractmethod
     async def acquire_lease(self, name: str, owner: str, seconds: float) -> bool:

@@ -24,12 +24,19 @@ leases          ``/id``           the dispatcher's leader lease: point read + co
 notifications   ``/id``           webhook events waiting to be posted (deleted once posted): a
                                   relay's due-query is one range over one number (``due``);
                                   each claim or reschedule a conditional replace by id.
+personindex     ``/id``           id = an opaque per-tenant key of a person or address, listing
+                                  the broadcasts that name it: an erase point-reads its few
+                                  keys instead of reading every broadcast.
+erasures        ``/id``           erasures asked for (DELETE_ON_UNINSTALL) and not done yet;
+                                  the dispatcher's housekeeping works through them.
 =============== ================= ===========================================================
 
 Per-item ``ttl`` (seconds) is written only when a record has an ``expires_at``: references when
 ``REFERENCE_TTL_DAYS`` is set (sliding: capture moves ``expires_at`` on every activity), deliveries
-once final and broadcasts from creation (``DELIVERY_RETENTION_DAYS``). Reads hide a record whose
-``expires_at`` passed even before Cosmos DB removes it.
+once final and broadcasts from creation (``DELIVERY_RETENTION_DAYS``), webhook events, the
+person index (with the broadcasts it points to) and leases (lapsed ones go on their own). Cosmos DB
+deletes expired items itself, so ``purge_expired`` has nothing to do here; an erase deletes at once.
+Reads hide a record whose ``expires_at`` passed even before Cosmos DB removes it.
 """
 
 from __future__ import annotations
@@ -89,7 +96,11 @@ CONTAINERS: dict[str, tuple[str, list[str]]] = {
     "subscriptions": ("/id", ["/callback_url/?"]),
     "leases": ("/id", ["/*"]),  # only ever point-read
     "notifications": ("/id", ["/body/*"]),
+    "personindex": ("/id", ["/*"]),  # only ever point-read
+    "erasures": ("/id", ["/tenant_id/?", "/user_key/?"]),
 }
+# A lapsed lease document goes this long after it lapsed (Cosmos DB removes it by its ttl).
+_LEASE_GRACE_SECONDS = 300
 
 _PLAIN_ID = re.compile(r"[A-Za-z0-9@._+:=;-]{1,200}")
 # Cosmos DB ids may not contain these; ids we generate never do, so such a lookup finds nothing.
@@ -790,12 +801,94 @@ class CosmosStore(Store):
         await asyncio.gather(*(self.delete_notification(doc["id"]) for doc in docs))
         return len(docs)
 
+    # ---- retention and erasure -------------------------------------------------------------
+    async def purge_expired(self, at: float) -> dict[str, int]:
+        # Every expiring item carries its own ``ttl``: Cosmos DB removes it (the local test server
+        # does not, which is why expiry is also checked on every read).
+        return {}
+
+    async def index_broadcast(self, broadcast_id: str, keys: list[str], expires_at: float | None) -> None:
+        slots = asyncio.Semaphore(_CONCURRENT_WRITES)
+
+        async def note(key: str) -> None:
+            async with slots:
+                await self._note_index(key, broadcast_id, expires_at)
+
+        await asyncio.gather(*(note(k) for k in dict.fromkeys(keys)))
+
+    async def _note_index(self, key: str, broadcast_id: str, expires_at: float | None) -> None:
+        for _ in range(MAX_CONFLICT_RETRIES):
+            doc = await self._read("personindex", key, key)
+            at = now()
+            broadcasts = {
+                b: until for b, until in (doc or {}).get("broadcasts", {}).items() if until is None or until > at
+            }
+            if broadcast_id in broadcasts and broadcasts[broadcast_id] == expires_at:
+                return
+            broadcasts[broadcast_id] = expires_at
+            untils = list(broadcasts.values())
+            body = {"id": key, "broadcasts": broadcasts}
+            if None not in untils:
+                self._with_ttl(body, max(u for u in untils if u is not None))
+            try:
+                if doc is None:
+                    await self._create("personindex", body, key)
+                else:
+                    await self._replace("personindex", body, doc["_etag"])
+                return
+            except ConcurrencyConflict:
+                continue
+        raise ConcurrencyConflict(f"person index {key} kept changing")
+
+    async def indexed_broadcasts(self, keys: list[str]) -> list[str]:
+        docs = await asyncio.gather(*(self._read("personindex", k, k) for k in dict.fromkeys(keys)))
+        at = now()
+        return sorted(
+            {
+                b
+                for doc in docs
+                if doc is not None
+                for b, until in doc.get("broadcasts", {}).items()
+                if until is None or until > at
+            }
+        )
+
+    async def forget_index(self, keys: list[str]) -> None:
+        async def drop(key: str) -> None:
+            with contextlib.suppress(CosmosResourceNotFoundError):
+                await self.containers["personindex"].delete_item(key, partition_key=key)
+
+        await asyncio.gather(*(drop(k) for k in dict.fromkeys(keys) if not _FORBIDDEN_ID_CHARS.search(k)))
+
+    @staticmethod
+    def _erasure_id(person: PersonKey) -> str:
+        return "erase:" + hashlib.sha256(person_id(person.tenant_id, person.user_key).encode()).hexdigest()
+
+    async def queue_erasure(self, person: PersonKey) -> None:
+        doc = {"id": self._erasure_id(person), "tenant_id": person.tenant_id, "user_key": person.user_key}
+        doc["requested_at"] = now()
+        with contextlib.suppress(ConcurrencyConflict):
+            await self._create("erasures", doc, doc["id"])  # asked for already: once is enough
+
+    async def pending_erasures(self, limit: int) -> list[PersonKey]:
+        docs = await self._query(
+            "erasures", "SELECT TOP @n c.tenant_id, c.user_key FROM c ORDER BY c.requested_at", _params(n=limit)
+        )
+        return [PersonKey(d["tenant_id"], d["user_key"]) for d in docs]
+
+    async def erasure_done(self, person: PersonKey) -> None:
+        erasure_id = self._erasure_id(person)
+        with contextlib.suppress(CosmosResourceNotFoundError):
+            await self.containers["erasures"].delete_item(erasure_id, partition_key=erasure_id)
+
     # ---- leases -----------------------------------------------------------------------------
     async def acquire_lease(self, name: str, owner: str, seconds: float) -> bool:
         lease_id = _alias_id(name)
         at = now()
         doc = await self._read("leases", lease_id, lease_id)
-        body = {"id": lease_id, "owner": owner, "until": at + seconds}
+        body = self._with_ttl(
+            {"id": lease_id, "owner": owner, "until": at + seconds}, at + seconds + _LEASE_GRACE_SECONDS
+        )
         try:
             if doc is None:
                 await self._create("leases", body, lease_id)

@@ -33,6 +33,8 @@ class MemoryStore(Store):
         self._subscriptions: dict[str, Subscription] = {}
         self._leases: dict[str, tuple[str, float]] = {}
         self._notifications: dict[str, Notification] = {}
+        self._index: dict[str, dict[str, float | None]] = {}  # key -> broadcast id -> expiry
+        self._erasures: dict[PersonKey, float] = {}
 
     async def ping(self) -> None:
         return None
@@ -276,6 +278,53 @@ class MemoryStore(Store):
         for notification_id in doomed:
             del self._notifications[notification_id]
         return len(doomed)
+
+    # ---- retention and erasure -------------------------------------------------------------
+    async def purge_expired(self, at: float) -> dict[str, int]:
+        def expired(record: Any) -> bool:
+            return record.expires_at is not None and record.expires_at <= at
+
+        counts = {}
+        for kind, table in (
+            ("references", self._refs),
+            ("deliveries", self._deliveries),
+            ("broadcasts", self._broadcasts),
+            ("notifications", self._notifications),
+        ):
+            doomed = [doc_id for doc_id, record in table.items() if expired(record)]
+            for doc_id in doomed:
+                del table[doc_id]
+            counts[kind] = len(doomed)
+        for key, entries in list(self._index.items()):
+            for broadcast_id in [b for b, until in entries.items() if until is not None and until <= at]:
+                del entries[broadcast_id]
+            if not entries:
+                del self._index[key]
+        lapsed = [name for name, (_, until) in self._leases.items() if until <= at]
+        for name in lapsed:
+            del self._leases[name]
+        counts["leases"] = len(lapsed)
+        return counts
+
+    async def index_broadcast(self, broadcast_id: str, keys: list[str], expires_at: float | None) -> None:
+        for key in keys:
+            self._index.setdefault(key, {})[broadcast_id] = expires_at
+
+    async def indexed_broadcasts(self, keys: list[str]) -> list[str]:
+        return sorted({b for key in keys for b in self._index.get(key, {})})
+
+    async def forget_index(self, keys: list[str]) -> None:
+        for key in keys:
+            self._index.pop(key, None)
+
+    async def queue_erasure(self, person: PersonKey) -> None:
+        self._erasures.setdefault(person, now())
+
+    async def pending_erasures(self, limit: int) -> list[PersonKey]:
+        return sorted(self._erasures, key=lambda p: self._erasures[p])[:limit]
+
+    async def erasure_done(self, person: PersonKey) -> None:
+        self._erasures.pop(person, None)
 
     # ---- leases -----------------------------------------------------------------------------
     async def acquire_lease(self, name: str, owner: str, seconds: float) -> bool:

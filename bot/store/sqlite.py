@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 import threading
 import uuid
@@ -31,6 +32,8 @@ from bot.model import (
     now,
 )
 from bot.store.base import ConcurrencyConflict, Page, PersonKey, Store, visible
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -64,7 +67,20 @@ CREATE TABLE IF NOT EXISTS notifications (
 CREATE INDEX IF NOT EXISTS notifications_due ON notifications (due);
 CREATE INDEX IF NOT EXISTS notifications_person ON notifications (tenant_id, user_key);
 CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, until REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS refs_expiry ON refs (expires_at) WHERE expires_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS deliveries_expiry ON deliveries (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS broadcast_index (
+    key TEXT NOT NULL, broadcast_id TEXT NOT NULL, expires_at REAL, PRIMARY KEY (key, broadcast_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS broadcast_index_expiry ON broadcast_index (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS erasures (
+    tenant_id TEXT NOT NULL, user_key TEXT NOT NULL, requested_at REAL NOT NULL, PRIMARY KEY (tenant_id, user_key));
 """
+# Rows removed per statement while purging: each batch is one short write transaction, so sends
+# and captures are never held up for long behind a large purge.
+PURGE_BATCH = 500
+# A lapsed lease is kept this long before it is removed (it is harmless; this only keeps it from
+# being removed while its holder is about to renew it late).
+LEASE_GRACE_SECONDS = 300.0
 
 PENDING = (DeliveryStatus.QUEUED.value, DeliveryStatus.SCHEDULED.value)
 
@@ -101,6 +117,8 @@ class SqliteStore(Store):
             # NORMAL in WAL mode survives a killed process; only an OS crash may lose the last commits.
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=30000")
+            # Deleted and overwritten content is zeroed in the file, not left in free pages.
+            conn.execute("PRAGMA secure_delete=ON")
             self._local.conn = conn
             with self._connections_lock:
                 self._connections.append(conn)
@@ -114,6 +132,7 @@ class SqliteStore(Store):
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=0")
             conn.execute("PRAGMA wal_autocheckpoint=0")
+            conn.execute("PRAGMA secure_delete=ON")
             self._local.inline = conn
             with self._connections_lock:
                 self._connections.append(conn)
@@ -547,6 +566,111 @@ class SqliteStore(Store):
     async def release_lease(self, name: str, owner: str) -> None:
         await self._run(
             lambda c: c.execute("DELETE FROM leases WHERE name=? AND owner=?", (name, owner)), inline=True, write=True
+        )
+
+    # ---- retention and erasure -------------------------------------------------------------
+    _PURGES = (
+        ("references", "refs", "id", "expires_at IS NOT NULL AND expires_at <= ?"),
+        ("deliveries", "deliveries", "id", "expires_at IS NOT NULL AND expires_at <= ?"),
+        # The broadcasts table's expires_at column is not kept up: the record's own value counts.
+        ("broadcasts", "broadcasts", "id", "coalesce(expires_at, json_extract(body, '$.expires_at')) <= ?"),
+        ("notifications", "notifications", "id", "expires_at IS NOT NULL AND expires_at <= ?"),
+        ("broadcastIndex", "broadcast_index", "rowid", "expires_at IS NOT NULL AND expires_at <= ?"),
+    )
+
+    async def purge_expired(self, at: float) -> dict[str, int]:
+        def purge(c: sqlite3.Connection) -> dict[str, int]:
+            counts: dict[str, int] = {}
+            for kind, table, key, expired in self._PURGES:
+                if table == "broadcast_index":
+                    # A WITHOUT ROWID table: delete by its primary key in batches.
+                    batch = (
+                        "DELETE FROM broadcast_index WHERE (key, broadcast_id) IN (SELECT key, broadcast_id"
+                        f" FROM broadcast_index WHERE {expired} LIMIT {PURGE_BATCH})"
+                    )
+                else:
+                    batch = f"DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} WHERE {expired} LIMIT {PURGE_BATCH})"
+                total = 0
+                while True:
+                    removed = self._tx(c, lambda batch=batch: c.execute(batch, (at,)).rowcount)
+                    total += removed
+                    if removed < PURGE_BATCH:
+                        break
+                counts[kind] = total
+            counts["leases"] = self._tx(
+                c, lambda: c.execute("DELETE FROM leases WHERE until <= ?", (at - LEASE_GRACE_SECONDS,)).rowcount
+            )
+            return counts
+
+        return await self._run(purge)
+
+    async def compact(self) -> None:
+        def checkpoint(c: sqlite3.Connection) -> None:
+            # Copy the WAL into the file (where secure_delete zeroed what was deleted) and cut the
+            # WAL to zero bytes: the old page images holding the erased content go with it. A
+            # reader that holds an old snapshot makes it return busy; the next compaction catches up.
+            busy, _, _ = c.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if busy:
+                log.info("WAL checkpoint after an erase was blocked by a reader; it runs again later")
+
+        if self.path != ":memory:":
+            await self._run(checkpoint)
+
+    async def index_broadcast(self, broadcast_id: str, keys: list[str], expires_at: float | None) -> None:
+        rows = [(key, broadcast_id, expires_at) for key in dict.fromkeys(keys)]
+
+        def insert(c: sqlite3.Connection) -> None:
+            self._tx(
+                c,
+                lambda: c.executemany(
+                    "INSERT INTO broadcast_index (key, broadcast_id, expires_at) VALUES (?,?,?)"
+                    " ON CONFLICT(key, broadcast_id) DO UPDATE SET expires_at=excluded.expires_at",
+                    rows,
+                ),
+            )
+
+        if rows:
+            await self._run(insert)
+
+    async def indexed_broadcasts(self, keys: list[str]) -> list[str]:
+        if not keys:
+            return []
+        marks = ",".join("?" * len(keys))
+        rows = await self._run(
+            lambda c: c.execute(
+                f"SELECT DISTINCT broadcast_id FROM broadcast_index WHERE key IN ({marks}) ORDER BY broadcast_id", keys
+            ).fetchall()
+        )
+        return [broadcast_id for (broadcast_id,) in rows]
+
+    async def forget_index(self, keys: list[str]) -> None:
+        if keys:
+            marks = ",".join("?" * len(keys))
+            await self._run(lambda c: c.execute(f"DELETE FROM broadcast_index WHERE key IN ({marks})", keys))
+
+    async def queue_erasure(self, person: PersonKey) -> None:
+        await self._run(
+            lambda c: c.execute(
+                "INSERT OR IGNORE INTO erasures (tenant_id, user_key, requested_at) VALUES (?,?,?)",
+                (person.tenant_id, person.user_key, now()),
+            ),
+            write=True,
+        )
+
+    async def pending_erasures(self, limit: int) -> list[PersonKey]:
+        rows = await self._run(
+            lambda c: c.execute(
+                "SELECT tenant_id, user_key FROM erasures ORDER BY requested_at LIMIT ?", (limit,)
+            ).fetchall()
+        )
+        return [PersonKey(t, u) for t, u in rows]
+
+    async def erasure_done(self, person: PersonKey) -> None:
+        await self._run(
+            lambda c: c.execute(
+                "DELETE FROM erasures WHERE tenant_id=? AND user_key=?", (person.tenant_id, person.user_key)
+            ),
+            write=True,
         )
 
     # ---- notifications ----------------------------------------------------------------------

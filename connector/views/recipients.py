@@ -34,7 +34,8 @@ class Recipients(MethodView):
         caller = current_caller("admin")
         tenant = args.get("tenantId")
         if caller.tenant_id and tenant and tenant != caller.tenant_id:
-            return {"value": [], "nextLink": None}
+            # As StartBroadcast and Subscribe answer a key that names another tenant.
+            raise ApiError("Forbidden", "This API key is limited to another tenant.", "tenantId")
         tenant = tenant or caller.tenant_id
         size = args.get("pageSize", 100)
         store = runtime().store

@@ -143,8 +143,10 @@ def test_action_submit_answer_and_first_answer_wins(live: LiveApp, connector: Fa
         "POST",
         "/api/v1/cards/wait",
         API_KEY,
-        json={"recipient": user.upn, "card": APPROVAL, "idempotencyKey": "po-4711"},
-    )
+        json={
+            "recipient": user.upn, "card": APPROVAL, "text": "Please decide by Friday.", "idempotencyKey": "po-4711"
+        },
+    )  # fmt: skip
     assert again.status_code == 200 and again.json()["id"] == started.json()["id"]
     # The card is also a message: its delivery status is there.
     message = live.api("GET", f"/api/v1/messages/{started.json()['id']}", API_KEY).json()

@@ -62,10 +62,14 @@ def test_idempotency_key_returns_the_first_delivery(fast_live: LiveApp, connecto
     install(fast_live, connector, user)
     first = send(fast_live, {"recipient": user.upn, "text": "once", "idempotencyKey": "flow-run-1"})
     assert first.status_code == 200
-    again = send(fast_live, {"recipient": user.upn, "text": "once, edited", "idempotencyKey": "flow-run-1"})
+    again = send(fast_live, {"recipient": user.upn, "text": "once", "idempotencyKey": "flow-run-1"})
     assert again.status_code == 200
     assert again.json()["id"] == first.json()["id"]
     assert again.json()["messageId"] == first.json()["messageId"]
+    # The same key with another body is a mistake, answered as such rather than with the first message.
+    edited = send(fast_live, {"recipient": user.upn, "text": "once, edited", "idempotencyKey": "flow-run-1"})
+    assert edited.status_code == 409 and edited.json()["error"]["code"] == "IdempotencyKeyReused"
+    assert edited.json()["error"]["target"] == "idempotencyKey"
     assert texts_in(connector, user.conversation_id, "once") == 1
     assert texts_in(connector, user.conversation_id, "once, edited") == 0
     other = send(fast_live, {"recipient": user.upn, "text": "once", "idempotencyKey": "flow-run-2"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +13,14 @@ import pytest
 from botframework.connector.auth import ChannelValidation
 
 from tests.conftest import API_KEY
-from tests.security.conftest import all_deliveries, all_references, create_key, final_delivery, finished_broadcast
+from tests.security.conftest import (
+    POLL_SECONDS,
+    all_deliveries,
+    all_references,
+    create_key,
+    final_delivery,
+    finished_broadcast,
+)
 from tests.support import activities as act
 from tests.support.fake_connector import FakeConnector, Scripted
 from tests.support.live_app import LiveApp
@@ -122,6 +130,9 @@ def test_uninstall_erases_the_person_only_when_delete_on_uninstall_is_on(
         sent = live.api("POST", "/api/v1/messages", API_KEY, json={"recipient": adele.upn, "text": "TEXT-uninstall"})
         final_delivery(live, sent.json()["id"])
         assert live.activity(act.uninstall(adele, connector.service_url("a"))).status_code == 200
+        if delete_on_uninstall:
+            # The turn only queues the erasure; the dispatcher's housekeeping does it, off the turn.
+            _until_erasures_done(live)
         dump = _dump(live)
         recipient = live.api("GET", f"/api/v1/recipients/{adele.upn}", API_KEY)
         if delete_on_uninstall:
@@ -131,6 +142,14 @@ def test_uninstall_erases_the_person_only_when_delete_on_uninstall_is_on(
         else:
             assert recipient.json()["status"] == "uninstalled"
             assert "text-uninstall" in dump
+
+
+def _until_erasures_done(live: LiveApp) -> None:
+    store = live.runtime.store
+    deadline = time.monotonic() + 30
+    while live.runtime.call(store.pending_erasures(10)):
+        assert time.monotonic() < deadline, "the queued erasure was never done"
+        time.sleep(POLL_SECONDS)
 
 
 # ---- logs ------------------------------------------------------------------------------------

@@ -1,0 +1,59 @@
+"""Housekeeping the dispatcher's leader runs in its loop: erasures asked for off the bot turn, then the retention purge."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from bot.model import now
+from bot.recipients import forget
+from bot.store.base import Store
+
+log = logging.getLogger(__name__)
+
+
+class Housekeeper:
+    """One ``run()`` erases the people waiting to be erased and, when due, purges what expired.
+
+    Erasures come from ``DELETE_ON_UNINSTALL``: the bot turn only queues them (durably, in the
+    store), so an uninstall answers at once however much was kept about the person, and an erase
+    interrupted by a restart is done again by whichever dispatcher leads next (erasing is idempotent).
+    """
+
+    def __init__(self, store: Store, *, purge_every_seconds: float = 3600.0, erase_batch: int = 20) -> None:
+        self._store = store
+        self.purge_every_seconds = purge_every_seconds
+        self._erase_batch = erase_batch
+        self._last_purge: float | None = None
+        # Read by tests and metrics: people erased and records purged by this process.
+        self.stats = {"erased": 0, "purged": 0, "purges": 0}
+
+    async def run(self) -> None:
+        await self.erase_pending()
+        if self._last_purge is None or time.monotonic() - self._last_purge >= self.purge_every_seconds:
+            await self.purge()
+
+    async def erase_pending(self) -> int:
+        erased = 0
+        while True:
+            people = await self._store.pending_erasures(self._erase_batch)
+            if not people:
+                return erased
+            for person in people:
+                await forget(self._store, person)
+                await self._store.erasure_done(person)
+                erased += 1
+                self.stats["erased"] += 1
+            # Counts only: the person's ids are what is being erased.
+            log.info("erased %d people on uninstall", len(people))
+
+    async def purge(self) -> dict[str, int]:
+        self._last_purge = time.monotonic()
+        counts = await self._store.purge_expired(now())
+        removed = sum(counts.values())
+        self.stats["purges"] += 1
+        self.stats["purged"] += removed
+        if removed:
+            await self._store.compact()
+            log.info("retention purge removed %s", ", ".join(f"{n} {kind}" for kind, n in counts.items() if n))
+        return counts

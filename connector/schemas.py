@@ -6,12 +6,14 @@ Field metadata carries what the Power Automate designer shows: ``x-ms-summary`` 
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
-HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+# deliverAtLocalTime: "HH:MM" (the next one) or "YYYY-MM-DDTHH:MM" (that local date).
+HHMM = re.compile(r"^(\d{4}-\d{2}-\d{2}T)?([01]\d|2[0-3]):[0-5]\d$")
 # Power Platform shows a date-time field with a date picker and lets flows compare it as a time.
 DATE_TIME = {"format": "date-time"}
 # bot.model.ReferenceStatus and bot.model.Surface, as the designer offers them.
@@ -104,7 +106,8 @@ class SendMessageSchema(MessageContentSchema):
     deliverAtLocalTime = fields.String(
         metadata=meta(
             "Deliver at Local Time",
-            "Send at the next HH:MM (24-hour) in the recipient's own time zone, e.g. 09:00.",
+            "Send at the next HH:MM (24-hour) in the recipient's own time zone, e.g. 09:00, or at that time on"
+            " a given local date, e.g. 2026-12-01T09:00.",
             "advanced",
         )
     )
@@ -119,13 +122,23 @@ class SendMessageSchema(MessageContentSchema):
 
     @validates("deliverAtLocalTime")
     def _local_time(self, value: str, **_: Any) -> None:
-        if not HHMM.match(value):
-            raise ValidationError("Use HH:MM in 24-hour time, e.g. 09:00.")
+        if not HHMM.match(value) or not _valid_date(value):
+            raise ValidationError(
+                "Use HH:MM in 24-hour time, e.g. 09:00, or a local date and time, e.g. 2026-12-01T09:00."
+            )
 
     @validates_schema
     def _one_time(self, data: dict[str, Any], **_: Any) -> None:
         if data.get("deliverAt") and data.get("deliverAtLocalTime"):
             raise ValidationError("Give deliverAt or deliverAtLocalTime, not both.", "deliverAtLocalTime")
+
+
+def _valid_date(value: str) -> bool:
+    day = value.rpartition("T")[0]
+    try:
+        return not day or bool(dt.date.fromisoformat(day))
+    except ValueError:
+        return False
 
 
 class UpdateMessageSchema(MessageContentSchema):

@@ -18,7 +18,7 @@ HHMM = re.compile(r"^(\d{4}-\d{2}-\d{2}T)?([01]\d|2[0-3]):[0-5]\d$")
 DATE_TIME = {"format": "date-time"}
 # bot.model.ReferenceStatus and bot.model.Surface, as the designer offers them.
 CHAT_STATUSES = ["active", "uninstalled", "blocked", "notFound", "expired"]
-MAX_PAGE_SIZE = 200
+MAX_PAGE_SIZE = 100
 SURFACE_NAMES = ["teams", "teams-copilot", "m365-copilot", "group", "channel"]
 
 
@@ -237,9 +237,9 @@ class RecipientQuerySchema(StrictSchema):
     )
     tenantId = fields.String(metadata=meta("Tenant ID", "Only people of this tenant.", "advanced"))
     pageSize = fields.Integer(
-        # 200 people of ~2 KB each stay below Copilot Studio's 500 KB limit for a tool's answer.
+        # 100 people of at most ~2.3 KB each stay far below Copilot Studio's 500 KB limit for a tool's answer.
         validate=validate.Range(min=1, max=MAX_PAGE_SIZE),
-        metadata=meta("Page Size", f"How many people per page (default 100, at most {MAX_PAGE_SIZE}).", "advanced"),
+        metadata=meta("Page Size", f"How many people per page: {MAX_PAGE_SIZE} at most, and by default.", "advanced"),
     )
     skipToken = fields.String(metadata=meta("Skip Token", "Continuation token from nextLink.", "internal"))
 

@@ -16,7 +16,7 @@ blp = Blueprint("broadcasts", __name__, url_prefix="/api/v1/broadcasts", descrip
 
 RETRY_AFTER_SECONDS = 10
 # An answer must stay far below Copilot Studio's 500 KB limit for a tool's response: 250 failures of
-# at most ~550 bytes each is ~140 KB. counts.failed and counts.skipped always give the totals.
+# at most ~800 bytes each is ~200 KB. counts.failed and counts.skipped always give the totals.
 MAX_LISTED_FAILURES = 250
 
 

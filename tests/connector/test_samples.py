@@ -232,3 +232,14 @@ def test_no_flow_puts_trigger_text_straight_into_html(path: Path) -> None:
     for name, body in html_mail_bodies(load(path)):
         for expression in interpolations(body):
             assert "triggerBody()" not in expression and "triggerOutputs()" not in expression, f"{name}: {expression}"
+
+
+def test_agent_guide_names_existing_operations_and_keeps_the_risky_ones_out() -> None:
+    page = (SAMPLES_DIR / "copilot-studio" / "agent-guide.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"`([A-Z][A-Za-z]+)`", page)) - set(STATUS_BY_CODE)
+    assert {"SendMessage", "GetRecipient", "OnCardSubmitted", "ForgetRecipient", "StartBroadcast"} <= named
+    assert named <= set(OPERATIONS), named - set(OPERATIONS)
+    keep_out = page[page.index("## 3. Operations to keep out") : page.index("## 4.")]
+    for operation_id in ("ForgetRecipient", "StartBroadcast", "SendCardAndWait"):
+        assert f"| `{operation_id}` |" in keep_out
+        assert "keep it out of agents" in OPERATIONS[operation_id]["description"] or operation_id == "SendCardAndWait"

@@ -41,7 +41,7 @@ def _host_parameter(host: str | None) -> dict[str, Any]:
     return {
         "type": "string",
         "uiDefinition": {
-            "displayName": "Service host name",
+            "displayName": "Service Host Name",
             "description": f"The host name of the service, without https:// (for example {example}).",
             "tooltip": "The address the admin who runs the service gave you.",
             "constraints": {"tabIndex": 1, "required": "true"},
@@ -62,7 +62,7 @@ def api_properties(host: str | None = None) -> dict[str, Any]:
                 "api_key": {
                     "type": "securestring",
                     "uiDefinition": {
-                        "displayName": "API key",
+                        "displayName": "API Key",
                         "description": "A key made with 'teams-proactive keys create' by the service's admin.",
                         "tooltip": "Ask the admin who runs the service for a key; it is shown to them only once.",
                         "constraints": {"tabIndex": 2, "clearText": False, "required": "true"},

@@ -164,11 +164,17 @@ def test_workflows_name_only_operations_and_fields_of_the_definition(
                 continue
             operation = by_id.get(host["operationId"])
             assert operation is not None, f"{name}: no operation {host['operationId']}"
-            assert bool(operation.get("x-ms-trigger")) == (call["type"] == "OpenApiConnectionWebhook")
             declared = {p["name"]: p for p in operation.get("parameters", [])}
             fields: dict[str, Any] = {}
             if "body" in declared:
                 fields = resolve(definition, declared["body"]["schema"])["properties"]
+            # A trigger is a webhook; an action is one only when its body takes the engine's callback URL.
+            webhook = bool(operation.get("x-ms-trigger")) or any(
+                f.get("x-ms-notification-url") for f in fields.values()
+            )
+            assert (call["type"] == "OpenApiConnectionWebhook") == webhook, f"{name}: {host['operationId']}"
+            if call["type"] == "OpenApiConnectionWebhook" and not operation.get("x-ms-trigger"):
+                assert call in [a for _, a, _ in steps(body["actions"])], f"{name}: a webhook action used as trigger"
             for parameter in call["inputs"].get("parameters", {}):
                 if parameter.startswith("body/"):
                     field = parameter.removeprefix("body/")

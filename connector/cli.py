@@ -136,6 +136,17 @@ def cmd_export_connector(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_solution(args: argparse.Namespace) -> int:
+    from connector.solution import export_solution
+
+    host = (args.host or "").strip()
+    if host and ("://" in host or "/" in host):
+        print("error: --host takes a bare host name such as notify.contoso.com (no https://, no path)", file=sys.stderr)
+        return 2
+    print(export_solution(Path(args.out), host or None, auth=args.auth))
+    return 0
+
+
 def cmd_send(args: argparse.Namespace) -> int:
     from bot.delivery.service import Caller, MessageRequest
     from bot.errors import Rejected
@@ -523,6 +534,16 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--entra-client-id", default=None, help="Entra variant: the connector's app (client) ID")
     export.add_argument("--entra-resource", default=None, help="Entra variant: the API's app ID URI (ENTRA_AUDIENCE)")
     export.set_defaults(func=cmd_export_connector)
+
+    solution = sub.add_parser(
+        "export-solution", help="write an importable Power Platform solution: the connector and the sample flows"
+    )
+    solution.add_argument("--out", required=True, help="the zip to write, e.g. ProactiveMessagesSamples.zip")
+    solution.add_argument(
+        "--host", default=None, help="the public host name of the service (no scheme; each connection can set it)"
+    )
+    solution.add_argument("--auth", choices=("apikey", "entra"), default="apikey", help="how connections sign in")
+    solution.set_defaults(func=cmd_export_solution)
 
     send = sub.add_parser("send", help="send one message from the shell")
     send.add_argument("--to", required=True, help="UPN, email or Entra object ID")

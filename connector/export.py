@@ -1,4 +1,4 @@
-"""Writes the custom connector files: apiDefinition.swagger.json, apiProperties.json, icon.png.
+"""Writes the custom connector files: apiDefinition.swagger.json, apiProperties.json, icon.png, readme.md.
 
 Two variants from the same code: ``openapi/`` signs in with an API key (the ``X-API-Key`` header),
 ``openapi/entra/`` with Microsoft Entra ID (OAuth, ``identityProvider: aad``). Every run writes the
@@ -11,10 +11,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from connector.icon import icon_png
+from connector.connector_readme import readme_text
+from connector.icon import BRAND_HEX, icon_png
 from connector.openapi import PLACEHOLDER_HOST, definition_app, definition_text
 
-BRAND_COLOR = "#4B53BC"
+# Our own colour (connector/icon.py), not Microsoft Teams' purple; certification refuses #007ee5 and #ffffff.
+BRAND_COLOR = BRAND_HEX
 PUBLISHER = "teams-proactive"
 # Placeholders for the Entra variant: the connector's own app registration and the API's app ID URI
 # (the service's ENTRA_AUDIENCE). Give the real ones with --entra-client-id / --entra-resource.
@@ -23,27 +25,53 @@ ENTRA_RESOURCE_PLACEHOLDER = "api://teams-proactive"
 ENTRA_SUBFOLDER = "entra"
 
 
+# The host is a connection parameter: each connection names the service it talks to, and the
+# dynamichosturl policy sends every request there, so nobody edits the definition's "host" (Microsoft's
+# policy template list; the apiProperties schema in ../shared/reference defines the template's shape).
+HOST_PARAMETER = "host"
+HOST_POLICY = {
+    "templateId": "dynamichosturl",
+    "title": "Send requests to the host given in the connection",
+    "parameters": {"x-ms-apimTemplateParameter.urlTemplate": f"https://@connectionParameters('{HOST_PARAMETER}')"},
+}
+
+
+def _host_parameter(host: str | None) -> dict[str, Any]:
+    example = host or "notify.contoso.com"
+    return {
+        "type": "string",
+        "uiDefinition": {
+            "displayName": "Service Host Name",
+            "description": f"The host name of the service, without https:// (for example {example}).",
+            "tooltip": "The address the admin who runs the service gave you.",
+            "constraints": {"tabIndex": 1, "required": "true"},
+        },
+    }
+
+
 def _dumps(value: Any) -> bytes:
     return (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def api_properties() -> dict[str, Any]:
+def api_properties(host: str | None = None) -> dict[str, Any]:
     """Connection parameters for the API-key connector (Power Platform names an apiKey parameter api_key)."""
     return {
         "properties": {
             "connectionParameters": {
+                HOST_PARAMETER: _host_parameter(host),
                 "api_key": {
                     "type": "securestring",
                     "uiDefinition": {
-                        "displayName": "API key",
+                        "displayName": "API Key",
                         "description": "A key made with 'teams-proactive keys create' by the service's admin.",
                         "tooltip": "Ask the admin who runs the service for a key; it is shown to them only once.",
                         "constraints": {"tabIndex": 2, "clearText": False, "required": "true"},
                     },
-                }
+                },
             },
             "iconBrandColor": BRAND_COLOR,
             "capabilities": [],
+            "policyTemplateInstances": [HOST_POLICY],
             "publisher": PUBLISHER,
             "stackOwner": PUBLISHER,
         }
@@ -51,12 +79,13 @@ def api_properties() -> dict[str, Any]:
 
 
 def entra_api_properties(
-    client_id: str = ENTRA_CLIENT_ID_PLACEHOLDER, resource: str = ENTRA_RESOURCE_PLACEHOLDER
+    client_id: str = ENTRA_CLIENT_ID_PLACEHOLDER, resource: str = ENTRA_RESOURCE_PLACEHOLDER, host: str | None = None
 ) -> dict[str, Any]:
     """Connection parameters for the Entra ID connector: each maker signs in with their own account."""
     return {
         "properties": {
             "connectionParameters": {
+                HOST_PARAMETER: _host_parameter(host),
                 "token": {
                     "type": "oauthSetting",
                     "oAuthSettings": {
@@ -91,6 +120,7 @@ def entra_api_properties(
             },
             "iconBrandColor": BRAND_COLOR,
             "capabilities": [],
+            "policyTemplateInstances": [HOST_POLICY],
             "publisher": PUBLISHER,
             "stackOwner": PUBLISHER,
         }
@@ -105,14 +135,17 @@ def connector_files(
 ) -> dict[str, bytes]:
     """Every connector file by its path relative to the output folder."""
     app = definition_app()
+    given = host
     host = host or PLACEHOLDER_HOST
     entra = ENTRA_SUBFOLDER
+    definition = definition_text(app, host)
     return {
-        "apiDefinition.swagger.json": definition_text(app, host).encode("utf-8"),
-        "apiProperties.json": _dumps(api_properties()),
+        "apiDefinition.swagger.json": definition.encode("utf-8"),
+        "apiProperties.json": _dumps(api_properties(given)),
         "icon.png": icon_png(),
+        "readme.md": readme_text(json.loads(definition)).encode("utf-8"),
         f"{entra}/apiDefinition.swagger.json": definition_text(app, host, auth="entra").encode("utf-8"),
-        f"{entra}/apiProperties.json": _dumps(entra_api_properties(entra_client_id, entra_resource)),
+        f"{entra}/apiProperties.json": _dumps(entra_api_properties(entra_client_id, entra_resource, given)),
     }
 
 

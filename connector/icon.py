@@ -1,5 +1,10 @@
-"""The connector and Teams app icons, drawn in code (the brand colour and a speech bubble), so no binary
-asset needs to be kept in sync by hand; plus the small PNG writer and reader they and the tests share."""
+"""The connector and Teams app icons, drawn in code (a white paper plane on the brand colour), so no
+binary asset needs to be kept in sync by hand; plus the small PNG writer and reader they and the tests share.
+
+Microsoft's icon guidance for certified connectors: a 230x230 PNG, a solid background in the brand
+colour (not white, not transparent), a one-colour white logo with room around it. The brand colour and
+the logo are the project's own, not Microsoft Teams' purple and chat bubble.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,9 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-SIZE = 160
-BRAND = (0x4B, 0x53, 0xBC)
+SIZE = 230
+BRAND = (0x0B, 0x6E, 0x5F)
+BRAND_HEX = "#{:02X}{:02X}{:02X}".format(*BRAND)
 WHITE = (0xFF, 0xFF, 0xFF)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -19,24 +25,31 @@ OUTLINE_ICON_SIZE = 32
 
 Pixel = tuple[int, ...]
 
-
-def _in_bubble(x: float, y: float) -> bool:
-    """The speech bubble, in the 160x160 design grid: a body, with a tail at the bottom left."""
-    in_body = 36 <= x <= 124 and 44 <= y <= 104
-    in_tail = 52 <= x <= 76 and 104 < y <= 128 and (x - 52) <= (128 - y)
-    return in_body or in_tail
+# The paper plane in the 230x230 design grid: nose top right, wings left, tail bottom, a fold inside.
+# It stays within 40..190 on both axes, the padding the guidance asks for.
+PLANE = ((188.0, 42.0), (40.0, 108.0), (98.0, 130.0), (122.0, 190.0))
 
 
-def _pixel(x: int, y: int) -> tuple[int, int, int]:
-    return WHITE if _in_bubble(x, y) else BRAND
+def _in_polygon(x: float, y: float, polygon: tuple[tuple[float, float], ...]) -> bool:
+    """Even-odd ray casting: a point is inside when a ray to its right crosses the edges an odd number of times."""
+    inside = False
+    j = len(polygon) - 1
+    for i, (xi, yi) in enumerate(polygon):
+        xj, yj = polygon[j]
+        if (yi > y) != (yj > y) and x < (xj - xi) * (y - yi) / (yj - yi) + xi:
+            inside = not inside
+        j = i
+    return inside
+
+
+def _in_logo(x: float, y: float) -> bool:
+    return _in_polygon(x, y, PLANE)
 
 
 def _scaled(size: int) -> Callable[[int, int], bool]:
-    """The bubble at another size: sample the design grid at each pixel's centre."""
-    if size == SIZE:
-        return lambda x, y: _in_bubble(x, y)
+    """The logo at any size: sample the design grid at each pixel's centre."""
     scale = SIZE / size
-    return lambda x, y: _in_bubble((x + 0.5) * scale, (y + 0.5) * scale)
+    return lambda x, y: _in_logo((x + 0.5) * scale, (y + 0.5) * scale)
 
 
 def encode_png(width: int, height: int, pixel: Callable[[int, int], Pixel], *, alpha: bool = False) -> bytes:
@@ -51,8 +64,9 @@ def encode_png(width: int, height: int, pixel: Callable[[int, int], Pixel], *, a
 
 
 def icon_png() -> bytes:
-    """The custom connector's icon (160x160, brand background)."""
-    return encode_png(SIZE, SIZE, _pixel)
+    """The custom connector's icon: 230x230, the white logo on the brand colour."""
+    inside = _scaled(SIZE)
+    return encode_png(SIZE, SIZE, lambda x, y: WHITE if inside(x, y) else BRAND)
 
 
 def color_icon_png(size: int = COLOR_ICON_SIZE) -> bytes:

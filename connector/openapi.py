@@ -24,16 +24,22 @@ from flask import Flask, Response, current_app, request
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
+from connector.agent_guidance import AGENT_GUIDANCE
 from connector.errors import ApiError
 from connector.schemas import ErrorSchema
 
-TITLE = "Teams Proactive Messages"
+# Certification: at most 30 characters, no "API"/"Connector", no product names (Microsoft's, Teams').
+TITLE = "Proactive Messages"
 VERSION = "1.0"
+# Certification: 30 to 500 characters, no Power Apps / Power Automate / Logic Apps.
 DESCRIPTION = (
-    "Send messages and Adaptive Cards to people's Microsoft Teams chat with your organisation's own bot,"
-    " wait for answers to cards, and start flows when people write to the bot, from Power Automate flows"
-    " and Copilot Studio agents."
+    "Send messages and Adaptive Cards to people in their Microsoft Teams chat with your organisation's own"
+    " bot, wait for answers to cards, and start flows when people write to the bot. For flows and agents."
 )
+PUBLISHER_NAME = "teams-proactive"
+# Microsoft's list of connector categories (x-ms-connector-metadata "Categories").
+CATEGORIES = "Communication;Collaboration"
+PRIVACY_PATH = "/privacy"
 PLACEHOLDER_HOST = "teams-proactive.example.com"
 API_KEY_HEADER = "X-API-Key"
 BASE_PATH = "/"
@@ -88,6 +94,10 @@ PATH_PARAMETER_TEXT = {
 # The schemas posted to trigger callbacks: registered by name, referenced by x-ms-notification-content.
 EVENT_SCHEMAS = ("BotEvent", "UserMessageEvent", "CardSubmittedEvent", "InstallationEvent", "DeliveryFailedEvent")
 
+# One documented error shape: every error answers {"error": {"code", "message", "target"}}. It is written in
+# the descriptions, not as a schema on each status: certification allows a schema on the success response
+# only (OperationHasManyResponsesWithSchema), and a flow reads the error from the failed action anyway.
+ERROR_SHAPE = 'The body is {"error": {"code", "message", "target"}}.'
 ERROR_STATUSES = {
     "400": "The request is not valid (error.code ValidationError).",
     "401": "Missing or wrong credentials (Unauthorized).",
@@ -100,26 +110,26 @@ ERROR_STATUSES = {
 SUCCESS_TEXT = {
     "200": "Done.",
     "201": "Created.",
-    "202": "Accepted; Power Automate polls the Location until it is done.",
+    "202": "Accepted; the flow engine polls the Location until the work is final.",
     "204": "Done; nothing to return.",
 }
 
 LOCATION_HEADER = {
     "type": "string",
     "x-ms-summary": "Status URL",
-    "description": "The URL Power Automate polls until the operation is done.",
+    "description": "The URL the flow engine polls until the operation is done.",
     "x-ms-visibility": "internal",
 }
 RETRY_AFTER_HEADER = {
     "type": "integer",
-    "x-ms-summary": "Retry after",
+    "x-ms-summary": "Retry After",
     "description": "Seconds to wait before polling the status URL again.",
     "x-ms-visibility": "internal",
 }
 SUBSCRIPTION_LOCATION_HEADER = {
     "type": "string",
     "x-ms-summary": "Subscription URL",
-    "description": "The URL Power Automate deletes to stop the trigger.",
+    "description": "The URL the flow engine deletes to stop the trigger.",
     "x-ms-visibility": "internal",
 }
 
@@ -163,13 +173,14 @@ def init_api(app: Flask) -> Api:
     )
     api = ConnectorApi(app)
     from connector import schemas
-    from connector.views import bot_endpoint, broadcasts, cards, health, messages, recipients, subscriptions
+    from connector.views import bot_endpoint, broadcasts, cards, health, messages, privacy, recipients, subscriptions
 
     for blueprint in (messages.blp, cards.blp, recipients.blp, broadcasts.blp, subscriptions.blp):
         api.register_blueprint(blueprint)
     for name in EVENT_SCHEMAS:
         api.spec.components.schema(name, schema=getattr(schemas, f"{name}Schema"))
     app.register_blueprint(health.blp)
+    app.register_blueprint(privacy.blp)
     app.register_blueprint(bot_endpoint.blp)
     app.extensions["teams_proactive.api"] = api
 
@@ -234,9 +245,17 @@ def connector_definition(
     if auth == "entra":
         spec["securityDefinitions"] = {"oauth2_auth": ENTRA_SECURITY}
         spec["security"] = [{"oauth2_auth": []}]
+    website = f"{scheme}://{spec['host']}/"
+    # Certification asks for a contact and for Website, Privacy policy and Categories metadata.
+    spec["info"]["contact"] = {
+        "name": PUBLISHER_NAME,
+        "url": website,
+        "email": f"support@{spec['host'].split(':')[0]}",
+    }
     spec["x-ms-connector-metadata"] = [
-        {"propertyName": "Website", "propertyValue": f"{scheme}://{spec['host']}/"},
-        {"propertyName": "Categories", "propertyValue": "Communication;Collaboration"},
+        {"propertyName": "Website", "propertyValue": website},
+        {"propertyName": "Privacy policy", "propertyValue": f"{scheme}://{spec['host']}{PRIVACY_PATH}"},
+        {"propertyName": "Categories", "propertyValue": CATEGORIES},
     ]
     _drop_unreferenced(spec)
     _open_outputs(spec)
@@ -271,6 +290,8 @@ def _operation(path: str, method: str, operation: dict[str, Any]) -> dict[str, A
         operation["x-ms-trigger-hint"] = known.trigger_hint
     # Docstrings wrap at 100 columns; the designer shows one paragraph.
     operation["description"] = " ".join((operation.get("description") or operation.get("summary", "")).split())
+    if known.operation_id in AGENT_GUIDANCE:
+        operation["description"] += " " + AGENT_GUIDANCE[known.operation_id]
     if known.operation_id == "ListRecipients":
         operation["x-ms-pageable"] = {"nextLinkName": "nextLink"}
     _fix_parameters(operation)
@@ -301,14 +322,14 @@ def _fix_responses(operation: dict[str, Any]) -> None:
         accepted = responses["202"]
         schema = accepted.pop("schema", None)
         if "200" not in responses and schema is not None:
-            responses["200"] = {"description": "Done (after Power Automate polled the status link).", "schema": schema}
+            responses["200"] = {"description": "Done: the final answer after polling.", "schema": schema}
         accepted["headers"] = {"Location": dict(LOCATION_HEADER), "Retry-After": dict(RETRY_AFTER_HEADER)}
     if operation.get("x-ms-trigger") and "201" in responses:
         responses["201"]["description"] = "The trigger is set up; Location is where to delete it."
         responses["201"]["headers"] = {"Location": dict(SUBSCRIPTION_LOCATION_HEADER)}
     for status, text in ERROR_STATUSES.items():
-        responses[status] = {"description": text, "schema": {"$ref": "#/definitions/Error"}}
-    responses["default"] = {"description": "An error: see error.code and error.message."}
+        responses[status] = {"description": f"{text} {ERROR_SHAPE}"}
+    responses["default"] = {"description": f"An error. {ERROR_SHAPE}"}
     for status, response in responses.items():
         if response.get("description") in (None, "", "OK", "Created", "Accepted", "No Content"):
             response["description"] = SUCCESS_TEXT.get(status, response.get("description") or "Done.")

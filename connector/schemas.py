@@ -6,12 +6,20 @@ Field metadata carries what the Power Automate designer shows: ``x-ms-summary`` 
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
-HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+# deliverAtLocalTime: "HH:MM" (the next one) or "YYYY-MM-DDTHH:MM" (that local date).
+HHMM = re.compile(r"^(\d{4}-\d{2}-\d{2}T)?([01]\d|2[0-3]):[0-5]\d$")
+# Power Platform shows a date-time field with a date picker and lets flows compare it as a time.
+DATE_TIME = {"format": "date-time"}
+# bot.model.ReferenceStatus and bot.model.Surface, as the designer offers them.
+CHAT_STATUSES = ["active", "uninstalled", "blocked", "notFound", "expired"]
+MAX_PAGE_SIZE = 100
+SURFACE_NAMES = ["teams", "teams-copilot", "m365-copilot", "group", "channel"]
 
 
 def meta(summary: str, description: str, visibility: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -59,7 +67,7 @@ class MessageContentSchema(StrictSchema):
     summary = fields.String(
         validate=validate.Length(max=250),
         metadata=meta(
-            "Notification preview", "Short text shown in the Teams notification and activity feed.", "advanced"
+            "Notification Preview", "Short text shown in the Teams notification and activity feed.", "advanced"
         ),
     )
 
@@ -87,7 +95,7 @@ class SendMessageSchema(MessageContentSchema):
     idempotencyKey = fields.String(
         validate=validate.Length(min=1, max=200),
         metadata=meta(
-            "Idempotency key",
+            "Idempotency Key",
             "Any unique text: sending again with the same key returns the first message instead of a second one.",
             "advanced",
         ),
@@ -97,15 +105,16 @@ class SendMessageSchema(MessageContentSchema):
     )
     deliverAtLocalTime = fields.String(
         metadata=meta(
-            "Deliver at local time",
-            "Send at the next HH:MM (24-hour) in the recipient's own time zone, e.g. 09:00.",
+            "Deliver at Local Time",
+            "Send at the next HH:MM (24-hour) in the recipient's own time zone, e.g. 09:00, or at that time on"
+            " a given local date, e.g. 2026-12-01T09:00.",
             "advanced",
         )
     )
     wait = fields.Float(
         validate=validate.Range(min=0, max=90),
         metadata=meta(
-            "Wait (seconds)",
+            "Wait (Seconds)",
             "How long to wait for Teams to accept the message before answering; default 5 seconds.",
             "advanced",
         ),
@@ -113,8 +122,10 @@ class SendMessageSchema(MessageContentSchema):
 
     @validates("deliverAtLocalTime")
     def _local_time(self, value: str, **_: Any) -> None:
-        if not HHMM.match(value):
-            raise ValidationError("Use HH:MM in 24-hour time, e.g. 09:00.")
+        if not HHMM.match(value) or not _valid_date(value):
+            raise ValidationError(
+                "Use HH:MM in 24-hour time, e.g. 09:00, or a local date and time, e.g. 2026-12-01T09:00."
+            )
 
     @validates_schema
     def _one_time(self, data: dict[str, Any], **_: Any) -> None:
@@ -122,13 +133,22 @@ class SendMessageSchema(MessageContentSchema):
             raise ValidationError("Give deliverAt or deliverAtLocalTime, not both.", "deliverAtLocalTime")
 
 
+def _valid_date(value: str) -> bool:
+    day = value.rpartition("T")[0]
+    try:
+        return not day or bool(dt.date.fromisoformat(day))
+    except ValueError:
+        return False
+
+
 class UpdateMessageSchema(MessageContentSchema):
     pass
 
 
 class DeliveryErrorSchema(Schema):
-    code = fields.String(metadata=meta("Error code", "Why the message was not delivered, as a code."))
-    message = fields.String(metadata=meta("Error message", "Why the message was not delivered, in plain words."))
+    # Shown under their parent "Error": the designer writes "Error Code", so the labels do not repeat it.
+    code = fields.String(metadata=meta("Code", "Why the message was not delivered, as a code."))
+    message = fields.String(metadata=meta("Message", "Why the message was not delivered, in plain words."))
 
 
 class DeliverySchema(Schema):
@@ -149,14 +169,18 @@ class DeliverySchema(Schema):
         allow_none=True, metadata=meta("Conversation ID", "The Teams chat the message went to.")
     )
     messageId = fields.String(
-        allow_none=True, metadata=meta("Teams message ID", "The Teams activity ID, once delivered.")
+        allow_none=True, metadata=meta("Teams Message ID", "The Teams activity ID, once delivered.")
     )
     attempts = fields.Integer(metadata=meta("Attempts", "How many times the message was sent to Teams."))
     error = fields.Nested(DeliveryErrorSchema, allow_none=True, metadata=meta("Error", "Why it failed (when failed)."))
-    createdAt = fields.String(metadata=meta("Created at", "When the request was accepted (UTC, ISO 8601)."))
-    deliverAt = fields.String(allow_none=True, metadata=meta("Deliver at", "When a scheduled message is due (UTC)."))
+    createdAt = fields.String(
+        metadata=meta("Created At", "When the request was accepted (UTC, ISO 8601).", **DATE_TIME)
+    )
+    deliverAt = fields.String(
+        allow_none=True, metadata=meta("Deliver At", "When a scheduled message is due (UTC).", **DATE_TIME)
+    )
     deliveredAt = fields.String(
-        allow_none=True, metadata=meta("Delivered at", "When Teams accepted the message (UTC).")
+        allow_none=True, metadata=meta("Delivered At", "When Teams accepted the message (UTC).", **DATE_TIME)
     )
     broadcastId = fields.String(
         allow_none=True, metadata=meta("Broadcast ID", "The broadcast this message belongs to.")
@@ -165,33 +189,42 @@ class DeliverySchema(Schema):
 
 # ---- recipients -------------------------------------------------------------------------------
 class SurfaceSchema(Schema):
-    surface = fields.String(metadata=meta("Surface", "teams, teams-copilot, m365-copilot, group or channel."))
-    status = fields.String(metadata=meta("Status", "active, uninstalled, blocked, notFound or expired."))
-    lastSeen = fields.String(metadata=meta("Last seen", "When the person last used the bot there (UTC)."))
+    # Shown under their parent "Surfaces": "Surfaces Name", not "Surfaces Surface".
+    surface = fields.String(
+        metadata=meta("Name", "teams, teams-copilot, m365-copilot, group or channel.", enum=SURFACE_NAMES)
+    )
+    status = fields.String(
+        metadata=meta("Status", "active, uninstalled, blocked, notFound or expired.", enum=CHAT_STATUSES)
+    )
+    lastSeen = fields.String(metadata=meta("Last Seen", "When the person last used the bot there (UTC).", **DATE_TIME))
 
 
 class RecipientSchema(Schema):
     recipient = fields.String(metadata=meta("Recipient", "The recipient as asked for."))
     reachable = fields.Boolean(metadata=meta("Reachable", "True when a message sent now would be delivered."))
     status = fields.String(
-        metadata=meta("Status", "The Teams chat's status: active, uninstalled, blocked, notFound, expired.")
+        metadata=meta(
+            "Status", "The Teams chat status: active, uninstalled, blocked, notFound, expired.", enum=CHAT_STATUSES
+        )
     )
     reason = fields.String(
         allow_none=True, metadata=meta("Reason", "Why the person cannot be reached, in plain words.")
     )
-    optedOut = fields.Boolean(metadata=meta("Opted out", "True when the person typed 'stop' to the bot."))
+    optedOut = fields.Boolean(metadata=meta("Opted Out", "True when the person typed stop to the bot."))
     name = fields.String(allow_none=True, metadata=meta("Name", "The person's display name."))
-    upn = fields.String(allow_none=True, metadata=meta("User principal name", "The person's sign-in name."))
+    upn = fields.String(allow_none=True, metadata=meta("User Principal Name", "The person's sign-in name."))
     email = fields.String(allow_none=True, metadata=meta("Email", "The person's email address."))
     aadObjectId = fields.String(
-        allow_none=True, metadata=meta("Entra object ID", "The person's Microsoft Entra object ID.")
+        allow_none=True, metadata=meta("Entra Object ID", "The person's Microsoft Entra object ID.")
     )
     tenantId = fields.String(metadata=meta("Tenant ID", "The person's Microsoft Entra tenant."))
     timezone = fields.String(
-        allow_none=True, metadata=meta("Time zone", "The person's time zone as Teams reported it.")
+        allow_none=True, metadata=meta("Time Zone", "The person's time zone as Teams reported it.")
     )
     locale = fields.String(allow_none=True, metadata=meta("Locale", "The person's language, e.g. en-US."))
-    lastSeen = fields.String(allow_none=True, metadata=meta("Last seen", "When the person last used the bot (UTC)."))
+    lastSeen = fields.String(
+        allow_none=True, metadata=meta("Last Seen", "When the person last used the bot (UTC).", **DATE_TIME)
+    )
     surfaces = fields.List(
         fields.Nested(SurfaceSchema), metadata=meta("Surfaces", "Where the person has used the bot.")
     )
@@ -199,20 +232,23 @@ class RecipientSchema(Schema):
 
 class RecipientQuerySchema(StrictSchema):
     status = fields.String(
-        validate=validate.OneOf(["active", "uninstalled", "blocked", "notFound", "expired"]),
+        validate=validate.OneOf(CHAT_STATUSES),
         metadata=meta("Status", "Only people whose Teams chat has this status.", "important"),
     )
     tenantId = fields.String(metadata=meta("Tenant ID", "Only people of this tenant.", "advanced"))
     pageSize = fields.Integer(
-        validate=validate.Range(min=1, max=1000),
-        metadata=meta("Page size", "How many people per page (default 100).", "advanced"),
+        # 100 people of at most ~2.3 KB each stay far below Copilot Studio's 500 KB limit for a tool's answer.
+        validate=validate.Range(min=1, max=MAX_PAGE_SIZE),
+        metadata=meta("Page Size", f"How many people per page: {MAX_PAGE_SIZE} at most, and by default.", "advanced"),
     )
-    skipToken = fields.String(metadata=meta("Skip token", "Continuation token from nextLink.", "internal"))
+    skipToken = fields.String(metadata=meta("Skip Token", "Continuation token from nextLink.", "internal"))
 
 
 class RecipientPageSchema(Schema):
     value = fields.List(fields.Nested(RecipientSchema), required=True, metadata=meta("People", "This page of people."))
-    nextLink = fields.String(allow_none=True, metadata=meta("Next page", "The URL of the next page, if any."))
+    nextLink = fields.String(
+        allow_none=True, metadata=meta("Next Page", "The URL of the next page, if any.", format="uri")
+    )
 
 
 # ---- broadcasts -------------------------------------------------------------------------------
@@ -227,7 +263,7 @@ class StartBroadcastSchema(MessageContentSchema):
         ),
     )
     allActiveUsers = fields.Boolean(
-        metadata=meta("Everyone in the tenant", "Send to every person of the tenant who can be reached.", "advanced")
+        metadata=meta("Everyone in the Tenant", "Send to every person of the tenant who can be reached.", "advanced")
     )
     tenantId = fields.String(
         validate=validate.Length(max=64),
@@ -235,7 +271,7 @@ class StartBroadcastSchema(MessageContentSchema):
     )
     idempotencyKey = fields.String(
         validate=validate.Length(min=1, max=200),
-        metadata=meta("Idempotency key", "Starting again with the same key returns the first broadcast.", "advanced"),
+        metadata=meta("Idempotency Key", "Starting again with the same key returns the first broadcast.", "advanced"),
     )
 
     @validates_schema
@@ -267,10 +303,13 @@ class BroadcastSchema(Schema):
     progress = fields.Float(metadata=meta("Progress (%)", "Share of recipients done (delivered, failed or skipped)."))
     counts = fields.Nested(BroadcastCountsSchema, metadata=meta("Counts", "Recipients by status."))
     failures = fields.List(
-        fields.Nested(BroadcastFailureSchema), metadata=meta("Failures", "Who did not get the message, and why.")
+        fields.Nested(BroadcastFailureSchema),
+        metadata=meta("Failures", "Who did not get the message, and why: the first 250; counts has the totals."),
     )
-    createdAt = fields.String(metadata=meta("Created at", "When the broadcast started (UTC)."))
-    completedAt = fields.String(allow_none=True, metadata=meta("Completed at", "When the last message was done (UTC)."))
+    createdAt = fields.String(metadata=meta("Created At", "When the broadcast started (UTC).", **DATE_TIME))
+    completedAt = fields.String(
+        allow_none=True, metadata=meta("Completed At", "When the last message was done (UTC).", **DATE_TIME)
+    )
 
 
 # ---- card and wait ----------------------------------------------------------------------------
@@ -298,7 +337,7 @@ class SendCardAndWaitSchema(StrictSchema):
     summary = fields.String(
         validate=validate.Length(max=250),
         metadata=meta(
-            "Notification preview", "Short text shown in the Teams notification and activity feed.", "advanced"
+            "Notification Preview", "Short text shown in the Teams notification and activity feed.", "advanced"
         ),
     )
     tenantId = fields.String(
@@ -310,7 +349,7 @@ class SendCardAndWaitSchema(StrictSchema):
     idempotencyKey = fields.String(
         validate=validate.Length(min=1, max=200),
         metadata=meta(
-            "Idempotency key",
+            "Idempotency Key",
             "Any unique text: sending again with the same key returns the first card instead of a second one.",
             "advanced",
         ),
@@ -334,13 +373,12 @@ def _has_submit_action(node: Any) -> bool:
 
 
 class ResponderSchema(Schema):
-    name = fields.String(allow_none=True, metadata=meta("Responder name", "The display name of who answered."))
-    upn = fields.String(
-        allow_none=True, metadata=meta("Responder user principal name", "The sign-in name of who answered.")
-    )
-    email = fields.String(allow_none=True, metadata=meta("Responder email", "The email address of who answered."))
+    # Shown under their parent "Responded By": "Responded By Name", not "Responded By Responder Name".
+    name = fields.String(allow_none=True, metadata=meta("Name", "The display name of who answered."))
+    upn = fields.String(allow_none=True, metadata=meta("User Principal Name", "The sign-in name of who answered."))
+    email = fields.String(allow_none=True, metadata=meta("Email", "The email address of who answered."))
     aadObjectId = fields.String(
-        allow_none=True, metadata=meta("Responder Entra object ID", "The Microsoft Entra object ID of who answered.")
+        allow_none=True, metadata=meta("Entra Object ID", "The Microsoft Entra object ID of who answered.")
     )
 
 
@@ -368,19 +406,21 @@ class CardResponseSchema(Schema):
         allow_none=True, metadata=meta("Button", "The title of the button the person pressed, e.g. Approve.")
     )
     verb = fields.String(
-        allow_none=True, metadata=meta("Button verb", "The verb of the Action.Execute button pressed, if any.")
+        allow_none=True, metadata=meta("Button Verb", "The verb of the Action.Execute button pressed, if any.")
     )
     respondedBy = fields.Nested(
-        ResponderSchema, allow_none=True, metadata=meta("Responded by", "Who answered the card.")
+        ResponderSchema, allow_none=True, metadata=meta("Responded By", "Who answered the card.")
     )
     respondedAt = fields.String(
-        allow_none=True, metadata=meta("Responded at", "When the person answered (UTC, ISO 8601).")
+        allow_none=True, metadata=meta("Responded At", "When the person answered (UTC, ISO 8601).", **DATE_TIME)
     )
     conversationId = fields.String(
         allow_none=True, metadata=meta("Conversation ID", "The Teams chat the card went to.")
     )
-    messageId = fields.String(allow_none=True, metadata=meta("Teams message ID", "The Teams activity ID of the card."))
-    createdAt = fields.String(metadata=meta("Created at", "When the request was accepted (UTC, ISO 8601)."))
+    messageId = fields.String(allow_none=True, metadata=meta("Teams Message ID", "The Teams activity ID of the card."))
+    createdAt = fields.String(
+        metadata=meta("Created At", "When the request was accepted (UTC, ISO 8601).", **DATE_TIME)
+    )
 
 
 # ---- webhook triggers -------------------------------------------------------------------------
@@ -395,7 +435,7 @@ class TriggerSubscriptionSchema(StrictSchema):
         validate=validate.Length(max=4000),
         metadata=meta(
             "Notification URL",
-            "The callback URL Power Automate creates for the flow; filled in automatically.",
+            "The callback URL the flow engine creates for the flow; filled in automatically.",
             "internal",
             # Power Platform knows "uri", not apispec's "url".
             format="uri",
@@ -426,17 +466,20 @@ class SubscriptionSchema(Schema):
     id = fields.String(required=True, metadata=meta("Subscription ID", "The ID of the webhook subscription."))
     event = fields.String(metadata=meta("Event", "The event the subscription is for."))
     tenantId = fields.String(allow_none=True, metadata=meta("Tenant ID", "The tenant whose events are sent."))
-    createdAt = fields.String(metadata=meta("Created at", "When the subscription was made (UTC, ISO 8601)."))
+    createdAt = fields.String(
+        metadata=meta("Created At", "When the subscription was made (UTC, ISO 8601).", **DATE_TIME)
+    )
 
 
 class EventUserSchema(Schema):
-    id = fields.String(allow_none=True, metadata=meta("User Teams ID", "The person's Teams user ID (29:...)."))
-    name = fields.String(allow_none=True, metadata=meta("User name", "The person's display name."))
+    # Shown under their parent "User": the designer writes "User Name", "User Principal Name".
+    id = fields.String(allow_none=True, metadata=meta("Teams ID", "The person's Teams user ID (29:...)."))
+    name = fields.String(allow_none=True, metadata=meta("Name", "The person's display name."))
     aadObjectId = fields.String(
-        allow_none=True, metadata=meta("User Entra object ID", "The person's Microsoft Entra object ID.")
+        allow_none=True, metadata=meta("Entra Object ID", "The person's Microsoft Entra object ID.")
     )
-    upn = fields.String(allow_none=True, metadata=meta("User principal name", "The person's sign-in name."))
-    email = fields.String(allow_none=True, metadata=meta("User email", "The person's email address."))
+    upn = fields.String(allow_none=True, metadata=meta("Principal Name", "The person's sign-in name."))
+    email = fields.String(allow_none=True, metadata=meta("Email", "The person's email address."))
 
 
 class EventEnvelopeSchema(Schema):
@@ -447,35 +490,38 @@ class EventEnvelopeSchema(Schema):
         required=True, metadata=meta("Event ID", "Unique per event and subscription; the same on a retried callback.")
     )
     subscriptionId = fields.String(metadata=meta("Subscription ID", "The subscription this callback is for."))
-    occurredAt = fields.String(metadata=meta("Occurred at", "When the event happened (UTC, ISO 8601)."))
+    occurredAt = fields.String(metadata=meta("Occurred At", "When the event happened (UTC, ISO 8601).", **DATE_TIME))
     tenantId = fields.String(allow_none=True, metadata=meta("Tenant ID", "The Microsoft Entra tenant of the event."))
 
 
 class PersonEventSchema(EventEnvelopeSchema):
     user = fields.Nested(EventUserSchema, metadata=meta("User", "The person who acted."))
     surface = fields.String(
-        allow_none=True, metadata=meta("Surface", "Where it happened: teams, teams-copilot or m365-copilot.")
+        allow_none=True,
+        metadata=meta("Surface", "Where it happened: teams, teams-copilot or m365-copilot.", enum=SURFACE_NAMES),
     )
     conversationId = fields.String(
         allow_none=True, metadata=meta("Conversation ID", "The conversation it happened in.")
     )
-    timestamp = fields.String(allow_none=True, metadata=meta("Timestamp", "The activity's own time stamp."))
+    timestamp = fields.String(
+        allow_none=True, metadata=meta("Timestamp", "The activity's own time stamp.", **DATE_TIME)
+    )
 
 
 class UserMessageEventSchema(PersonEventSchema):
-    text = fields.String(metadata=meta("Message text", "What the person wrote to the bot."))
+    text = fields.String(metadata=meta("Message Text", "What the person wrote to the bot."))
 
 
 class CardSubmittedEventSchema(PersonEventSchema):
     data = fields.Dict(
         metadata=meta(
-            "Submitted data",
+            "Submitted Data",
             "The card's input values and the button's data; cardWaitId is set when the card came from"
             " Send a card and wait for a response.",
         )
     )
     handledByCardWait = fields.Boolean(
-        metadata=meta("Answered a waiting card", "True when this answered a card sent with Send a card and wait.")
+        metadata=meta("Answered a Waiting Card", "True when this answered a card sent with Send a card and wait.")
     )
 
 
@@ -495,12 +541,14 @@ class DeliveryFailedEventSchema(EventEnvelopeSchema):
 class BotEventSchema(PersonEventSchema):
     """Every field any event may carry (the payload of the trigger for all events)."""
 
-    text = fields.String(metadata=meta("Message text", "userMessage: what the person wrote to the bot."))
-    data = fields.Dict(metadata=meta("Submitted data", "cardSubmitted: the card's input values and button data."))
+    text = fields.String(metadata=meta("Message Text", "userMessage: what the person wrote to the bot."))
+    data = fields.Dict(metadata=meta("Submitted Data", "cardSubmitted: the card's input values and button data."))
     handledByCardWait = fields.Boolean(
-        metadata=meta("Answered a waiting card", "cardSubmitted: true when it answered Send a card and wait.")
+        metadata=meta("Answered a Waiting Card", "cardSubmitted: true when it answered Send a card and wait.")
     )
-    action = fields.String(metadata=meta("Action", "installationChanged: installed or uninstalled."))
+    action = fields.String(
+        metadata=meta("Action", "installationChanged: installed or uninstalled.", enum=["installed", "uninstalled"])
+    )
     id = fields.String(metadata=meta("Message ID", "deliveryFailed: the ID of the message that failed."))
     recipient = fields.String(metadata=meta("Recipient", "deliveryFailed: the recipient as written."))
     broadcastId = fields.String(allow_none=True, metadata=meta("Broadcast ID", "deliveryFailed: its broadcast."))

@@ -132,9 +132,18 @@ def validate_content(content: dict[str, Any]) -> None:
 
 
 def next_local_time(hhmm: str, timezone: str, after: dt.datetime | None = None) -> dt.datetime:
-    """The next moment it is HH:MM in ``timezone`` (today if still ahead, else tomorrow), in UTC."""
+    """The next moment it is HH:MM in ``timezone`` (today if still ahead, else tomorrow), in UTC.
+
+    ``YYYY-MM-DDTHH:MM`` names the local date too: that wall-clock time on that day in ``timezone``
+    (a flow that schedules tomorrow's 09:00 for everyone reaches each person on the same local day,
+    wherever they are; "next 09:00" from one run is tomorrow east of UTC+9 and today west of UTC-15)."""
+    date_part, _, hhmm = hhmm.rpartition("T")
     hours, minutes = (int(p) for p in hhmm.split(":"))
     zone = ZoneInfo(timezone)
+    if date_part:
+        day = dt.date.fromisoformat(date_part)
+        # A time already past (a late run) is sent at once, as a past deliverAt is.
+        return dt.datetime(day.year, day.month, day.day, hours, minutes, tzinfo=zone).astimezone(dt.UTC)
     current = (after or dt.datetime.now(dt.UTC)).astimezone(zone)
     candidate = current.replace(hour=hours, minute=minutes, second=0, microsecond=0)
     if candidate <= current:

@@ -15,6 +15,9 @@ from connector.views.common import absolute_url, run, runtime
 blp = Blueprint("broadcasts", __name__, url_prefix="/api/v1/broadcasts", description="One message to many people")
 
 RETRY_AFTER_SECONDS = 10
+# An answer must stay far below Copilot Studio's 500 KB limit for a tool's response: 250 failures of
+# at most ~800 bytes each is ~200 KB. counts.failed and counts.skipped always give the totals.
+MAX_LISTED_FAILURES = 250
 
 
 def _answer(report: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
@@ -25,7 +28,7 @@ def _answer(report: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]
         "total": broadcast.total,
         "progress": report["progress"],
         "counts": report["counts"],
-        "failures": report["failures"],
+        "failures": report["failures"][:MAX_LISTED_FAILURES],
         "createdAt": iso(broadcast.created_at),
         "completedAt": iso(broadcast.completed_at),
     }

@@ -60,7 +60,7 @@ def _answer(d: Delivery) -> tuple[dict[str, Any], int, dict[str, str]]:
 class CardsWait(MethodView):
     @blp.arguments(SendCardAndWaitSchema)
     @blp.response(200, CardResponseSchema)
-    @blp.alt_response(202, description="Sent; waiting for the person to answer. Power Automate polls the Location.")
+    @blp.alt_response(202, description="Sent; waiting for the person to answer. The flow engine polls the Location.")
     def post(self, args: dict[str, Any]) -> Any:
         """Send a card and wait for a response
 

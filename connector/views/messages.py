@@ -33,7 +33,7 @@ class Messages(MethodView):
     @blp.response(200, DeliverySchema)
     @blp.alt_response(202, schema=DeliverySchema, description="Accepted: not yet delivered; poll the Location.")
     def post(self, args: dict[str, Any]) -> Any:
-        """Send a message to a person's Teams chat
+        """Send a message to a person
 
         Sends a text (markdown) and/or Adaptive Card message to one person's personal chat with the bot,
         found by user principal name, email or Microsoft Entra object ID. Answers when Teams accepted it,

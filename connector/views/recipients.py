@@ -14,7 +14,7 @@ from bot.recipients import Person, find_person, forget
 from connector import presenters
 from connector.auth import current_caller
 from connector.errors import ApiError
-from connector.schemas import RecipientPageSchema, RecipientQuerySchema, RecipientSchema
+from connector.schemas import MAX_PAGE_SIZE, RecipientPageSchema, RecipientQuerySchema, RecipientSchema
 from connector.views.common import absolute_url, run, runtime
 
 blp = Blueprint("recipients", __name__, url_prefix="/api/v1/recipients", description="People the bot can reach")
@@ -37,7 +37,7 @@ class Recipients(MethodView):
             # As StartBroadcast and Subscribe answer a key that names another tenant.
             raise ApiError("Forbidden", "This API key is limited to another tenant.", "tenantId")
         tenant = tenant or caller.tenant_id
-        size = args.get("pageSize", 100)
+        size = args.get("pageSize", MAX_PAGE_SIZE)
         store = runtime().store
         page = run(
             store.list_references(

@@ -130,7 +130,7 @@ class SubscriptionItem(MethodView):
     def delete(self, subscription_id: str) -> Any:
         """Stop a webhook trigger
 
-        Removes a trigger subscription; Power Automate calls it by itself when the flow is deleted or
+        Removes a trigger subscription; the flow engine calls it by itself when the flow is deleted or
         turned off.
         """
         caller = current_caller("send")

@@ -24,3 +24,14 @@ def test_served_definition_names_the_deployment_host(live: LiveApp) -> None:
     assert served["host"] == f"127.0.0.1:{live.port}"
     assert served["schemes"] == ["https"]  # Power Platform calls connectors over HTTPS
     assert served["x-ms-connector-metadata"][0]["propertyValue"] == f"https://127.0.0.1:{live.port}/"
+
+
+def test_the_privacy_policy_the_definition_links_to_is_served(live: LiveApp) -> None:
+    served = live.api("GET", "/openapi.json").json()
+    metadata = {m["propertyName"]: m["propertyValue"] for m in served["x-ms-connector-metadata"]}
+    path = metadata["Privacy policy"].removeprefix(f"https://127.0.0.1:{live.port}")
+    assert path == "/privacy"
+    response = live.api("GET", path)
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/html")
+    assert "<h1>Privacy statement</h1>" in response.text and "physically deleted" in response.text
+    assert served["info"]["contact"]["url"] == metadata["Website"]

@@ -252,7 +252,7 @@ def validate_manifest(manifest: Any, files: dict[str, bytes]) -> list[str]:
 
     accent = manifest.get("accentColor")
     if not isinstance(accent, str) or not HEX_COLOR.match(accent):
-        problems.append("accentColor must be an HTML colour such as #4B53BC")
+        problems.append("accentColor must be an HTML colour such as #0B6E5F")
 
     icons = _object(manifest, "icons", problems)
     _check_icon(problems, files, "icons.color", icons.get("color"), COLOR_ICON_SIZE, outline=False)

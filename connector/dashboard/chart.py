@@ -8,7 +8,7 @@ from markupsafe import Markup, escape
 
 from connector.dashboard.data import HourBucket, utc
 
-DELIVERED_COLOUR = "#4B53BC"  # the brand colour (connector/icon.py)
+DELIVERED_COLOUR = "#0B6E5F"  # the brand colour (connector/icon.py)
 FAILED_COLOUR = "#C4314B"
 WIDTH, HEIGHT = 960, 240
 LEFT, RIGHT, TOP, BOTTOM = 44, 8, 12, 34

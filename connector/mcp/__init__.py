@@ -58,6 +58,10 @@ def mcp_endpoint() -> Response:
     scope = asgi_scope(request.environ, request.method, list(request.headers.items()), established, SCOPE_KEY)
     answer = runtime_of(current_app).call(bridge.handle(scope, body), timeout=CALL_TIMEOUT_SECONDS)
     headers = [(name, value) for name, value in answer.headers if name.lower() != "content-length"]
+    if answer.status >= 400 and not any(n.lower() == "content-type" and "json" in v for n, v in headers):
+        # The transport's few plain-text refusals (e.g. a wrong Content-Type) in the same JSON-RPC shape as the rest.
+        text = bytes(answer.body).decode("utf-8", "replace").strip() or "The request was refused."
+        return refusal(ApiError("ValidationError", f"{text}.", status=answer.status))
     return Response(bytes(answer.body), status=answer.status, headers=headers)
 
 

@@ -28,11 +28,13 @@ async def mcp_session(url: str, headers: dict[str, str] | None = None) -> AsyncI
         yield session
 
 
-def with_session(url: str, key: str | None, work: Callable[[ClientSession], Awaitable[T]]) -> T:
-    """Open a session with ``key`` as X-API-Key, run ``work`` in it, and return what it returned."""
+def with_session(
+    url: str, key: str | None, work: Callable[[ClientSession], Awaitable[T]], headers: dict[str, str] | None = None
+) -> T:
+    """Open a session with ``key`` as X-API-Key (or the given headers), run ``work`` in it, return what it returned."""
 
     async def run() -> T:
-        async with mcp_session(url, {"X-API-Key": key} if key else {}) as session:
+        async with mcp_session(url, {"X-API-Key": key} if key else dict(headers or {})) as session:
             return await work(session)
 
     return asyncio.run(run())

@@ -64,7 +64,11 @@ def build_server(app: Flask) -> Server[Any]:
             known = ", ".join(BY_NAME)
             raise MCPError(INVALID_PARAMS, f"Unknown tool '{params.name}'. The tools are: {known}.")
         established = _established(ctx)
-        with app.test_request_context(base_url=established["base_url"]):
+        # The tools read settings through current_app, as the views do (this task's own context).
+        context = (
+            app.test_request_context(base_url=established["base_url"]) if tool.needs_request else app.app_context()
+        )
+        with context:
             return await _run(app, tool, established["caller"], dict(params.arguments or {}))
 
     return Server(

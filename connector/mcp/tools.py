@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,9 @@ from bot.delivery.service import Caller, MessageRequest
 from bot.recipients import find_person
 from bot.runtime import BotRuntime
 from connector import presenters, schemas
-from connector.errors import ApiError
+
+# The REST API's own helpers, private to their modules but the single source of what they do: the one
+# readable ValidationError sentence, and the card and broadcast bodies the views answer with.
 from connector.openapi import _validation_error
 from connector.views import broadcasts as broadcast_views
 from connector.views import cards as card_views
@@ -55,6 +58,9 @@ class ToolSpec:
     fields: tuple[str, ...]  # the schema's fields the tool takes (the REST schemas may grow internal ones)
     handler: Handler
     read_only: bool
+    # The views' body builders it reuses make status links from the request's host: they need a request
+    # context (0.5 ms to build); the others need only the app's.
+    needs_request: bool = False
     # Field descriptions worded for a model where the designer's help text is not enough.
     hints: tuple[tuple[str, str], ...] = ()
 
@@ -141,7 +147,7 @@ async def send_card(runtime: BotRuntime, caller: Caller, args: dict[str, Any]) -
         tenant_id=args.get("tenantId"),
         idempotency_key=args.get("idempotencyKey"),
     )
-    body = card_views.present(await runtime.cards.start(caller, request))
+    body, _, _ = card_views._answer(await runtime.cards.start(caller, request))
     return body, _card_line(body)
 
 
@@ -289,6 +295,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         arguments=schemas.SendCardAndWaitSchema,
         fields=("recipient", "card", "text", "summary", "idempotencyKey", "tenantId"),
         handler=send_card,
+        needs_request=True,
         read_only=False,
         hints=(
             ("recipient", RECIPIENT_HINT),
@@ -309,6 +316,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         arguments=IdArguments,
         fields=("id",),
         handler=get_card_response,
+        needs_request=True,
         read_only=True,
         hints=(("id", "The id send_card returned."),),
     ),
@@ -327,6 +335,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         arguments=schemas.StartBroadcastSchema,
         fields=("recipients", "allActiveUsers", "text", "card", "summary", "idempotencyKey", "tenantId"),
         handler=start_broadcast,
+        needs_request=True,
         read_only=False,
         hints=(
             ("recipients", "Email addresses, UPNs or Entra object IDs of the people to message."),
@@ -346,6 +355,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         arguments=IdArguments,
         fields=("id",),
         handler=get_broadcast,
+        needs_request=True,
         read_only=True,
         hints=(("id", "The id start_broadcast returned."),),
     ),
@@ -355,14 +365,11 @@ BY_NAME = {tool.name: tool for tool in TOOLS}
 
 
 def input_schemas() -> dict[str, dict[str, Any]]:
-    """Every tool's input schema (built once per process: the schemas are code, not data)."""
-    global _SCHEMAS
-    if _SCHEMAS is None:
-        _SCHEMAS = {tool.name: tool.input_schema() for tool in TOOLS}
-    return copy.deepcopy(_SCHEMAS)
+    """Every tool's input schema (a copy: callers may change theirs)."""
+    return copy.deepcopy(_built_schemas())
 
 
-_SCHEMAS: dict[str, dict[str, Any]] | None = None
-
-
-__all__ = ["BY_NAME", "TOOLS", "ApiError", "ToolSpec", "input_schemas"]
+@functools.cache
+def _built_schemas() -> dict[str, dict[str, Any]]:
+    # Built once per process: the schemas are code, not data.
+    return {tool.name: tool.input_schema() for tool in TOOLS}

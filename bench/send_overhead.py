@@ -1,12 +1,15 @@
 """What SendMessage adds on top of the Bot Connector's own latency, with concurrent clients on SQLite.
 
-    python -m bench.send_overhead [--clients 20] [--requests 1000]
+    python -m bench.send_overhead [--clients 20] [--requests 1000] [--via rest|mcp]
 
 Each client is a flow of its own tenant (20 clients: 20 tenants, each well under Teams' 50/s) that
 sends one message at a time to a different person and waits for 200 (delivered). The fake Bot
 Connector (in a process of its own) answers after 50-150 ms and notes how long it held each call;
 overhead = the client's round trip minus that. The server is the real ``teams-proactive serve``
 process with its default settings; the clients are asyncio tasks in this process.
+
+``--via mcp`` sends the same messages as ``send_message`` tool calls to ``POST /mcp`` (one JSON-RPC
+``tools/call`` per POST, stateless, as Copilot Studio sends them), for the overhead of the MCP layer.
 """
 
 from __future__ import annotations
@@ -54,7 +57,10 @@ def _serve_fake(pipe: Connection) -> None:
         pipe.send(dict(fake.held))
 
 
-async def _clients(url: str, crowds: list[list[str]]) -> list[tuple[float, str]]:
+MCP_HEADERS = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-06-18"}
+
+
+async def _clients(url: str, crowds: list[list[str]], via: str = "rest") -> list[tuple[float, str]]:
     results: list[tuple[float, str]] = []
     start = asyncio.Event()
     ready = 0
@@ -63,15 +69,21 @@ async def _clients(url: str, crowds: list[list[str]]) -> list[tuple[float, str]]
         nonlocal ready
 
         async def post(upn: str) -> tuple[float, str]:
+            message = {"recipient": upn, "text": "overhead probe", "wait": 30}
+            if via == "mcp":
+                call = {"name": "send_message", "arguments": message}
+                target, sent = url + "/mcp", {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": call}
+                headers = {"X-API-Key": API_KEY, **MCP_HEADERS}
+            else:
+                target, sent, headers = url + "/api/v1/messages", message, {"X-API-Key": API_KEY}
             began = time.monotonic()
-            async with session.post(
-                url + "/api/v1/messages",
-                json={"recipient": upn, "text": "overhead probe", "wait": 30},
-                headers={"X-API-Key": API_KEY},
-            ) as response:
+            async with session.post(target, json=sent, headers=headers) as response:
                 body = await response.json()
                 elapsed = time.monotonic() - began
                 assert response.status == 200, body
+            if via == "mcp":
+                assert not body["result"].get("isError"), body
+                body = body["result"]["structuredContent"]
             return elapsed, body["conversationId"]
 
         await post(upns[-1])  # warm-up: the connection, this tenant's first send
@@ -92,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--requests", type=int, default=1000, help="messages in all")
+    parser.add_argument("--via", choices=("rest", "mcp"), default="rest", help="SendMessage, or the send_message tool")
     args = parser.parse_args(argv)
     per_client = max(1, args.requests // args.clients)
 
@@ -115,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             with ServerProcess(env, log_path=Path(tmp) / "server.log") as server:
                 cpu_start = server.cpu_seconds()
                 began = time.monotonic()
-                results = asyncio.run(_clients(server.url, [[p.upn for p in crowd] for crowd in crowds]))
+                results = asyncio.run(_clients(server.url, [[p.upn for p in crowd] for crowd in crowds], args.via))
                 wall = time.monotonic() - began
                 cpu = server.cpu_seconds() - cpu_start
     finally:
@@ -125,8 +138,9 @@ def main(argv: list[str] | None = None) -> int:
 
     total_ms = [elapsed * 1000 for elapsed, _ in results]
     overhead_ms = [(elapsed - held[cid]) * 1000 for elapsed, cid in results]
+    what = "send_message tool call (POST /mcp)" if args.via == "mcp" else "SendMessage"
     print(
-        f"SendMessage (waiting for delivery) x {len(results)}: {args.clients} concurrent clients, one tenant each;"
+        f"{what} (waiting for delivery) x {len(results)}: {args.clients} concurrent clients, one tenant each;"
         f" fake Bot Connector {LATENCY[0] * 1000:.0f}-{LATENCY[1] * 1000:.0f} ms; SQLite; default settings"
     )
     print(f"  round trip (ms):               {summary(total_ms)}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
@@ -73,6 +73,7 @@ class BotRuntime:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._serve_loop, name="bot-loop", daemon=True)
         self._started = False
+        self._closers: list[Callable[[], Awaitable[None]]] = []
         self.session: aiohttp.ClientSession
         self.callbacks: CallbackClient
         self.client: BotConnectorClient
@@ -160,6 +161,10 @@ class BotRuntime:
             future.cancel()
             raise
 
+    def on_close(self, closer: Callable[[], Awaitable[None]]) -> None:
+        """Run ``closer`` on the loop when the runtime stops, before the store and the HTTP session close."""
+        self._closers.append(closer)
+
     def stop(self) -> None:
         if not self._started:
             return
@@ -171,6 +176,8 @@ class BotRuntime:
             self._thread.join(timeout=10)
 
     async def _close(self) -> None:
+        for closer in self._closers:
+            await closer()
         if self._run_dispatcher:
             await self.broadcasts.stop()
             await self.dispatcher.stop()

@@ -44,6 +44,10 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, runtime: BotRunt
     _register_error_handlers(app)
     init_runtime(app, runtime or BotRuntime(bot_settings))
 
+    from connector.mcp import init_mcp
+
+    init_mcp(app)
+
     from connector.dashboard import init_dashboard
     from connector.logs import init_request_ids
     from connector.metrics import init_metrics

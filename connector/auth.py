@@ -21,14 +21,24 @@ API_KEY_HEADER = "X-API-Key"
 
 def current_caller(scope: str) -> Caller:
     """Authenticate the request once (cached on ``g``) and require ``scope``."""
+    caller = authenticated_caller()
+    require_scope(caller, scope)
+    return caller
+
+
+def authenticated_caller() -> Caller:
+    """Authenticate the request once (cached on ``g``) and count it against the key's rate limit."""
     caller: Caller | None = g.get("caller")
     if caller is None:
         caller = _authenticate()
         _rate_limit(caller)
         g.caller = caller
+    return caller
+
+
+def require_scope(caller: Caller, scope: str) -> None:
     if scope not in caller.scopes and "admin" not in caller.scopes:
         raise ApiError("Forbidden", f"These credentials do not have the '{scope}' permission.")
-    return caller
 
 
 def _authenticate() -> Caller:

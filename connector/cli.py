@@ -130,6 +130,7 @@ def cmd_export_connector(args: argparse.Namespace) -> int:
         host=host or None,
         entra_client_id=args.entra_client_id or ENTRA_CLIENT_ID_PLACEHOLDER,
         entra_resource=args.entra_resource or ENTRA_RESOURCE_PLACEHOLDER,
+        mcp=args.mcp,
     )
     for path in written:
         print(path)
@@ -533,6 +534,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--entra-client-id", default=None, help="Entra variant: the connector's app (client) ID")
     export.add_argument("--entra-resource", default=None, help="Entra variant: the API's app ID URI (ENTRA_AUDIENCE)")
+    export.add_argument(
+        "--mcp", action="store_true", help="write the MCP connector variant for Copilot Studio (into OUT/mcp/)"
+    )
     export.set_defaults(func=cmd_export_connector)
 
     solution = sub.add_parser(

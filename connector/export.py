@@ -1,7 +1,8 @@
 """Writes the custom connector files: apiDefinition.swagger.json, apiProperties.json, icon.png, readme.md.
 
 Two variants from the same code: ``openapi/`` signs in with an API key (the ``X-API-Key`` header),
-``openapi/entra/`` with Microsoft Entra ID (OAuth, ``identityProvider: aad``). Every run writes the
+``openapi/entra/`` with Microsoft Entra ID (OAuth, ``identityProvider: aad``); ``--mcp`` writes the
+same two for the MCP server (one ``POST /mcp`` operation, for Copilot Studio) under ``openapi/mcp/``. Every run writes the
 same bytes for the same arguments (a test keeps the committed files in sync).
 """
 
@@ -23,6 +24,7 @@ PUBLISHER = "teams-proactive"
 ENTRA_CLIENT_ID_PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
 ENTRA_RESOURCE_PLACEHOLDER = "api://teams-proactive"
 ENTRA_SUBFOLDER = "entra"
+MCP_SUBFOLDER = "mcp"
 
 
 # The host is a connection parameter: each connection names the service it talks to, and the
@@ -149,15 +151,39 @@ def connector_files(
     }
 
 
+def mcp_connector_files(
+    host: str | None = None,
+    *,
+    entra_client_id: str = ENTRA_CLIENT_ID_PLACEHOLDER,
+    entra_resource: str = ENTRA_RESOURCE_PLACEHOLDER,
+) -> dict[str, bytes]:
+    """The MCP connector variant (for Copilot Studio), by path relative to the output folder: ``mcp/...``."""
+    from connector.mcp.definition import mcp_definition_text
+
+    app = definition_app()
+    host = host or PLACEHOLDER_HOST
+    mcp, entra = MCP_SUBFOLDER, f"{MCP_SUBFOLDER}/{ENTRA_SUBFOLDER}"
+    return {
+        f"{mcp}/apiDefinition.swagger.json": mcp_definition_text(app, host).encode("utf-8"),
+        f"{mcp}/apiProperties.json": _dumps(api_properties()),
+        f"{mcp}/icon.png": icon_png(),
+        f"{entra}/apiDefinition.swagger.json": mcp_definition_text(app, host, auth="entra").encode("utf-8"),
+        f"{entra}/apiProperties.json": _dumps(entra_api_properties(entra_client_id, entra_resource)),
+    }
+
+
 def export_connector(
     out: Path,
     host: str | None = None,
     *,
     entra_client_id: str = ENTRA_CLIENT_ID_PLACEHOLDER,
     entra_resource: str = ENTRA_RESOURCE_PLACEHOLDER,
+    mcp: bool = False,
 ) -> list[Path]:
+    """Write the REST connector files into ``out``, or with ``mcp`` the MCP variant into ``out/mcp/``."""
     written = []
-    for name, data in connector_files(host, entra_client_id=entra_client_id, entra_resource=entra_resource).items():
+    make = mcp_connector_files if mcp else connector_files
+    for name, data in make(host, entra_client_id=entra_client_id, entra_resource=entra_resource).items():
         path = out / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)

@@ -129,6 +129,9 @@ class UpdateMessageSchema(MessageContentSchema):
 class DeliveryErrorSchema(Schema):
     code = fields.String(metadata=meta("Error code", "Why the message was not delivered, as a code."))
     message = fields.String(metadata=meta("Error message", "Why the message was not delivered, in plain words."))
+    teamsCode = fields.String(
+        metadata=meta("Teams error code", "Teams' own error code, verbatim, when Teams refused the message.")
+    )
 
 
 class DeliverySchema(Schema):

@@ -16,6 +16,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from bot.delivery.budget import TeamsBudget
 from bot.delivery.messages import build_activity
 from bot.delivery.metrics import DELIVERIES, FAILURES, RETRIES, SEND_LATENCY, THROTTLED
 from bot.delivery.pacing import ConversationPacer, TenantRateLimiter
@@ -85,6 +86,8 @@ class Dispatcher:
         self.owner = uuid.uuid4().hex
         self._limiter = TenantRateLimiter(settings.rate_per_tenant)
         self._pacer = ConversationPacer()
+        # Shared with every other caller of Teams in this process (updates, deletes, cards, lookups).
+        self.budget = TeamsBudget(self._limiter, self._pacer)
         self._wake = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
@@ -327,7 +330,7 @@ class Dispatcher:
         if verdict.retry:
             message = f"{verdict.message.removesuffix('; the message will be retried.')}; gave up after {delivery.attempts} attempts."
         delivery.status = DeliveryStatus.FAILED
-        delivery.error = {"code": verdict.error_code, "message": message}
+        delivery.error = {**verdict.error(), "message": message}
         self.stats["failed"] += 1
         DELIVERIES.labels("failed").inc()
         FAILURES.labels(verdict.error_code).inc()
@@ -422,7 +425,7 @@ class Dispatcher:
         bot_id = source.bot_id if source.channel_id == TEAMS_CHANNEL else (self.settings.bot_id or source.bot_id)
         member_id = source.user_id if source.user_id.startswith("29:") else (source.aad_object_id or source.user_id)
         # Opening a chat is a call to the same per-tenant budget as a send.
-        await self._limiter.acquire(delivery.tenant_id)
+        await self.budget.spend(delivery.tenant_id)
         try:
             conversation_id = await self._client.create_conversation(
                 service_url, bot_id=bot_id, user_id=member_id, tenant_id=delivery.tenant_id

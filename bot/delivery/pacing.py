@@ -16,6 +16,11 @@ from dataclasses import dataclass, field
 # Per bot per conversation (Teams' published limits): (window seconds, sends allowed in it).
 CONVERSATION_WINDOWS: tuple[tuple[float, int], ...] = ((1.0, 7), (2.0, 8), (30.0, 60), (3600.0, 1800))
 
+# Teams counts a conversation's calls as they arrive, a few milliseconds after we let them go, and
+# by different amounts for each: a call that leaves exactly one window after the oldest could still
+# land inside that window. Each window is kept this much longer.
+WINDOW_MARGIN_SECONDS = 0.1
+
 # Share of the configured per-tenant rate kept free: scheduling jitter and the network move a send
 # by a few milliseconds, and a send that lands in the next second must not be the 51st of 50.
 DEFAULT_HEADROOM = 0.04
@@ -35,8 +40,10 @@ class ConversationPacer:
         *,
         clock: Callable[[], float] = time.monotonic,
         idle_check_every: int = 10_000,
+        margin: float = WINDOW_MARGIN_SECONDS,
     ) -> None:
         self._windows = windows
+        self._margin = margin
         self._longest = max(w for w, _ in windows)
         self._clock = clock
         self._sends: dict[str, deque[float]] = {}
@@ -58,10 +65,10 @@ class ConversationPacer:
         for window, allowed in self._windows:
             if len(sends) + reserved < allowed:
                 continue
-            in_window = [t for t in sends if t > at - window] + [at] * reserved
+            in_window = [t for t in sends if t > at - window - self._margin] + [at] * reserved
             if len(in_window) >= allowed:
                 # The send that must leave the window before one more fits (reservations leave last).
-                wait = max(wait, in_window[-allowed] + window - at)
+                wait = max(wait, in_window[-allowed] + window + self._margin - at)
         return wait
 
     def reserve(self, conversation_id: str) -> None:

@@ -64,6 +64,7 @@ CREATE TABLE IF NOT EXISTS notifications (
 CREATE INDEX IF NOT EXISTS notifications_due ON notifications (due);
 CREATE INDEX IF NOT EXISTS notifications_person ON notifications (tenant_id, user_key);
 CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, until REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS state (name TEXT PRIMARY KEY, body TEXT NOT NULL);
 """
 
 PENDING = (DeliveryStatus.QUEUED.value, DeliveryStatus.SCHEDULED.value)
@@ -547,6 +548,21 @@ class SqliteStore(Store):
     async def release_lease(self, name: str, owner: str) -> None:
         await self._run(
             lambda c: c.execute("DELETE FROM leases WHERE name=? AND owner=?", (name, owner)), inline=True, write=True
+        )
+
+    async def read_state(self, name: str) -> dict[str, Any] | None:
+        row = await self._run(lambda c: c.execute("SELECT body FROM state WHERE name=?", (name,)).fetchone())
+        return dict(json.loads(row[0])) if row else None
+
+    async def write_state(self, name: str, state: dict[str, Any]) -> None:
+        body = json.dumps(state)
+        await self._run(
+            lambda c: c.execute(
+                "INSERT INTO state (name, body) VALUES (?,?) ON CONFLICT(name) DO UPDATE SET body=excluded.body",
+                (name, body),
+            ),
+            inline=True,
+            write=True,
         )
 
     # ---- notifications ----------------------------------------------------------------------

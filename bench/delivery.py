@@ -1,6 +1,7 @@
 """Broadcast throughput under Teams' pacing, CPU per message and per inbound activity, and the classic loop.
 
     python -m bench.delivery [--recipients 5000] [--classic 300] [--inbound 1000]
+    python -m bench.delivery --rate 500 --recipients 10000 --classic 0 --inbound 0 --dispatcher-alone 0
 
 Against the fake Bot Connector (50-150 ms latency, 50 requests/s per-app cap answering 429 above it):
 1. the real server process (SQLite) broadcasts one message to every recipient; prints the sustained
@@ -253,8 +254,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--classic", type=int, default=250, help="references the classic loop sends to")
     parser.add_argument("--dispatcher-alone", type=int, default=750, help="sends measured with the dispatcher alone")
     parser.add_argument("--inbound", type=int, default=1000, help="inbound activities of each kind")
-    parser.add_argument("--concurrency", type=int, default=32, help="SEND_CONCURRENCY of the server")
+    parser.add_argument(
+        "--concurrency", type=int, default=None, help="SEND_CONCURRENCY of the server (default: enough for --rate)"
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=RATE_CAP,
+        help="the per-tenant budget: SEND_RATE_PER_TENANT of the server and the fake's 429 cap (default 50/s)",
+    )
     args = parser.parse_args(argv)
+    global RATE_CAP  # the figures printed all refer to the cap being measured
+    RATE_CAP = args.rate
+    if args.concurrency is None:
+        # Sends in flight at the cap: rate x the fake's slowest answer, with a third more for jitter.
+        args.concurrency = max(32, int(RATE_CAP * LATENCY[1] * 1.34) + 1)
 
     env = {"SEND_RATE_PER_TENANT": str(RATE_CAP), "SEND_CONCURRENCY": str(args.concurrency)}
     people_needed = max(args.recipients, args.classic, 1)

@@ -24,8 +24,10 @@ log = logging.getLogger(__name__)
 INSTALL_ACTIONS = {"add", "add-upgrade"}
 UNINSTALL_ACTIONS = {"remove", "remove-upgrade"}
 # conversationUpdate event types that take a team's conversations away or give them back.
-TEAM_GONE_EVENTS = {"teamDeleted", "teamArchived", "teamHardDeleted"}
-TEAM_BACK_EVENTS = {"teamUnarchived", "teamRestored"}
+# Compared without case: Microsoft's "Conversation events" page writes "teamRestored" in its table
+# and "teamrestored" in its JSON example.
+TEAM_GONE_EVENTS = {"teamdeleted", "teamarchived", "teamharddeleted"}
+TEAM_BACK_EVENTS = {"teamunarchived", "teamrestored"}
 
 # Where turn logic finds the captured reference: ``turn_context.turn_state[CAPTURED_REFERENCE]``.
 CAPTURED_REFERENCE = "teams_proactive.reference"
@@ -70,7 +72,7 @@ def lifecycle_status(activity: Activity) -> str:
         if any(m.id == bot_id for m in activity.members_removed or []):
             return ReferenceStatus.UNINSTALLED
         channel_data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
-        if channel_data.get("eventType") in TEAM_GONE_EVENTS:
+        if str(channel_data.get("eventType") or "").lower() in TEAM_GONE_EVENTS:
             return ReferenceStatus.UNINSTALLED
     return ReferenceStatus.ACTIVE
 
@@ -109,11 +111,15 @@ def is_uninstall(activity: Activity) -> bool:
 class ReferenceCaptureMiddleware(Middleware):
     """Upserts the (tenant, user, surface) reference for every activity, then runs the turn."""
 
-    def __init__(self, store: Store, *, delete_on_uninstall: bool = False, on_forget: Any = None) -> None:
+    def __init__(
+        self, store: Store, *, delete_on_uninstall: bool = False, on_forget: Any = None, budget: Any = None
+    ) -> None:
         self._store = store
         self._delete_on_uninstall = delete_on_uninstall
         # Called as ``await on_forget(tenant_id, user_key)`` to erase a person's data on uninstall.
         self._on_forget = on_forget
+        # A TeamsBudget (bot.delivery.budget): the member lookup spends from the tenant's budget too.
+        self._budget = budget
 
     async def on_turn(self, context: TurnContext, logic: Callable[[], Awaitable[None]]) -> None:
         try:
@@ -207,6 +213,8 @@ class ReferenceCaptureMiddleware(Middleware):
         if ref.channel_id != TEAMS_CHANNEL:
             return ref
         try:
+            if self._budget is not None:
+                await self._budget.spend(ref.tenant_id)
             member = await TeamsInfo.get_member(context, ref.user_id)
         except Exception as exc:  # the lookup is a nicety: the reference is already stored
             log.info("member lookup failed (%s); UPN stays unknown for now", type(exc).__name__)

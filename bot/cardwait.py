@@ -23,6 +23,7 @@ from botbuilder.core import TurnContext
 from bot import errors
 from bot.activity_handler import CardSubmissionHandler
 from bot.capture import CAPTURED_REFERENCE, tenant_of
+from bot.delivery.budget import TeamsBudget
 from bot.delivery.messages import build_activity
 from bot.delivery.service import Caller, DeliveryService, MessageRequest, delivery_id_for
 from bot.model import Delivery, DeliveryStatus, Reference, now
@@ -205,9 +206,10 @@ class CardWaitService:
 class CardWaitHandler(CardSubmissionHandler):
     """Records the answer to a waiting card and updates the card in Teams (the bot's card hook)."""
 
-    def __init__(self, store: Store, client: BotConnectorClient) -> None:
+    def __init__(self, store: Store, client: BotConnectorClient, budget: TeamsBudget | None = None) -> None:
         self._store = store
         self._client = client
+        self._budget = budget  # the dispatcher's: a card update spends from the same Teams budget
 
     async def submitted(self, context: TurnContext, data: dict[str, Any]) -> bool:
         card_id = data.get(CORRELATION_KEY)
@@ -289,8 +291,12 @@ class CardWaitHandler(CardSubmissionHandler):
         # An update is not a new message: no notification for it.
         activity["channelData"].pop("notification", None)
         try:
+            if self._budget is not None:
+                await self._budget.spend(delivery.tenant_id, delivery.conversation_id)
             await self._client.update(delivery.service_url, delivery.conversation_id, delivery.message_id, activity)
         except ConnectorError as exc:
+            if exc.status == 429 and self._budget is not None:
+                self._budget.throttled(delivery.tenant_id, exc.retry_after)
             # The answer is recorded either way; only the card's look is stale.
             log.warning("card %s: could not update the card in Teams (%s %s)", delivery.id, exc.status, exc.code)
 

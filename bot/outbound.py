@@ -120,9 +120,26 @@ def _json_object(raw: bytes) -> dict[str, Any]:
 
 
 def _error_of(raw: bytes, status: int) -> tuple[str, str]:
-    """The Bot Connector's error code and message ({"error": {"code", "message"}})."""
+    r"""The Bot Connector's error code and message, from any of the shapes Microsoft documents.
+
+    - ``{"error": {"code", "message"}}``: the Bot Framework ErrorResponse ("Bot Connector API
+      reference"; the codes of Teams' "Status codes from bot conversational APIs" table);
+    - ``{"errorCode": 209, "message": "{\r\n  \"subCode\": \"MessageWritesBlocked\", ...}"}``:
+      the code is inside a JSON document carried as a string ("Send proactive messages");
+    - plain text or nothing at all (503/504 from a gateway): ``Http<status>`` and the text.
+    """
     body = _json_object(raw)
+    if not body:
+        text = raw.decode("utf-8", "replace").strip() if raw else ""
+        # Not JSON: a gateway's text (or HTML); enough of it to say what happened, never a whole page.
+        return f"Http{status}", " ".join(text.split())[:200]
     error = body.get("error") if isinstance(body.get("error"), dict) else body
-    code = str(error.get("code") or f"Http{status}")
-    message = str(error.get("message") or "")
-    return code, message
+    code = error.get("code") or error.get("subCode")
+    message = error.get("message")
+    if isinstance(message, str) and message.lstrip().startswith("{"):
+        inner = _json_object(message.encode("utf-8"))
+        code = inner.get("subCode") or inner.get("code") or code
+        message = inner.get("details") or inner.get("message") or message
+    if not code and error.get("errorCode") is not None:
+        code = f"ErrorCode{error['errorCode']}"
+    return str(code or f"Http{status}"), str(message or "")

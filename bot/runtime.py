@@ -22,6 +22,7 @@ from bot.callback_guard import CallbackClient
 from bot.capture import ReferenceCaptureMiddleware
 from bot.cardwait import CardWaitHandler, CardWaitService
 from bot.delivery.broadcasts import BroadcastService
+from bot.delivery.budget import PacedRepliesMiddleware
 from bot.delivery.dispatcher import Dispatcher, DispatcherSettings
 from bot.delivery.housekeeping import Housekeeper
 from bot.delivery.service import DeliveryService
@@ -116,19 +117,26 @@ class BotRuntime:
             self.store, self.client, self._dispatcher_settings, events=self.events, housekeeping=self.housekeeper.run
         )
         retention = self._dispatcher_settings.retention_seconds
-        self.deliveries = DeliveryService(self.store, self.dispatcher, self.client, retention_seconds=retention)
-        self.broadcasts = BroadcastService(self.store, self.dispatcher, retention_seconds=retention)
+        size = self.settings.max_message_kb
+        self.deliveries = DeliveryService(
+            self.store, self.dispatcher, self.client, retention_seconds=retention, max_message_kb=size
+        )
+        self.broadcasts = BroadcastService(self.store, self.dispatcher, retention_seconds=retention, max_message_kb=size)
         self.cards = CardWaitService(self.store, self.deliveries)
         self.bot = ProactiveBot(
             self.store,
             bot_name=self.settings.bot_name,
             events=self.events,
-            cards=CardWaitHandler(self.store, self.client),
+            cards=CardWaitHandler(self.store, self.client, self.dispatcher.budget),
         )
         capture = ReferenceCaptureMiddleware(
-            self.store, delete_on_uninstall=self.settings.delete_on_uninstall, on_forget=self._forget
+            self.store,
+            delete_on_uninstall=self.settings.delete_on_uninstall,
+            on_forget=self._forget,
+            budget=self.dispatcher.budget,
         )
-        self.endpoint = BotEndpoint(self.settings, self.bot, [capture])
+        replies = PacedRepliesMiddleware(self.dispatcher.budget)
+        self.endpoint = BotEndpoint(self.settings, self.bot, [capture, replies])
         if self._run_dispatcher:
             self.dispatcher.start()
             self.broadcasts.start()

@@ -45,6 +45,7 @@ class BotSettings:
     # Teams' per-app limit is per tenant; Microsoft has published both 30 and 50 requests/s.
     send_rate_per_tenant: float = 50.0
     send_concurrency: int = 32
+    max_message_kb: float = 80.0  # MAX_MESSAGE_KB: largest message, as Teams counts it
     max_attempts: int = 8
     # How long a dispatcher owns a claimed delivery; a crashed sender's work is taken over after it.
     send_lease_seconds: float = 30.0
@@ -101,6 +102,7 @@ class BotSettings:
             teams_cloud=cloud,
             send_rate_per_tenant=_float(env, "SEND_RATE_PER_TENANT", 50.0),
             send_concurrency=_int(env, "SEND_CONCURRENCY", 32),
+            max_message_kb=_float(env, "MAX_MESSAGE_KB", 80.0),
             max_attempts=_int(env, "SEND_MAX_ATTEMPTS", 8),
             send_lease_seconds=_float(env, "SEND_LEASE_SECONDS", 30.0),
             send_timeout_seconds=_float(env, "SEND_TIMEOUT_SECONDS", 15.0),
@@ -124,6 +126,8 @@ class BotSettings:
             raise ValueError("PURGE_INTERVAL_SECONDS must be a positive number of seconds")
         if self.send_rate_per_tenant <= 0:
             raise ValueError("SEND_RATE_PER_TENANT must be positive")
+        if not 0 < self.max_message_kb <= 100:
+            raise ValueError("MAX_MESSAGE_KB must be above 0 and at most 100 (Teams refuses larger messages)")
         if self.send_timeout_seconds <= 0 or self.send_lease_seconds <= self.send_timeout_seconds:
             raise ValueError("SEND_LEASE_SECONDS must be longer than SEND_TIMEOUT_SECONDS (both positive)")
         if self.app_type.lower() not in {"multitenant", "singletenant", "userassignedmsi"}:

@@ -149,6 +149,9 @@ class DeliveryErrorSchema(Schema):
     # Shown under their parent "Error": the designer writes "Error Code", so the labels do not repeat it.
     code = fields.String(metadata=meta("Code", "Why the message was not delivered, as a code."))
     message = fields.String(metadata=meta("Message", "Why the message was not delivered, in plain words."))
+    teamsCode = fields.String(
+        metadata=meta("Teams Code", "The error code Teams answered with, verbatim, when Teams refused the message.")
+    )
 
 
 class DeliverySchema(Schema):

@@ -15,6 +15,7 @@ from typing import Any
 
 from bot import errors
 from bot.delivery.dispatcher import Dispatcher
+from bot.delivery.messages import DEFAULT_MAX_MESSAGE_KB
 from bot.delivery.service import Caller, replay, request_hash, validate_content
 from bot.model import Broadcast, Delivery, DeliveryStatus, ReferenceStatus, Surface, now
 from bot.recipients import find_person, index_keys, require_reachable
@@ -43,7 +44,9 @@ class BroadcastService:
         *,
         retention_seconds: float | None = None,
         check_seconds: float = 1.0,
+        max_message_kb: float = DEFAULT_MAX_MESSAGE_KB,
     ) -> None:
+        self.max_message_kb = max_message_kb
         self._store = store
         self._dispatcher = dispatcher
         self._retention = retention_seconds
@@ -62,7 +65,7 @@ class BroadcastService:
         tenant_id: str | None,
         idempotency_key: str | None = None,
     ) -> tuple[Broadcast, bool]:
-        validate_content(content)
+        validate_content(content, self.max_message_kb)
         tenant = tenant_id or caller.tenant_id
         if caller.tenant_id and tenant_id and tenant_id != caller.tenant_id:
             raise errors.Rejected("Forbidden", "This API key may only message its own tenant.", "tenantId")

@@ -12,11 +12,14 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
+from bot.delivery.budget import TeamsBudget
 from bot.delivery.messages import build_activity
 from bot.delivery.metrics import DELIVERIES, FAILURES, RETRIES, SEND_LATENCY, THROTTLED
 from bot.delivery.pacing import ConversationPacer, TenantRateLimiter
@@ -30,6 +33,8 @@ from bot.surfaces import TEAMS_CHANNEL
 log = logging.getLogger(__name__)
 
 LEADER_LEASE = "dispatcher"
+# Where the leader keeps its pacing (tenant schedules, pauses, recent sends per chat) for the next one.
+PACING_STATE = "dispatcher-pacing"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,6 +52,8 @@ class DispatcherSettings:
     backoff_base_seconds: float = 1.0
     backoff_cap_seconds: float = 300.0
     housekeeping_seconds: float = 5.0  # how often the leader looks for erasures (and a due purge)
+    # One send per slot from the first send (see TenantRateLimiter): no 429 from a group arriving late.
+    smooth_pacing: bool = True
 
 
 class _Failure(Exception):
@@ -91,8 +98,10 @@ class Dispatcher:
         self.settings = settings
         self._events = events or NoEvents()
         self.owner = uuid.uuid4().hex
-        self._limiter = TenantRateLimiter(settings.rate_per_tenant)
+        self._limiter = TenantRateLimiter(settings.rate_per_tenant, smooth=settings.smooth_pacing)
         self._pacer = ConversationPacer()
+        # Shared with every other caller of Teams in this process (updates, deletes, cards, lookups).
+        self.budget = TeamsBudget(self._limiter, self._pacer)
         self._wake = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
@@ -133,8 +142,25 @@ class Dispatcher:
                 await asyncio.wait(pending, timeout=1.0)
         if self.is_leader:
             with contextlib.suppress(Exception):
+                await self.save_pacing()
                 await self._store.release_lease(LEADER_LEASE, self.owner)
             self.is_leader = False
+
+    async def save_pacing(self) -> None:
+        """Record the pace in the store (wall-clock times), so that the next leader starts from it."""
+        mono, offset = time.monotonic(), time.time() - time.monotonic()
+        tenants = {t: _shifted(state, offset) for t, state in self._limiter.snapshot(mono).items()}
+        chats = {c: [t + offset for t in times] for c, times in self._pacer.snapshot(mono).items()}
+        await self._store.write_state(PACING_STATE, {"savedAt": time.time(), "tenants": tenants, "chats": chats})
+
+    async def load_pacing(self) -> None:
+        state = await self._store.read_state(PACING_STATE)
+        if not state:
+            return
+        offset = time.monotonic() - time.time()
+        self._limiter.restore({t: _shifted(s, offset) for t, s in (state.get("tenants") or {}).items()})
+        self._pacer.restore({c: [float(t) + offset for t in times] for c, times in (state.get("chats") or {}).items()})
+        log.info("dispatcher %s: took over the pacing of %d tenants", self.owner[:8], len(state.get("tenants") or {}))
 
     def notify(self) -> None:
         self._wake.set()
@@ -186,10 +212,15 @@ class Dispatcher:
         while not self._stopping:
             try:
                 if time.monotonic() - last_renewal > renew_every:
+                    was_leader = self.is_leader
                     self.is_leader = await self._store.acquire_lease(
                         LEADER_LEASE, self.owner, self.settings.leader_lease_seconds
                     )
                     last_renewal = time.monotonic()
+                    if self.is_leader and not was_leader:
+                        await self.load_pacing()  # continue the last leader's pace, not an empty limiter
+                    elif self.is_leader:
+                        await self.save_pacing()
                 if not self.is_leader:
                     await self._sleep(renew_every)
                     continue
@@ -367,7 +398,7 @@ class Dispatcher:
         if verdict.retry:
             message = f"{verdict.message.removesuffix('; the message will be retried.')}; gave up after {delivery.attempts} attempts."
         delivery.status = DeliveryStatus.FAILED
-        delivery.error = {"code": verdict.error_code, "message": message}
+        delivery.error = {**verdict.error(), "message": message}
         self.stats["failed"] += 1
         DELIVERIES.labels("failed").inc()
         FAILURES.labels(verdict.error_code).inc()
@@ -462,7 +493,7 @@ class Dispatcher:
         bot_id = source.bot_id if source.channel_id == TEAMS_CHANNEL else (self.settings.bot_id or source.bot_id)
         member_id = source.user_id if source.user_id.startswith("29:") else (source.aad_object_id or source.user_id)
         # Opening a chat is a call to the same per-tenant budget as a send.
-        await self._limiter.acquire(delivery.tenant_id)
+        await self.budget.spend(delivery.tenant_id)
         try:
             conversation_id = await self._client.create_conversation(
                 service_url, bot_id=bot_id, user_id=member_id, tenant_id=delivery.tenant_id
@@ -508,6 +539,17 @@ class Dispatcher:
             return current
 
         await self._store.update_reference(delivery.tenant_id, delivery.user_key, delivery.surface, mark)
+
+
+def _shifted(state: dict[str, Any], offset: float) -> dict[str, Any]:
+    """A tenant's pacing state with every time moved by ``offset`` (monotonic <-> wall clock)."""
+    moved: dict[str, Any] = {}
+    for key, value in state.items():
+        if isinstance(value, list):
+            moved[key] = [float(t) + offset for t in value]
+        elif isinstance(value, int | float) and math.isfinite(value):
+            moved[key] = float(value) + offset
+    return moved
 
 
 def _clear_failures(current: Reference | None) -> Reference | None:

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
-# Teams refuses a message whose activity is larger than about 28 KB.
-MAX_ACTIVITY_BYTES = 28 * 1024
-# Room for the envelope (ids, service fields) Teams adds to what we send.
-ENVELOPE_BYTES = 1024
+# Microsoft Learn, "Format your bot messages": the bot message size limit is 100 KB, counted over
+# the whole payload encoded as UTF-16 and not counting Base64-encoded images; above it Teams answers
+# 413 MessageSizeTooBig. We refuse above 80 KB by default (MAX_MESSAGE_KB), leaving room below it.
+DEFAULT_MAX_MESSAGE_KB = 80
+TEAMS_LIMIT_KB = 100
+# Room for the envelope (ids, service URL, conversation) Teams adds to what we send, as UTF-16.
+ENVELOPE_BYTES = 2048
+# A base64 image inlined as a data URI (in a card's Image url or in HTML text): not counted.
+_BASE64_IMAGE = re.compile(r"data:image/[A-Za-z0-9.+-]+;base64,[A-Za-z0-9+/=\s]*")
 
 
 def build_activity(
@@ -44,9 +50,13 @@ def build_activity(
 
 
 def activity_size(content: dict[str, Any]) -> int:
-    """Bytes the message will take on the wire, envelope included."""
-    return len(json.dumps(build_activity(content), ensure_ascii=False).encode("utf-8")) + ENVELOPE_BYTES
+    """The message's size as Teams counts it: the activity as UTF-16 (2 bytes per ASCII character,
+    4 per emoji), base64 images left out, plus the envelope Teams adds."""
+    text = json.dumps(build_activity(content), ensure_ascii=False, separators=(",", ":"))
+    if "base64," in text:
+        text = _BASE64_IMAGE.sub("", text)
+    return len(text.encode("utf-16-le")) + ENVELOPE_BYTES
 
 
-def too_large(content: dict[str, Any]) -> bool:
-    return activity_size(content) > MAX_ACTIVITY_BYTES
+def too_large(content: dict[str, Any], max_kb: float = DEFAULT_MAX_MESSAGE_KB) -> bool:
+    return activity_size(content) > max_kb * 1024

@@ -16,6 +16,11 @@ from dataclasses import dataclass, field
 # Per bot per conversation (Teams' published limits): (window seconds, sends allowed in it).
 CONVERSATION_WINDOWS: tuple[tuple[float, int], ...] = ((1.0, 7), (2.0, 8), (30.0, 60), (3600.0, 1800))
 
+# Teams counts a conversation's calls as they arrive, a few milliseconds after we let them go, and
+# by different amounts for each: a call that leaves exactly one window after the oldest could still
+# land inside that window. Each window is kept this much longer.
+WINDOW_MARGIN_SECONDS = 0.1
+
 # Share of the configured per-tenant rate kept free: scheduling jitter and the network move a send
 # by a few milliseconds, and a send that lands in the next second must not be the 51st of 50.
 DEFAULT_HEADROOM = 0.04
@@ -35,8 +40,10 @@ class ConversationPacer:
         *,
         clock: Callable[[], float] = time.monotonic,
         idle_check_every: int = 10_000,
+        margin: float = WINDOW_MARGIN_SECONDS,
     ) -> None:
         self._windows = windows
+        self._margin = margin
         self._longest = max(w for w, _ in windows)
         self._clock = clock
         self._sends: dict[str, deque[float]] = {}
@@ -58,10 +65,10 @@ class ConversationPacer:
         for window, allowed in self._windows:
             if len(sends) + reserved < allowed:
                 continue
-            in_window = [t for t in sends if t > at - window] + [at] * reserved
+            in_window = [t for t in sends if t > at - window - self._margin] + [at] * reserved
             if len(in_window) >= allowed:
                 # The send that must leave the window before one more fits (reservations leave last).
-                wait = max(wait, in_window[-allowed] + window - at)
+                wait = max(wait, in_window[-allowed] + window + self._margin - at)
         return wait
 
     def reserve(self, conversation_id: str) -> None:
@@ -94,6 +101,30 @@ class ConversationPacer:
 
     def tracked(self) -> int:
         return len(self._sends)
+
+    def snapshot(
+        self, at: float | None = None, *, horizon: float = 30.0, limit: int = 20_000
+    ) -> dict[str, list[float]]:
+        """Recent sends per conversation (the last ``horizon`` seconds), for the next leader.
+
+        The hourly window is not carried over: it would mean every send of the last hour."""
+        at = self._clock() if at is None else at
+        found: dict[str, list[float]] = {}
+        total = 0
+        for cid, sends in self._sends.items():
+            recent = [t for t in sends if t > at - horizon]
+            if recent:
+                found[cid] = recent
+                total += len(recent)
+                if total >= limit:
+                    break
+        return found
+
+    def restore(self, sends: dict[str, list[float]]) -> None:
+        """Take over another dispatcher's recent sends (times on this pacer's clock)."""
+        for cid, times in sends.items():
+            merged = sorted([*self._sends.get(cid, ()), *times])
+            self._sends[cid] = deque(merged)
 
     def _forget_idle(self, at: float) -> None:
         for cid in [c for c, s in self._sends.items() if not s or s[-1] <= at - self._longest]:
@@ -134,6 +165,7 @@ class TenantRateLimiter:
         headroom: float = DEFAULT_HEADROOM,
         groups_per_second: float = 10.0,
         smooth_seconds: float = 300.0,
+        smooth: bool = False,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -153,6 +185,9 @@ class TenantRateLimiter:
         self.group_size = _group_size(self.effective_rate, self.per_second, self.effective_rate / groups_per_second)
         self.group_spacing = self.group_size / self.effective_rate
         self.smooth_seconds = smooth_seconds
+        # Smooth from the first send: one send per slot always (the dispatcher's default), not only
+        # after a 429. Measured: 0.97 of a 50/s cap with no 429 instead of 0.93-0.96 with one.
+        self.smooth = smooth
         self._clock = clock
         self._sleep = sleep
         self._schedules: dict[str, _Schedule] = {}
@@ -167,7 +202,7 @@ class TenantRateLimiter:
         """Take the tenant's next send slot; returns the moment it starts (``at`` or later)."""
         at = self._clock() if at is None else at
         s = self._schedule(tenant_id)
-        smooth = at < s.smooth_until
+        smooth = self.smooth or at < s.smooth_until
         size, spacing = (1, 1.0 / self.effective_rate) if smooth else (self.group_size, self.group_spacing)
         if s.group_used < size and s.group_time >= s.paused_until and at < s.group_time + spacing:
             # Room in the current group: leave with it, or right away if it has already started (so a
@@ -203,6 +238,35 @@ class TenantRateLimiter:
             wait = self.depart(tenant_id)
             if wait <= 0:
                 return
+
+    def snapshot(self, at: float | None = None) -> dict[str, dict[str, object]]:
+        """Each tenant's pacing now (times on this limiter's clock), for the next leader."""
+        at = self._clock() if at is None else at
+        found: dict[str, dict[str, object]] = {}
+        for tenant_id, s in self._schedules.items():
+            departures = [t for t in s.departures if t > at - 1.0]
+            if departures or s.paused_until > at or s.smooth_until > at or s.group_time > at - 1.0:
+                found[tenant_id] = {
+                    "departures": departures,
+                    "lastSlot": max(s.group_time, departures[-1] if departures else float("-inf")),
+                    "pausedUntil": s.paused_until,
+                    "smoothUntil": s.smooth_until,
+                }
+        return found
+
+    def restore(self, tenants: dict[str, dict[str, object]]) -> None:
+        """Continue another dispatcher's schedule: its last second's sends count, its pause holds, and
+        the next slot follows its last one (no burst as if the tenant had been idle)."""
+        for tenant_id, state in tenants.items():
+            s = self._schedule(tenant_id)
+            departures = sorted(float(t) for t in state.get("departures", []))  # type: ignore[union-attr]
+            s.departures = deque(sorted([*s.departures, *departures]))
+            last = float(state.get("lastSlot", float("-inf")))  # type: ignore[arg-type]
+            if last > s.group_time:
+                s.group_time = last
+                s.group_used = self.group_size  # the slot is taken: the next send gets the following one
+            s.paused_until = max(s.paused_until, float(state.get("pausedUntil", 0.0)))  # type: ignore[arg-type]
+            s.smooth_until = max(s.smooth_until, float(state.get("smoothUntil", 0.0)))  # type: ignore[arg-type]
 
     def pause(self, tenant_id: str, seconds: float, at: float | None = None) -> None:
         """Teams said 429 (with Retry-After): hold every send to this tenant for that long."""

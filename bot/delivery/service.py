@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot import errors
 from bot.delivery.dispatcher import Dispatcher
-from bot.delivery.messages import MAX_ACTIVITY_BYTES, activity_size, build_activity
+from bot.delivery.messages import DEFAULT_MAX_MESSAGE_KB, TEAMS_LIMIT_KB, activity_size, build_activity
 from bot.model import FINAL_STATUSES, Delivery, DeliveryStatus, Surface, now
 from bot.outbound import BotConnectorClient, ConnectorError
 from bot.recipients import Person, find_person, require_reachable
@@ -118,15 +118,17 @@ def delivery_id_for(key_id: str, idempotency_key: str | None) -> str:
     return uuid.uuid4().hex
 
 
-def validate_content(content: dict[str, Any]) -> None:
+def validate_content(content: dict[str, Any], max_kb: float = DEFAULT_MAX_MESSAGE_KB) -> None:
+    """Refuse an empty message, and one larger than ``max_kb`` as Teams counts size (before it is queued)."""
     if not content.get("text") and content.get("card") is None:
         raise errors.Rejected("ValidationError", "Give the message a text, a card, or both.", "text")
     size = activity_size(content)
-    if size > MAX_ACTIVITY_BYTES:
+    if size > max_kb * 1024:
         raise errors.Rejected(
             "MessageTooLarge",
-            f"The message is {size:,} bytes; Teams accepts about {MAX_ACTIVITY_BYTES:,} at most."
-            " Shorten the text or the card.",
+            f"The message is {size / 1024:,.1f} KB as Teams counts it (UTF-16: two bytes per character;"
+            f" base64 images not counted); this service sends at most {max_kb:g} KB (MAX_MESSAGE_KB) and"
+            f" Teams itself about {TEAMS_LIMIT_KB} KB. Shorten the text or the card.",
             "card" if content.get("card") is not None else "text",
         )
 
@@ -161,17 +163,19 @@ class DeliveryService:
         client: BotConnectorClient,
         *,
         retention_seconds: float | None = None,
+        max_message_kb: float = DEFAULT_MAX_MESSAGE_KB,
     ) -> None:
         self._store = store
         self._dispatcher = dispatcher
         self._client = client
         self._retention = retention_seconds
+        self.max_message_kb = max_message_kb
 
     # ---- send -------------------------------------------------------------------------------
     async def submit(self, caller: Caller, request: MessageRequest) -> tuple[Delivery, bool]:
         """Persist a send in the outbox (or return the earlier one with the same idempotency key)."""
         content = request.content
-        validate_content(content)
+        validate_content(content, self.max_message_kb)
         delivery_id = delivery_id_for(caller.key_id, request.idempotency_key)
         fingerprint = request.fingerprint()
         if request.idempotency_key:
@@ -272,7 +276,7 @@ class DeliveryService:
 
     # ---- update / delete --------------------------------------------------------------------
     async def update(self, caller: Caller, delivery_id: str, content: dict[str, Any]) -> Delivery:
-        validate_content(content)
+        validate_content(content, self.max_message_kb)
         delivery = await self.get(caller, delivery_id)
         if delivery.deleted_at:
             raise errors.Rejected("MessageNotDelivered", "The message was deleted; it cannot be changed.", "id")
@@ -341,11 +345,16 @@ class DeliveryService:
 
     async def _call_teams(self, method: Any, delivery: Delivery, *args: Any) -> None:
         assert delivery.service_url and delivery.conversation_id and delivery.message_id
+        budget = self._dispatcher.budget
         for attempt in range(1, 4):
+            # The same per-tenant and per-conversation budget as the dispatcher's sends.
+            await budget.spend(delivery.tenant_id, delivery.conversation_id)
             try:
                 await method(delivery.service_url, delivery.conversation_id, delivery.message_id, *args)
                 return
             except ConnectorError as exc:
+                if exc.status == 429:
+                    budget.throttled(delivery.tenant_id, exc.retry_after)
                 if exc.status in (0, 412, 429, 502, 503, 504) and attempt < 3:
                     await asyncio.sleep(min(exc.retry_after or attempt, 5.0))
                     continue

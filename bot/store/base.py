@@ -247,6 +247,15 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def release_lease(self, name: str, owner: str) -> None: ...
 
+    # ---- small shared state (the dispatcher's pacing, for the next leader) -------------------
+    @abc.abstractmethod
+    async def read_state(self, name: str) -> dict[str, Any] | None:
+        """The JSON document last written under ``name``, or None."""
+
+    @abc.abstractmethod
+    async def write_state(self, name: str, state: dict[str, Any]) -> None:
+        """Replace the document under ``name`` (last writer wins: only a lease holder writes)."""
+
     # ---- read-modify-write helpers shared by every backend ---------------------------------
     async def update_reference(
         self,

@@ -911,3 +911,13 @@ class CosmosStore(Store):
             )
         except (CosmosAccessConditionFailedError, CosmosResourceNotFoundError):
             pass  # taken over after it lapsed, or gone already: not ours to release
+
+    # Small shared state lives beside the leases (one point read or upsert, never queried).
+    async def read_state(self, name: str) -> dict[str, Any] | None:
+        state_id = _alias_id("state:" + name)
+        doc = await self._read("leases", state_id, state_id)
+        return dict(doc["state"]) if doc is not None and isinstance(doc.get("state"), dict) else None
+
+    async def write_state(self, name: str, state: dict[str, Any]) -> None:
+        state_id = _alias_id("state:" + name)
+        await self.containers["leases"].upsert_item({"id": state_id, "state": state})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import uuid
 from typing import Any
 
@@ -32,6 +33,7 @@ class MemoryStore(Store):
         self._keys: dict[str, ApiKey] = {}
         self._subscriptions: dict[str, Subscription] = {}
         self._leases: dict[str, tuple[str, float]] = {}
+        self._state: dict[str, dict[str, Any]] = {}
         self._notifications: dict[str, Notification] = {}
         self._index: dict[str, dict[str, float | None]] = {}  # key -> broadcast id -> expiry
         self._erasures: dict[PersonKey, float] = {}
@@ -338,3 +340,10 @@ class MemoryStore(Store):
     async def release_lease(self, name: str, owner: str) -> None:
         if self._leases.get(name, ("", 0))[0] == owner:
             del self._leases[name]
+
+    async def read_state(self, name: str) -> dict[str, Any] | None:
+        state = self._state.get(name)
+        return copy.deepcopy(state) if state is not None else None
+
+    async def write_state(self, name: str, state: dict[str, Any]) -> None:
+        self._state[name] = copy.deepcopy(state)

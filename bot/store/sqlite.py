@@ -74,6 +74,7 @@ CREATE TABLE IF NOT EXISTS broadcast_index (
 CREATE INDEX IF NOT EXISTS broadcast_index_expiry ON broadcast_index (expires_at) WHERE expires_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS erasures (
     tenant_id TEXT NOT NULL, user_key TEXT NOT NULL, requested_at REAL NOT NULL, PRIMARY KEY (tenant_id, user_key));
+CREATE TABLE IF NOT EXISTS state (name TEXT PRIMARY KEY, body TEXT NOT NULL);
 """
 # Rows removed per statement while purging: each batch is one short write transaction, so sends
 # and captures are never held up for long behind a large purge.
@@ -670,6 +671,21 @@ class SqliteStore(Store):
             lambda c: c.execute(
                 "DELETE FROM erasures WHERE tenant_id=? AND user_key=?", (person.tenant_id, person.user_key)
             ),
+            write=True,
+        )
+
+    async def read_state(self, name: str) -> dict[str, Any] | None:
+        row = await self._run(lambda c: c.execute("SELECT body FROM state WHERE name=?", (name,)).fetchone())
+        return dict(json.loads(row[0])) if row else None
+
+    async def write_state(self, name: str, state: dict[str, Any]) -> None:
+        body = json.dumps(state)
+        await self._run(
+            lambda c: c.execute(
+                "INSERT INTO state (name, body) VALUES (?,?) ON CONFLICT(name) DO UPDATE SET body=excluded.body",
+                (name, body),
+            ),
+            inline=True,
             write=True,
         )
 

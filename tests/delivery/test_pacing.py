@@ -11,7 +11,7 @@ from collections import deque
 
 import pytest
 
-from bot.delivery.pacing import CONVERSATION_WINDOWS, ConversationPacer, TenantRateLimiter
+from bot.delivery.pacing import CONVERSATION_WINDOWS, WINDOW_MARGIN_SECONDS, ConversationPacer, TenantRateLimiter
 
 
 def most_in_any_second(times: list[float]) -> int:
@@ -40,7 +40,7 @@ def test_windows_are_teams_published_limits() -> None:
 
 
 def test_seven_per_second_then_wait_for_the_oldest_to_leave() -> None:
-    pacer = ConversationPacer()
+    pacer = ConversationPacer(margin=0)
     for i in range(7):
         assert pacer.delay("c", at=i * 0.1) == 0
         pacer.record("c", at=i * 0.1)
@@ -49,7 +49,7 @@ def test_seven_per_second_then_wait_for_the_oldest_to_leave() -> None:
 
 
 def test_eight_per_two_seconds() -> None:
-    pacer = ConversationPacer()
+    pacer = ConversationPacer(margin=0)
     for at in (0.0, 0.2, 0.4, 0.6, 1.1, 1.3, 1.5, 1.7):  # never 7 within one second
         assert pacer.delay("c", at=at) == 0
         pacer.record("c", at=at)
@@ -57,12 +57,12 @@ def test_eight_per_two_seconds() -> None:
 
 
 def test_sixty_per_thirty_seconds_and_1800_per_hour() -> None:
-    pacer = ConversationPacer()
+    pacer = ConversationPacer(margin=0)
     for i in range(60):  # one every 0.4 s: inside the 1 s and 2 s windows
         pacer.record("c", at=i * 0.4)
     assert pacer.delay("c", at=24.0) == pytest.approx(6.0)  # 0.0 leaves the 30 s window at 30.0
 
-    hourly = ConversationPacer()
+    hourly = ConversationPacer(margin=0)
     for i in range(1800):
         hourly.record("c", at=i * 1.9)  # 1800 sends, a bit under two seconds apart
     last = 1799 * 1.9
@@ -71,7 +71,7 @@ def test_sixty_per_thirty_seconds_and_1800_per_hour() -> None:
 
 def test_reservations_count_as_sends_now() -> None:
     """Concurrent senders reserve before they wait for the tenant: together they cannot overshoot."""
-    pacer = ConversationPacer(clock=lambda: 10.0)
+    pacer = ConversationPacer(clock=lambda: 10.0, margin=0)
     for _ in range(7):
         assert pacer.delay("c") == 0
         pacer.reserve("c")
@@ -196,3 +196,11 @@ def test_acquire_waits_out_a_pause_that_arrives_while_sleeping() -> None:
         return clock()
 
     assert asyncio.run(run()) >= 5.0
+
+
+def test_windows_keep_a_margin_for_arrival_jitter() -> None:
+    pacer = ConversationPacer()
+    for i in range(7):
+        pacer.record("c", at=i * 0.01)
+    # The oldest leaves Teams' 1 s window at 1.0; we wait the margin more, in case it arrived late.
+    assert pacer.delay("c", at=0.5) == pytest.approx(0.5 + WINDOW_MARGIN_SECONDS)

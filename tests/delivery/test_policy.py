@@ -34,12 +34,13 @@ def test_refusals_are_not_retried(status: int) -> None:
         (403, "ConversationBlockedByUser", ReferenceStatus.BLOCKED),
         (403, "BotNotInConversationRoster", ReferenceStatus.UNINSTALLED),
         (403, "ForbiddenOperationException", ReferenceStatus.UNINSTALLED),
+        (403, "BotDisabledByAdmin", ReferenceStatus.BLOCKED),
         (404, "ConversationNotFound", ReferenceStatus.NOT_FOUND),
     ],
 )
 def test_documented_codes_change_the_reference(status: int, code: str, reference_status: str) -> None:
     verdict = judge(ConnectorError(status, code, "refused"))
-    assert verdict == verdict.__class__(False, "RecipientUnreachable", verdict.message, reference_status)
+    assert verdict == verdict.__class__(False, "RecipientUnreachable", verdict.message, reference_status, code)
 
 
 def test_other_refusals_leave_the_reference_alone() -> None:

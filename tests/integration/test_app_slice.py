@@ -132,7 +132,7 @@ def test_errors_are_json_with_codes(live: LiveApp, connector: FakeConnector, mak
         ({"recipient": user.upn}, 400, "ValidationError"),
         ({"recipient": user.upn, "card": "not an object"}, 400, "ValidationError"),
         ({"recipient": user.upn, "card": {"type": "AdaptiveCard"}}, 400, "ValidationError"),
-        ({"recipient": user.upn, "text": "x" * 40_000}, 413, "MessageTooLarge"),
+        ({"recipient": user.upn, "text": "x" * 60_000}, 413, "MessageTooLarge"),
         ({"recipient": user.upn, "text": "hi", "colour": "red"}, 400, "ValidationError"),
     ]
     before = len(connector.sent())

@@ -48,10 +48,10 @@ def test_activity_body_over_its_cap_is_413(live: LiveApp, connector: FakeConnect
 @pytest.mark.parametrize(
     ("content", "target"),
     [
-        ({"text": "x" * 29_000}, "text"),
-        ({"text": "é" * 15_000}, "text"),  # 2 bytes each in UTF-8: over the cap though under 28,000 characters
-        ({"card": {**CARD, "body": [{"type": "TextBlock", "text": "y" * 29_000}]}}, "card"),
-        ({"text": "x" * 14_000, "card": {**CARD, "body": [{"type": "TextBlock", "text": "y" * 14_000}]}}, "card"),
+        ({"text": "x" * 41_000}, "text"),  # 82,000 bytes as UTF-16: over the 80 KB cap
+        ({"text": "\U0001F600" * 21_000}, "text"),  # 4 bytes each as UTF-16: over the cap at 21,000 characters
+        ({"card": {**CARD, "body": [{"type": "TextBlock", "text": "y" * 41_000}]}}, "card"),
+        ({"text": "x" * 20_500, "card": {**CARD, "body": [{"type": "TextBlock", "text": "y" * 20_500}]}}, "card"),
     ],
 )
 def test_message_over_teams_cap_is_413_and_not_queued(
@@ -65,18 +65,18 @@ def test_message_over_teams_cap_is_413_and_not_queued(
 
 
 def test_message_just_under_the_cap_is_sent(live: LiveApp, adele: act.TeamsUser) -> None:
-    response = _send(live, {"recipient": adele.upn, "text": "x" * 26_000})
+    response = _send(live, {"recipient": adele.upn, "text": "x" * 38_000})
     assert response.status_code == 200, response.text
 
 
 def test_update_over_the_cap_is_413(live: LiveApp, adele: act.TeamsUser) -> None:
     sent = _send(live, {"recipient": adele.upn, "text": "small"}).json()
-    response = live.api("PUT", f"/api/v1/messages/{sent['id']}", API_KEY, json={"text": "x" * 29_000})
+    response = live.api("PUT", f"/api/v1/messages/{sent['id']}", API_KEY, json={"text": "x" * 60_000})
     assert response.status_code == 413, response.text
 
 
 def test_broadcast_over_the_cap_is_413(live: LiveApp, adele: act.TeamsUser) -> None:
-    response = live.api("POST", "/api/v1/broadcasts", API_KEY, json={"recipients": [adele.upn], "text": "x" * 29_000})
+    response = live.api("POST", "/api/v1/broadcasts", API_KEY, json={"recipients": [adele.upn], "text": "x" * 60_000})
     assert response.status_code == 413, response.text
 
 

@@ -808,3 +808,12 @@ async def test_reference_expiry_is_opt_in_and_sliding(store: Store, ttl_store: S
     assert await store.resolve("adele@contoso.example", "t1") == [PersonKey("t1", "u1")]
     slid = await store.update_reference("t1", "u1", Surface.TEAMS, seen_at(t + 600))
     assert slid is not None and slid.expires_at == t + 4200
+
+
+async def test_state_documents_are_replaced_and_read_back(store: Store) -> None:
+    assert await store.read_state("pacing") is None
+    await store.write_state("pacing", {"tenants": {"t1": {"pausedUntil": 12.5, "departures": [1.0, 2.0]}}})
+    await store.write_state("other", {"x": 1})
+    await store.write_state("pacing", {"tenants": {"t2": {"pausedUntil": 0.0, "departures": []}}})
+    assert await store.read_state("pacing") == {"tenants": {"t2": {"pausedUntil": 0.0, "departures": []}}}
+    assert await store.read_state("other") == {"x": 1}

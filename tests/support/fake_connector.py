@@ -3,6 +3,12 @@
 It records every activity, answers member lookups, creates 1:1 conversations, and can be told to
 fail: scripted errors (status, Teams error code, Retry-After), silence past the client's timeout,
 latency, and a per-app rate cap that answers 429 like Teams does when it is exceeded.
+
+Every error it answers is one of Microsoft's documented bodies (tests/fixtures/teams/errors), byte
+for byte: a scripted status and code pick the documented answer with that code (403
+``MessageWritesBlocked`` is the ``errorCode`` 209 body with the code inside a JSON string; 503 is
+an empty body; 504 plain text). Only a code Microsoft does not document (a test's "unknown code")
+is wrapped in the Bot Framework ErrorResponse envelope ``{"error": {"code", "message"}}``.
 """
 
 from __future__ import annotations
@@ -20,14 +26,52 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fixtures import teams as documented
+
 
 @dataclass
 class Scripted:
     status: int
     code: str = ""
-    message: str = ""
-    retry_after: float | None = None
+    message: str = ""  # used only for a code Microsoft does not document (the documented text wins)
+    retry_after: float | None = None  # sets Retry-After (None: the documented answer's own headers)
     hang: bool = False  # never answer (the client times out)
+    fixture: str | None = None  # answer exactly this documented error (tests/fixtures/teams/errors)
+
+    @classmethod
+    def documented(cls, name: str, *, hang: bool = False) -> Scripted:
+        found = documented.error(name)
+        return cls(found.status, found.teams_code, hang=hang, fixture=name)
+
+    def response(self) -> web.Response:
+        """The documented answer for this status and code (see the module docstring)."""
+        if self.fixture:
+            found: documented.ErrorFixture | None = documented.error(self.fixture)
+        else:
+            # The documented answer with this code; for a status Microsoft documents one answer for
+            # (412, 429, 5xx), that answer whatever name the test gave the code.
+            found = documented.error_for(self.status, self.code) or documented.error_for(
+                self.status, _DEFAULT_CODES.get(self.status, "")
+            )
+        if found is not None:
+            headers = {k: v for k, v in found.headers.items() if k.lower() not in ("content-type", "content-length")}
+            content_type = found.headers.get("Content-Type", "application/octet-stream").split(";")[0]
+            if self.retry_after is not None:
+                headers["Retry-After"] = str(self.retry_after)
+            elif self.fixture is None:
+                headers.pop("Retry-After", None)  # a scripted answer without retry_after has none
+            return web.Response(
+                status=self.status, body=found.body.encode("utf-8"), headers=headers,
+                content_type=content_type if found.body else None,
+            )  # fmt: skip
+        headers = {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
+        body = {"error": {"code": self.code or f"Http{self.status}", "message": self.message}}
+        return web.json_response(body, status=self.status, headers=headers)
+
+
+# The documented answer for a scripted status whose code Microsoft does not document (503: the empty body).
+_DEFAULT_CODES = {412: "PreconditionFailed", 413: "MessageSizeTooBig", 429: "Throttled", 500: "ServiceError",
+                  502: "ServiceError", 503: "Http503", 504: "Http504"}  # fmt: skip
 
 
 @dataclass
@@ -172,7 +216,7 @@ class FakeConnector:
                     self._recent.popleft()
                 if len(self._recent) >= self.rate_cap:
                     self.throttled += 1
-                    scripted = Scripted(429, "Throttled", "Too many requests", retry_after=1)
+                    scripted = Scripted(429, "Throttled", retry_after=1)
                 else:
                     self._recent.append(at)
             self.call_log.append((time.monotonic(), conversation_id, scripted.status if scripted else 200))
@@ -184,9 +228,7 @@ class FakeConnector:
             future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._hung.append(future)
             await future
-        headers = {"Retry-After": str(scripted.retry_after)} if scripted.retry_after is not None else {}
-        body = {"error": {"code": scripted.code or f"Http{scripted.status}", "message": scripted.message}}
-        return web.json_response(body, status=scripted.status, headers=headers)
+        return scripted.response()
 
     async def _post(self, request: web.Request) -> web.Response:
         cid = request.match_info["cid"]

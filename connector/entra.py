@@ -28,7 +28,7 @@ FETCH_TIMEOUT_SECONDS = 10
 # After a failed fetch, requests are answered 503 at once for this long instead of each waiting again.
 FAILURE_CACHE_SECONDS = 30
 # A tenant id goes into a URL path: only GUID-shaped text (letters, digits, dashes) is let through.
-TENANT_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+TENANT_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
 
 # App roles (application permissions) or delegated scopes beyond the required one, and the API scope each grants.
 # The required role (ENTRA_REQUIRED_ROLE, default Notifications.Send) grants "send".
@@ -112,7 +112,7 @@ def verify_bearer(token: str, settings: ConnectorSettings) -> Caller:
     except jwt.PyJWTError as exc:
         raise ApiError("Unauthorized", REFUSED) from exc
     tenant_id = unverified.get("tid")
-    if not isinstance(tenant_id, str) or not TENANT_ID.match(tenant_id):
+    if not isinstance(tenant_id, str) or not TENANT_ID.fullmatch(tenant_id):
         raise ApiError("Unauthorized", REFUSED)
     # Checked before any key fetch, so tokens of other tenants cost nothing (the check is repeated on
     # the verified claims below).

@@ -277,8 +277,9 @@ def _api_access(env: Mapping[str, str], connector: ConnectorSettings) -> list[Fi
             Finding(
                 WARN,
                 "Dashboard",
-                "SECRET_KEY is not set: the dashboard's sign-in cookie is signed with a key derived from another"
-                " secret (or a random one). Set SECRET_KEY to a long random value.",
+                "SECRET_KEY is not set: the dashboard's sign-in cookie is signed with a key derived from"
+                " MicrosoftAppPassword, or a random one per process (sign-ins then end at each restart and do not"
+                " work across gunicorn workers). Set SECRET_KEY to a long random value.",
             )
         )
     return found

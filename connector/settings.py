@@ -48,13 +48,13 @@ class ConnectorSettings:
             entra_metadata_url=env.get("ENTRA_METADATA_URL", "").strip(),
             max_body_bytes=int(env.get("MAX_BODY_BYTES", "") or 4 * 1024 * 1024),
             requests_per_minute_per_key=int(env.get("RATE_LIMIT_PER_MINUTE", "") or 600),
-            trusted_proxy_hops=_count(env, "TRUSTED_PROXY_HOPS", 0),
-            failed_auth_per_minute=_count(env, "FAILED_AUTH_PER_MINUTE", 10),
+            trusted_proxy_hops=_count("TRUSTED_PROXY_HOPS", env.get("TRUSTED_PROXY_HOPS", ""), 0),
+            failed_auth_per_minute=_count("FAILED_AUTH_PER_MINUTE", env.get("FAILED_AUTH_PER_MINUTE", ""), 10),
         )
 
 
-def _count(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
+def _count(name: str, raw: str, default: int) -> int:
+    raw = raw.strip()
     if not raw:
         return default
     if not raw.isdigit():

@@ -155,11 +155,13 @@ def _viewer() -> Viewer | None:
         session_id = signed_in.get("sid")
         if not generation or not isinstance(session_id, str) or not session_id:
             return None
-        # Renews the session's lease; refused when it was opened with another CONNECTOR_API_KEY or signed out.
-        held = runtime.call(
-            runtime.store.acquire_lease(SESSION_LEASE_PREFIX + session_id, generation, SESSION_HOURS * 3600)
-        )
-        return Viewer("bootstrap", None) if held else None
+        # Renews the session's lease; refused when it was opened with another CONNECTOR_API_KEY or signed
+        # out. Asked twice: two pages of one session renewing at once may lose an ETag race (Cosmos).
+        name = SESSION_LEASE_PREFIX + session_id
+        for _ in range(2):
+            if runtime.call(runtime.store.acquire_lease(name, generation, SESSION_HOURS * 3600)):
+                return Viewer("bootstrap", None)
+        return None
     record = runtime.call(runtime.store.get_api_key(str(signed_in.get("id", ""))))
     if record is None or record.revoked_at is not None or "admin" not in record.scopes:
         return None

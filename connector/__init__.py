@@ -51,8 +51,10 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, runtime: BotRunt
     from connector.dashboard import init_dashboard
     from connector.logs import init_request_ids
     from connector.metrics import init_metrics
+    from connector.strict_query import init_strict_query
 
     init_request_ids(app)
+    init_strict_query(app)
     init_metrics(app, env)
     init_dashboard(app, env)
     return app

@@ -11,6 +11,7 @@ from flask import current_app, g, request
 
 from bot.delivery.service import Caller
 from connector import keys
+from connector.client_limits import client_address, failure_limiter
 from connector.entra import verify_bearer
 from connector.errors import ApiError
 from connector.extension import runtime_of
@@ -30,7 +31,7 @@ def authenticated_caller() -> Caller:
     """Authenticate the request once (cached on ``g``) and count it against the key's rate limit."""
     caller: Caller | None = g.get("caller")
     if caller is None:
-        caller = _authenticate()
+        caller = _authenticate_limited()
         _rate_limit(caller)
         g.caller = caller
     return caller
@@ -39,6 +40,29 @@ def authenticated_caller() -> Caller:
 def require_scope(caller: Caller, scope: str) -> None:
     if scope not in caller.scopes and "admin" not in caller.scopes:
         raise ApiError("Forbidden", f"These credentials do not have the '{scope}' permission.")
+
+
+def _authenticate_limited() -> Caller:
+    """``_authenticate``, with wrong credentials counted per client address: past the limit, every
+    attempt from that address is refused (429) before it is checked, so guessing cannot go on."""
+    presented = bool(request.headers.get(API_KEY_HEADER) or request.headers.get("Authorization"))
+    if not presented:
+        return _authenticate()  # 401: nothing to guess with, nothing to count
+    client = client_address()
+    limiter = failure_limiter()
+    wait = limiter.retry_after(client)
+    if wait is not None:
+        raise ApiError(
+            "Throttled",
+            "Too many wrong API keys or tokens from your address; wait a minute, then check the key.",
+            retry_after=wait,
+        )
+    try:
+        return _authenticate()
+    except ApiError as exc:
+        if exc.code == "Unauthorized":
+            limiter.record(client)
+        raise
 
 
 def _authenticate() -> Caller:

@@ -42,7 +42,35 @@ def diagnose(env: Mapping[str, str], *, online: bool = False, store_timeout: flo
     findings += _store(bot, store_timeout)
     findings += _public_url(env, bot, connector, online)
     findings += _api_access(env, connector)
+    findings += _exposure(bot, connector)
     return findings
+
+
+def _exposure(bot: BotSettings, connector: ConnectorSettings) -> list[Finding]:
+    """Settings that open the service wider than their name suggests."""
+    found: list[Finding] = []
+    broad = [str(n) for n in bot.callback_policy.allowed_networks if n.prefixlen == 0]
+    if broad:
+        found.append(
+            Finding(
+                WARN,
+                "Callbacks",
+                f"CALLBACK_ALLOWED_NETWORKS contains {', '.join(broad)}: every address, internal ones included, may"
+                " receive webhook callbacks, over plain http too. List only the internal networks flows really use.",
+            )
+        )
+    host = urlsplit(connector.public_base_url).hostname or ""
+    if connector.trusted_proxy_hops == 0 and host.endswith(".azurewebsites.net"):
+        found.append(
+            Finding(
+                WARN,
+                "Client addresses",
+                "The service runs behind App Service's front end, but TRUSTED_PROXY_HOPS is 0: every caller shares"
+                " the front end's address, so one key guesser locks everyone out for a minute. Set"
+                " TRUSTED_PROXY_HOPS=1.",
+            )
+        )
+    return found
 
 
 def _bot_identity(bot: BotSettings) -> list[Finding]:
@@ -295,8 +323,9 @@ def _api_access(env: Mapping[str, str], connector: ConnectorSettings) -> list[Fi
             Finding(
                 WARN,
                 "Dashboard",
-                "SECRET_KEY is not set: the dashboard's sign-in cookie is signed with a key derived from another"
-                " secret (or a random one). Set SECRET_KEY to a long random value.",
+                "SECRET_KEY is not set: the dashboard's sign-in cookie is signed with a key derived from"
+                " MicrosoftAppPassword, or a random one per process (sign-ins then end at each restart and do not"
+                " work across gunicorn workers). Set SECRET_KEY to a long random value.",
             )
         )
     return found

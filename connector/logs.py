@@ -21,7 +21,7 @@ from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 REQUEST_ID_HEADER = "X-Request-Id"
-_ACCEPTED_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # what we echo back: no spaces, no control characters
+_ACCEPTED_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # what we echo back: no spaces, no control characters
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 access_log = logging.getLogger("teams_proactive.access")
@@ -120,7 +120,7 @@ def init_request_ids(app: Flask) -> None:
     @app.before_request
     def _start() -> None:
         presented = request.headers.get(REQUEST_ID_HEADER, "")
-        request_id = presented if _ACCEPTED_ID.match(presented) else uuid.uuid4().hex
+        request_id = presented if _ACCEPTED_ID.fullmatch(presented) else uuid.uuid4().hex
         g.request_id = request_id
         g.request_started = time.perf_counter()
         g.request_id_token = request_id_var.set(request_id)

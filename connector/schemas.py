@@ -12,14 +12,20 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
-# deliverAtLocalTime: "HH:MM" (the next one) or "YYYY-MM-DDTHH:MM" (that local date).
-HHMM = re.compile(r"^(\d{4}-\d{2}-\d{2}T)?([01]\d|2[0-3]):[0-5]\d$")
+# deliverAtLocalTime: "HH:MM" (the next one) or "YYYY-MM-DDTHH:MM" (that local date). Used with
+# fullmatch, not match with "$" ("$" also matches before a trailing newline, "09:00\n"); [0-9], not
+# \d, which also takes other scripts' digits (fullwidth, Arabic-Indic).
+HHMM = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2}T)?([01][0-9]|2[0-3]):[0-5][0-9]")
 # Power Platform shows a date-time field with a date picker and lets flows compare it as a time.
 DATE_TIME = {"format": "date-time"}
 # bot.model.ReferenceStatus and bot.model.Surface, as the designer offers them.
 CHAT_STATUSES = ["active", "uninstalled", "blocked", "notFound", "expired"]
 MAX_PAGE_SIZE = 100
 SURFACE_NAMES = ["teams", "teams-copilot", "m365-copilot", "group", "channel"]
+# How far a deliverAt may be from now: a little in the past (clock skew, a slow flow) is "now";
+# further back is a mistake (year 1 would go at once), and more than a year ahead would be kept forever.
+DELIVER_AT_PAST = dt.timedelta(minutes=5)
+DELIVER_AT_FUTURE = dt.timedelta(days=365)
 
 
 def meta(summary: str, description: str, visibility: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -101,7 +107,11 @@ class SendMessageSchema(MessageContentSchema):
         ),
     )
     deliverAt = fields.AwareDateTime(
-        metadata=meta("Deliver at (UTC)", "Send later, at this date and time (ISO 8601 with a time zone).", "advanced")
+        metadata=meta(
+            "Deliver at (UTC)",
+            "Send later, at this date and time (ISO 8601 with a time zone), at most one year ahead.",
+            "advanced",
+        )
     )
     deliverAtLocalTime = fields.String(
         metadata=meta(
@@ -122,10 +132,18 @@ class SendMessageSchema(MessageContentSchema):
 
     @validates("deliverAtLocalTime")
     def _local_time(self, value: str, **_: Any) -> None:
-        if not HHMM.match(value) or not _valid_date(value):
+        if not HHMM.fullmatch(value) or not _valid_date(value):
             raise ValidationError(
                 "Use HH:MM in 24-hour time, e.g. 09:00, or a local date and time, e.g. 2026-12-01T09:00."
             )
+
+    @validates("deliverAt")
+    def _deliver_at(self, value: dt.datetime, **_: Any) -> None:
+        at = dt.datetime.now(dt.UTC)
+        if value < at - DELIVER_AT_PAST:
+            raise ValidationError("deliverAt is in the past; leave it out to send now.")
+        if value > at + DELIVER_AT_FUTURE:
+            raise ValidationError("deliverAt may be at most one year ahead.")
 
     @validates_schema
     def _one_time(self, data: dict[str, Any], **_: Any) -> None:

@@ -26,6 +26,10 @@ class ConnectorSettings:
     requests_per_minute_per_key: int = 600
     default_wait_seconds: float = 5.0
     max_wait_seconds: float = 90.0  # Power Automate gives a synchronous action 120 s in all
+    # X-Forwarded-For entries to trust for the client address (App Service's front end: 1).
+    trusted_proxy_hops: int = 0
+    # Wrong API keys, tokens and dashboard sign-ins per client address and minute before 429.
+    failed_auth_per_minute: int = 10
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ConnectorSettings:
@@ -49,6 +53,8 @@ class ConnectorSettings:
             entra_login_url=_cloud_login_url(env),
             max_body_bytes=int(env.get("MAX_BODY_BYTES", "") or 4 * 1024 * 1024),
             requests_per_minute_per_key=int(env.get("RATE_LIMIT_PER_MINUTE", "") or 600),
+            trusted_proxy_hops=_count("TRUSTED_PROXY_HOPS", env.get("TRUSTED_PROXY_HOPS", ""), 0),
+            failed_auth_per_minute=_count("FAILED_AUTH_PER_MINUTE", env.get("FAILED_AUTH_PER_MINUTE", ""), 10),
         )
 
 
@@ -56,3 +62,12 @@ def _cloud_login_url(env: Mapping[str, str]) -> str:
     # An unknown TEAMS_CLOUD is reported by the bot's settings; here it falls back to the public cloud.
     cloud = CLOUDS.get(env.get("TEAMS_CLOUD", "").strip().lower() or "public", CLOUDS["public"])
     return cloud.login_url
+
+
+def _count(name: str, raw: str, default: int) -> int:
+    raw = raw.strip()
+    if not raw:
+        return default
+    if not raw.isdigit():
+        raise ValueError(f"{name} must be a whole number (0 or more), not {raw!r}")
+    return int(raw)

@@ -184,6 +184,9 @@ resource appSettings 'Microsoft.Web/sites/config@2023-12-01' = {
       BOT_NAME: botDisplayName
       SECRET_KEY: secretKey
       LOG_FORMAT: 'json'
+      // App Service's front end appends the caller's address to X-Forwarded-For: one hop to trust,
+      // so wrong keys are counted per caller, not for everyone at once.
+      TRUSTED_PROXY_HOPS: '1'
       // gunicorn workers add up their metrics through files in this folder.
       PROMETHEUS_MULTIPROC_DIR: '/tmp/teams-proactive-metrics'
     },

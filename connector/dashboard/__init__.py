@@ -1,9 +1,12 @@
 """The operator dashboard at /dashboard: server-rendered pages, no JavaScript, behind an admin API key.
 
 Sign-in takes an API key with the ``admin`` scope (or the bootstrap CONNECTOR_API_KEY) once and keeps a
-signed, HttpOnly session cookie scoped to /dashboard; each request re-checks that the key still exists
-and is not revoked. Scripts can skip the form and send ``X-API-Key`` instead (CSV export with curl).
-An admin key limited to one tenant sees that tenant only.
+signed, HttpOnly session cookie scoped to /dashboard. The cookie holds the key's id, or for the
+bootstrap key a random session id recorded in the store; never the key nor anything computed from
+it, so a copied cookie tells nothing about the key. Each request re-checks that the key still exists
+and is not revoked (or that the bootstrap session was opened with today's CONNECTOR_API_KEY). Scripts
+can skip the form and send ``X-API-Key`` instead (CSV export with curl). An admin key limited to one
+tenant sees that tenant only. Wrong keys count against the client's address (connector.client_limits).
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ import os
 import secrets
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -30,6 +32,7 @@ from flask.sessions import SecureCookieSessionInterface
 
 from connector import keys
 from connector.auth import API_KEY_HEADER, current_caller
+from connector.client_limits import client_address, failure_limiter
 from connector.dashboard import data
 from connector.dashboard.chart import DELIVERED_COLOUR, FAILED_COLOUR, hourly_chart
 from connector.extension import runtime_of
@@ -41,7 +44,11 @@ blp = Blueprint("dashboard", __name__, url_prefix="/dashboard", template_folder=
 
 SESSION_KEY = "dashboard"
 CACHE_SECONDS = 10.0
-FAILED_SIGNINS_PER_MINUTE = 10
+SESSION_HOURS = 8
+# Bootstrap sign-ins live in the store's lease table (shared by workers and instances): one lease
+# per session id, owned by a slow hash of the CONNECTOR_API_KEY it was opened with.
+SESSION_LEASE_PREFIX = "dashboard-session:"
+SIGNED_OUT = "signed-out"
 STATUS_TEXT = {
     "uninstalled": "Uninstalled",
     "blocked": "Blocked the bot",
@@ -78,25 +85,41 @@ def init_dashboard(app: Flask, env: Mapping[str, str] | None = None) -> None:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_PATH="/dashboard",
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=8),
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=SESSION_HOURS),
     )
     app.config.setdefault("DASHBOARD_COOKIE_SECURE", None)
     app.session_interface = _SessionInterface()
-    app.extensions["teams_proactive.dashboard"] = _State()
+    state = _State()
+    bootstrap = (env.get("CONNECTOR_API_KEY") or "").strip()
+    if bootstrap:
+        state.bootstrap_generation = _generation(bootstrap)
+    app.extensions["teams_proactive.dashboard"] = state
     app.register_blueprint(blp)
 
 
 def session_secret(env: Mapping[str, str]) -> str:
-    """SECRET_KEY when set; else derived from a secret every worker shares (so sign-in works across
-    gunicorn workers and instances); else random, which signs everyone out at each restart."""
+    """SECRET_KEY when set; else derived from the bot's Entra client secret (long and random, shared by
+    every worker); else random, which signs everyone out at each restart and works with one process
+    only. Never from CONNECTOR_API_KEY: an operator may choose a short one, and a cookie signed with
+    a key derived from it would let anyone holding the cookie test guesses offline."""
     explicit = (env.get("SECRET_KEY") or "").strip()
     if explicit:
         return explicit
-    shared = (env.get("CONNECTOR_API_KEY") or env.get("MicrosoftAppPassword") or "").strip()
+    shared = (env.get("MicrosoftAppPassword") or "").strip()
     if shared:
         return hmac.new(shared.encode(), b"teams-proactive dashboard session", hashlib.sha256).hexdigest()
-    log.warning("SECRET_KEY is not set: dashboard sign-ins last only until this process restarts")
+    log.warning(
+        "SECRET_KEY is not set: dashboard sign-ins last only until this process restarts, and only work"
+        " with a single worker"
+    )
     return secrets.token_hex(32)
+
+
+def _generation(bootstrap_key: str) -> str:
+    # Kept in the store as the owner of bootstrap sessions: scrypt, so the store does not hand out a
+    # cheap way to test guesses of a short CONNECTOR_API_KEY. Computed once per process.
+    digest = hashlib.scrypt(bootstrap_key.encode(), salt=b"teams-proactive dashboard", n=2**14, r=8, p=1, dklen=32)
+    return "bootstrap:" + digest.hex()
 
 
 class _State:
@@ -105,7 +128,7 @@ class _State:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.overviews: dict[tuple[str | None, int], tuple[float, data.Overview]] = {}
-        self.failures: dict[str, deque[float]] = {}
+        self.bootstrap_generation: str | None = None
 
 
 def _state() -> _State:
@@ -126,22 +149,23 @@ def _viewer() -> Viewer | None:
     signed_in = session.get(SESSION_KEY)
     if not isinstance(signed_in, dict):
         return None
-    settings: ConnectorSettings = current_app.extensions["teams_proactive.connector_settings"]
-    if signed_in.get("kind") == "bootstrap":
-        if settings.bootstrap_api_key and hmac.compare_digest(
-            str(signed_in.get("fp", "")), _fingerprint(settings.bootstrap_api_key)
-        ):
-            return Viewer("bootstrap", None)
-        return None
     runtime = runtime_of(current_app)
+    if signed_in.get("kind") == "bootstrap":
+        generation = _state().bootstrap_generation
+        session_id = signed_in.get("sid")
+        if not generation or not isinstance(session_id, str) or not session_id:
+            return None
+        # Renews the session's lease; refused when it was opened with another CONNECTOR_API_KEY or signed
+        # out. Asked twice: two pages of one session renewing at once may lose an ETag race (Cosmos).
+        name = SESSION_LEASE_PREFIX + session_id
+        for _ in range(2):
+            if runtime.call(runtime.store.acquire_lease(name, generation, SESSION_HOURS * 3600)):
+                return Viewer("bootstrap", None)
+        return None
     record = runtime.call(runtime.store.get_api_key(str(signed_in.get("id", ""))))
     if record is None or record.revoked_at is not None or "admin" not in record.scopes:
         return None
     return Viewer(record.name, record.tenant_id)
-
-
-def _fingerprint(secret: str) -> str:
-    return hashlib.sha256(b"dashboard:" + secret.encode()).hexdigest()[:32]
 
 
 def _signed_in(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -171,8 +195,9 @@ def login() -> Any:
     target = _safe_next(request.values.get("next"))
     if request.method == "GET":
         return render_template("dashboard/login.html", next=target, error=None)
-    client = request.remote_addr or "?"
-    if _too_many_failures(client):
+    client = client_address()
+    limiter = failure_limiter()
+    if limiter.retry_after(client) is not None:
         return render_template(
             "dashboard/login.html", next=target, error="Too many wrong keys. Wait a minute and try again."
         ), 429
@@ -184,7 +209,11 @@ def login() -> Any:
         and settings.bootstrap_api_key
         and hmac.compare_digest(presented.encode(), settings.bootstrap_api_key.encode())
     ):
-        signed_in = {"kind": "bootstrap", "fp": _fingerprint(presented)}
+        generation = _state().bootstrap_generation or _generation(presented)
+        session_id = secrets.token_urlsafe(24)
+        runtime = runtime_of(current_app)
+        runtime.call(runtime.store.acquire_lease(SESSION_LEASE_PREFIX + session_id, generation, SESSION_HOURS * 3600))
+        signed_in = {"kind": "bootstrap", "sid": session_id}
     elif presented:
         runtime = runtime_of(current_app)
         record = runtime.call(keys.verify(runtime.store, presented))
@@ -199,7 +228,7 @@ def login() -> Any:
         if record is not None:
             signed_in = {"kind": "key", "id": record.id}
     if signed_in is None:
-        _record_failure(client)
+        limiter.record(client)
         return render_template(
             "dashboard/login.html", next=target, error="That API key is not valid (unknown, revoked or mistyped)."
         ), 401
@@ -211,6 +240,14 @@ def login() -> Any:
 
 @blp.post("/logout")
 def logout() -> Any:
+    signed_in = session.get(SESSION_KEY)
+    generation = _state().bootstrap_generation
+    if isinstance(signed_in, dict) and isinstance(signed_in.get("sid"), str) and generation:
+        # The cookie may have been copied: the session id itself must stop working, not just this cookie.
+        name = SESSION_LEASE_PREFIX + signed_in["sid"]
+        runtime = runtime_of(current_app)
+        runtime.call(runtime.store.release_lease(name, generation))
+        runtime.call(runtime.store.acquire_lease(name, SIGNED_OUT, SESSION_HOURS * 3600))
     session.clear()
     return redirect(url_for("dashboard.login"))
 
@@ -220,27 +257,6 @@ def _safe_next(target: str | None) -> str:
     if target and target.startswith("/dashboard") and not urlsplit(target).netloc and "\\" not in target:
         return target
     return url_for("dashboard.overview")
-
-
-def _too_many_failures(client: str) -> bool:
-    state = _state()
-    with state.lock:
-        window = state.failures.get(client)
-        if not window:
-            return False
-        while window and window[0] < time.monotonic() - 60:
-            window.popleft()
-        return len(window) >= FAILED_SIGNINS_PER_MINUTE
-
-
-def _record_failure(client: str) -> None:
-    state = _state()
-    at = time.monotonic()
-    with state.lock:
-        if len(state.failures) > 10_000:  # forget addresses whose last failure is over a minute old
-            for address in [a for a, w in state.failures.items() if not w or w[-1] < at - 60]:
-                del state.failures[address]
-        state.failures.setdefault(client, deque()).append(at)
 
 
 # ---- pages ------------------------------------------------------------------------------------

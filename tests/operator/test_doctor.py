@@ -131,3 +131,19 @@ def test_doctor_fails_on_local_mode_unless_it_is_asked_for(
     credentials = [f for f in findings if f["topic"] == "Bot credentials"]
     assert credentials[0]["level"] == "warn" and "LOCAL_MODE=true" in credentials[0]["text"]
     assert code == 0, findings
+
+
+def test_doctor_warns_about_settings_that_open_too_much(
+    cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LOCAL_MODE", "true")
+    monkeypatch.setenv("CALLBACK_ALLOWED_NETWORKS", "10.0.0.0/8, 0.0.0.0/0")
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://notify-contoso.azurewebsites.net")
+    _, findings = doctor(capsys)
+    text = "\n".join(f"{f['level']} {f['topic']}: {f['text']}" for f in findings)
+    assert "warn Callbacks: CALLBACK_ALLOWED_NETWORKS contains 0.0.0.0/0" in text
+    assert "warn Client addresses:" in text and "TRUSTED_PROXY_HOPS=1" in text
+    monkeypatch.setenv("CALLBACK_ALLOWED_NETWORKS", "10.0.0.0/8")
+    monkeypatch.setenv("TRUSTED_PROXY_HOPS", "1")
+    _, findings = doctor(capsys)
+    assert not [f for f in findings if f["topic"] in {"Callbacks", "Client addresses"}]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import logging
@@ -17,6 +18,9 @@ from tests.connector.support import CallbackServer, wait_until
 from tests.support import activities as act
 from tests.support.fake_connector import FakeConnector, Scripted
 from tests.support.live_app import LiveApp
+
+# A deliverAt well ahead, within the year the API accepts.
+LATER = (dt.datetime.now(dt.UTC) + dt.timedelta(days=180)).isoformat()
 
 
 def scrape(live: LiveApp, **headers: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -110,7 +114,7 @@ def test_queue_depth_counts_waiting_deliveries(live: LiveApp, connector: FakeCon
     user = make_user()
     assert live.activity(act.install(user, connector.service_url("a"))).status_code == 200
     for i in range(3):
-        body = {"recipient": user.upn, "text": f"later {i}", "deliverAt": "2099-01-01T09:00:00Z", "wait": 0}
+        body = {"recipient": user.upn, "text": f"later {i}", "deliverAt": LATER, "wait": 0}
         assert live.api("POST", "/api/v1/messages", API_KEY, json=body).status_code == 202
     samples = scrape(live)
     waiting = sum(value(samples, "teams_proactive_queue_depth", status=s) for s in ("queued", "scheduled"))

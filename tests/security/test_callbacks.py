@@ -238,6 +238,67 @@ def test_a_user_and_password_in_a_stored_url_is_never_sent() -> None:
         assert hooks.received == []
 
 
+# ---- https on loopback (allowed by the operator) -----------------------------------------------
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and flow.test.example, made here (no CA, nothing from the network)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "flow.test.example")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("flow.test.example"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+def test_https_callbacks_to_an_allowed_loopback_server(tmp_path: Path) -> None:
+    import ssl
+
+    cert, key = self_signed(tmp_path)
+    with CallbackServer() as hooks:
+        server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server_context.load_cert_chain(cert, key)
+        hooks._http.socket = server_context.wrap_socket(hooks._http.socket, server_side=True)
+        port = int(hooks.url().split(":")[2].split("/")[0])
+        trust = ssl.create_default_context(cafile=str(cert))
+        allowed = CallbackPolicy(allowed_networks=parse_networks("127.0.0.1/32"))
+        resolver = ScriptedResolver({"flow.test.example": ["127.0.0.1"]})
+        urls = [f"https://127.0.0.1:{port}/workflows/a/run", f"https://flow.test.example:{port}/workflows/b/run"]
+        assert post_all({"policy": allowed, "ssl_context": trust, "resolver": resolver}, urls) == [202, 202]
+        assert len(hooks.received) == 2
+        # The same server without the allow-list: refused before the TLS handshake.
+        refused = post_all({"policy": CallbackPolicy(), "ssl_context": trust, "resolver": resolver}, urls[1:])
+        assert refused == [0] and len(hooks.received) == 2
+        # And a certificate the client does not trust is a failure, not a fallback to plain http.
+        assert post_all({"policy": allowed}, urls[:1]) == [0] and len(hooks.received) == 2
+
+
 # ---- the relay: redirects, metrics -------------------------------------------------------------
 def callbacks_outcomes(live: LiveApp) -> dict[str, float]:
     from prometheus_client.parser import text_string_to_metric_families
@@ -373,6 +434,9 @@ def test_a_100_mb_answer_is_cut_off_and_memory_stays_flat(
         assert huge.cut_off.wait(60), "the relay never hung up on the 100 MB answer"
         wait_until(lambda: not pending_events(tmp_path / "store.db"), what="the event to be settled")
         after = rss_bytes(server.pid)
+    print(
+        f"100 MB answer: {huge.sent / 2**20:.1f} MiB sent before the cut; server RSS {before / 2**20:.0f} -> {after / 2**20:.0f} MiB"
+    )
     # Before the cap the server grew by the size of the answer; socket buffers hold a few MB at most.
     assert huge.sent < 16 * 1024 * 1024, huge.sent
     assert after - before < 40 * 1024 * 1024, (before, after)

@@ -1,0 +1,36 @@
+"""A caller is its key's immutable id: built-in names cannot be taken, and each key has its own rate bucket."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from connector.cli import main
+from tests.conftest import API_KEY
+from tests.support.fake_connector import FakeConnector
+from tests.support.live_app import LiveApp
+
+
+@pytest.mark.parametrize("name", ["bootstrap", "cli", "dashboard", "entra:tenant-b:app", "builtin:anything", "CLI"])
+def test_keys_create_refuses_the_names_of_built_in_callers(
+    cli_env: dict[str, str], capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    code = main(["keys", "create", "--name", name, "--tenant", "tenant-b", "--scopes", "send,admin"])
+    err = capsys.readouterr().err
+    assert code == 2 and "reserved" in err and "tpk_" not in err
+    assert main(["keys", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+
+
+def test_each_key_has_its_own_rate_bucket(app_env: dict[str, str], connector: FakeConnector) -> None:
+    from tests.security.conftest import create_key
+
+    with LiveApp({**app_env, "RATE_LIMIT_PER_MINUTE": "3"}) as live:
+        key = create_key(live, "flow-1", scopes=["admin"])
+        for _ in range(3):
+            assert live.api("GET", "/api/v1/recipients", API_KEY).status_code == 200
+        throttled = live.api("GET", "/api/v1/recipients", API_KEY)
+        assert throttled.status_code == 429 and throttled.json()["error"]["code"] == "Throttled"
+        # Another key, whatever its name, is another caller.
+        assert live.api("GET", "/api/v1/recipients", key).status_code == 200

@@ -88,7 +88,8 @@ class SendMessageSchema(MessageContentSchema):
         validate=validate.Length(min=1, max=200),
         metadata=meta(
             "Idempotency key",
-            "Any unique text: sending again with the same key returns the first message instead of a second one.",
+            "Any unique text: sending again with the same key returns the first message instead of a second one"
+            " (the same key with different content is refused with 409 IdempotencyKeyReused).",
             "advanced",
         ),
     )
@@ -235,7 +236,11 @@ class StartBroadcastSchema(MessageContentSchema):
     )
     idempotencyKey = fields.String(
         validate=validate.Length(min=1, max=200),
-        metadata=meta("Idempotency key", "Starting again with the same key returns the first broadcast.", "advanced"),
+        metadata=meta(
+            "Idempotency key",
+            "Starting again with the same key returns the first broadcast (with different content: 409).",
+            "advanced",
+        ),
     )
 
     @validates_schema
@@ -311,7 +316,8 @@ class SendCardAndWaitSchema(StrictSchema):
         validate=validate.Length(min=1, max=200),
         metadata=meta(
             "Idempotency key",
-            "Any unique text: sending again with the same key returns the first card instead of a second one.",
+            "Any unique text: sending again with the same key returns the first card instead of a second one"
+            " (the same key with different content is refused with 409 IdempotencyKeyReused).",
             "advanced",
         ),
     )

@@ -146,7 +146,11 @@ async def forget(store: Store, person: PersonKey) -> dict[str, int]:
     # Broadcasts not expanded yet are not indexed yet: they are few (only those being prepared).
     broadcast_ids.update(b.id for b in await store.unfinished_broadcasts() if b.status == "preparing")
 
+    changed = False
+
     def strip_person(current: Broadcast) -> Broadcast | None:
+        nonlocal changed
+        changed = False
         if current.tenant_id not in (None, person.tenant_id):
             return None  # another tenant's broadcast: never changed by this tenant's erase
         recipients = current.recipients
@@ -163,12 +167,13 @@ async def forget(store: Store, person: PersonKey) -> dict[str, int]:
         current.recipients = recipients
         current.skipped = skipped
         current.request_hash = None
+        changed = True
         return current
 
     scrubbed = 0
     for broadcast_id in sorted(broadcast_ids):
-        if await store.update_broadcast(broadcast_id, strip_person) is not None:
-            scrubbed += 1
+        await store.update_broadcast(broadcast_id, strip_person)
+        scrubbed += changed
     await store.forget_index(keys)
     # Events about the person still waiting for a flow's callback quote what they wrote.
     await store.forget_notifications(person.tenant_id, person.user_key)

@@ -76,7 +76,13 @@ def _authenticate() -> Caller:
         record = runtime.call(keys.verify(runtime.store, presented))
         if record is None:
             raise ApiError("Unauthorized", "The API key is not valid (unknown, revoked or mistyped).")
-        return Caller(name=record.name, key_id=record.id, tenant_id=record.tenant_id, scopes=frozenset(record.scopes))
+        return Caller(
+            name=record.name,
+            key_id=record.id,
+            tenant_id=record.tenant_id,
+            scopes=frozenset(record.scopes),
+            legacy_owner=None if keys.reserved(record.name) else record.name,
+        )
     if bearer.lower().startswith("bearer ") and "entra" in settings.auth_modes:
         return verify_bearer(bearer[7:].strip(), settings)
     expected = " or ".join(

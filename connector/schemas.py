@@ -102,7 +102,8 @@ class SendMessageSchema(MessageContentSchema):
         validate=validate.Length(min=1, max=200),
         metadata=meta(
             "Idempotency Key",
-            "Any unique text: sending again with the same key returns the first message instead of a second one.",
+            "Any unique text: sending again with the same key returns the first message instead of a second one"
+            " (the same key with different content is refused with 409 IdempotencyKeyReused).",
             "advanced",
         ),
     )
@@ -292,7 +293,11 @@ class StartBroadcastSchema(MessageContentSchema):
     )
     idempotencyKey = fields.String(
         validate=validate.Length(min=1, max=200),
-        metadata=meta("Idempotency Key", "Starting again with the same key returns the first broadcast.", "advanced"),
+        metadata=meta(
+            "Idempotency Key",
+            "Starting again with the same key returns the first broadcast (with different content: 409).",
+            "advanced",
+        ),
     )
 
     @validates_schema
@@ -371,7 +376,8 @@ class SendCardAndWaitSchema(StrictSchema):
         validate=validate.Length(min=1, max=200),
         metadata=meta(
             "Idempotency Key",
-            "Any unique text: sending again with the same key returns the first card instead of a second one.",
+            "Any unique text: sending again with the same key returns the first card instead of a second one"
+            " (the same key with different content is refused with 409 IdempotencyKeyReused).",
             "advanced",
         ),
     )

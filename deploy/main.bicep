@@ -64,6 +64,8 @@ var containers = [
   { name: 'subscriptions', partitionKey: '/id', pointReadsOnly: false, excluded: ['/callback_url/?'] }
   { name: 'leases', partitionKey: '/id', pointReadsOnly: true, excluded: [] }
   { name: 'notifications', partitionKey: '/id', pointReadsOnly: false, excluded: ['/body/*'] }
+  { name: 'personindex', partitionKey: '/id', pointReadsOnly: true, excluded: [] }
+  { name: 'erasures', partitionKey: '/id', pointReadsOnly: false, excluded: ['/tenant_id/?', '/user_key/?'] }
 ]
 
 resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {

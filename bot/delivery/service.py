@@ -38,6 +38,9 @@ class Caller:
     key_id: str = ""
     tenant_id: str | None = None
     scopes: frozenset[str] = field(default_factory=frozenset)
+    # Records made before identities were key ids name their owner by key name. A stored key whose
+    # name is not reserved still owns those (names of stored keys are unique, revoked ones included).
+    legacy_owner: str | None = None
 
     def __post_init__(self) -> None:
         if not self.key_id:
@@ -50,7 +53,8 @@ class Caller:
 
     def owns(self, owner: str | None, tenant_id: str | None) -> bool:
         """A record made by this very caller (by key id), within the caller's tenant."""
-        return owner == self.key_id and self.can_see(tenant_id)
+        mine = owner == self.key_id or (self.legacy_owner is not None and owner == self.legacy_owner)
+        return mine and self.can_see(tenant_id)
 
 
 @dataclass(slots=True, kw_only=True)

@@ -215,3 +215,13 @@ def test_a_message_writes_blocked_send_answers_the_waiting_caller_with_the_verba
     assert done["error"]["code"] == "Forbidden"
     assert done["error"]["teamsCode"] == "ChatWritesPaused"
     assert "ChatWritesPaused" in done["error"]["message"]
+
+
+def test_the_maker_doc_lists_every_documented_answer() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[2] / "docs" / "teams-errors.md").read_text(encoding="utf-8")
+    for fixture in ERRORS:
+        code = fixture.teams_code if not fixture.teams_code.startswith("Http") else "(none)"
+        assert f"| {fixture.status} | `{code}`" in doc or f"| {fixture.status} | {code}" in doc, fixture.name
+        assert f"`{fixture.expect['code']}`" in doc, fixture.name

@@ -2,8 +2,8 @@
 
 Two variants from the same code: ``openapi/`` signs in with an API key (the ``X-API-Key`` header),
 ``openapi/entra/`` with Microsoft Entra ID (OAuth, ``identityProvider: aad``); ``--mcp`` writes the
-same two for the MCP server (one ``POST /mcp`` operation, for Copilot Studio) under ``openapi/mcp/``. Every run writes the
-same bytes for the same arguments (a test keeps the committed files in sync).
+same two for the MCP server (one ``POST /mcp`` operation, for Copilot Studio) under ``openapi/mcp/``.
+Every run writes the same bytes for the same arguments (a test keeps the committed files in sync).
 """
 
 from __future__ import annotations

@@ -55,9 +55,13 @@ class McpBridge:
 
     async def _hold(self) -> None:
         assert self._ready is not None and self._stop is not None
-        async with self._manager.run():
+        try:
+            async with self._manager.run():
+                self._ready.set()
+                await self._stop.wait()
+        finally:
+            # Should the manager fail to start, requests must fail at once (the SDK says why), not hang.
             self._ready.set()
-            await self._stop.wait()
 
     async def close(self) -> None:
         if self._task is not None and self._stop is not None:

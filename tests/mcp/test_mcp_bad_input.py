@@ -129,3 +129,14 @@ def test_oversized_and_mistyped_arguments_are_tool_errors(
     assert "priority" in results["unknown argument"].structured_content["error"]["message"]
     assert results["wait a word"].structured_content["error"]["target"] == "wait"
     assert queued(live) == before and len(connector.sent()) == sent
+
+
+def test_the_key_rate_limit_answers_429_with_retry_after(app_env: dict[str, str], connector: FakeConnector) -> None:
+    with LiveApp({**app_env, "RATE_LIMIT_PER_MINUTE": "2"}) as limited:
+        listing = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+        answers = [rpc(limited, listing, API_KEY) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    refused = answers[-1]
+    assert int(refused.headers["Retry-After"]) > 0
+    assert refused.json()["error"]["data"]["code"] == "Throttled"
+    assert "StartBroadcast" in refused.json()["error"]["message"]

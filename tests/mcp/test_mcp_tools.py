@@ -3,10 +3,14 @@ through the bot endpoint messaged by tool call, the REST API's objects and error
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
+from mcp import Client
 from mcp.client.session import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 
 from connector import keys
@@ -252,3 +256,23 @@ def _mcp_error(exc: BaseException) -> MCPError:
             except AssertionError:
                 continue
     raise AssertionError(f"no MCPError in {exc!r}")
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto", "2026-07-28"])
+def test_every_protocol_era_the_sdk_speaks(live: LiveApp, connector: FakeConnector, make_user, mode: str) -> None:
+    # The SDK's high-level Client: the initialize handshake (legacy), discovery (auto), or the stateless
+    # 2026-07-28 protocol adopted directly; the endpoint answers all three.
+    user = installed(live, connector, make_user())
+
+    async def run() -> Any:
+        async with (
+            create_mcp_http_client(headers={"X-API-Key": API_KEY}) as http,
+            Client(streamable_http_client(live.url + "/mcp", http_client=http), mode=mode) as client,
+        ):
+            return len((await client.list_tools()).tools), await client.call_tool(
+                "get_recipient", {"recipient": user.upn}
+            )
+
+    count, found = asyncio.run(run())
+    assert count == len(TOOL_NAMES)
+    assert found.is_error is False and found.structured_content["upn"] == user.upn

@@ -16,6 +16,7 @@ STATUS_BY_CODE = {
     "RecipientUnreachable": 409,
     "RecipientOptedOut": 409,
     "MessageNotDelivered": 409,
+    "BroadcastRecalled": 409,
     "MessageTooLarge": 413,
     "UnsupportedMediaType": 415,
     "Throttled": 429,

@@ -59,6 +59,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("/api/v1/recipients/{recipient}", "delete"): Operation("ForgetRecipient", "advanced"),
     ("/api/v1/broadcasts", "post"): Operation("StartBroadcast", "important"),
     ("/api/v1/broadcasts/{broadcast_id}", "get"): Operation("GetBroadcast", "advanced"),
+    ("/api/v1/broadcasts/{broadcast_id}", "put"): Operation("UpdateBroadcast", "advanced"),
+    ("/api/v1/broadcasts/{broadcast_id}", "delete"): Operation("RecallBroadcast", "advanced"),
+    ("/api/v1/broadcasts/{broadcast_id}/recipients", "get"): Operation("ListBroadcastRecipients", "advanced"),
     ("/api/v1/subscriptions", "post"): Operation(
         "Subscribe", "advanced", "Send the bot a message, answer a card, or install the app in Teams."
     ),
@@ -74,6 +77,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("/api/v1/subscriptions/delivery-failures", "post"): Operation(
         "OnDeliveryFailed", "advanced", "Send a message to a person who blocked or removed the bot."
     ),
+    ("/api/v1/subscriptions/message-reads", "post"): Operation(
+        "OnMessageRead", "advanced", "Open the bot's chat in Teams and read a message it sent."
+    ),
     ("/api/v1/subscriptions/{subscription_id}", "delete"): Operation("Unsubscribe", "internal"),
 }
 
@@ -86,7 +92,10 @@ PATH_PARAMETER_TEXT = {
 }
 
 # The schemas posted to trigger callbacks: registered by name, referenced by x-ms-notification-content.
-EVENT_SCHEMAS = ("BotEvent", "UserMessageEvent", "CardSubmittedEvent", "InstallationEvent", "DeliveryFailedEvent")
+EVENT_SCHEMAS = (
+    "BotEvent", "UserMessageEvent", "CardSubmittedEvent", "InstallationEvent", "DeliveryFailedEvent",
+    "MessageReadEvent",
+)  # fmt: skip
 
 ERROR_STATUSES = {
     "400": "The request is not valid (error.code ValidationError).",
@@ -271,7 +280,7 @@ def _operation(path: str, method: str, operation: dict[str, Any]) -> dict[str, A
         operation["x-ms-trigger-hint"] = known.trigger_hint
     # Docstrings wrap at 100 columns; the designer shows one paragraph.
     operation["description"] = " ".join((operation.get("description") or operation.get("summary", "")).split())
-    if known.operation_id == "ListRecipients":
+    if known.operation_id in ("ListRecipients", "ListBroadcastRecipients"):
         operation["x-ms-pageable"] = {"nextLinkName": "nextLink"}
     _fix_parameters(operation)
     _fix_responses(operation)

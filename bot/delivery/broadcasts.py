@@ -14,7 +14,9 @@ import uuid
 from typing import Any
 
 from bot import errors
+from bot.delivery import campaigns
 from bot.delivery.dispatcher import Dispatcher
+from bot.delivery.engagement import engagement, operations_progress
 from bot.delivery.service import Caller, validate_content
 from bot.model import Broadcast, Delivery, DeliveryStatus, ReferenceStatus, Surface, now
 from bot.recipients import find_person, require_reachable
@@ -109,10 +111,18 @@ class BroadcastService:
         self._wake.set()
         return stored, True
 
-    async def report(self, caller: Caller, broadcast_id: str, *, failures_limit: int = 1000) -> dict[str, Any]:
+    def wake(self) -> None:
+        """Look at the broadcasts now (an update or recall was just asked for)."""
+        self._wake.set()
+
+    async def visible(self, caller: Caller, broadcast_id: str) -> Broadcast:
         broadcast = await self._store.get_broadcast(broadcast_id)
         if broadcast is None or not caller.can_see(broadcast.tenant_id):
             raise errors.Rejected("NotFound", f"No broadcast with id '{broadcast_id}'.", "id")
+        return broadcast
+
+    async def report(self, caller: Caller, broadcast_id: str, *, failures_limit: int = 1000) -> dict[str, Any]:
+        broadcast = await self.visible(caller, broadcast_id)
         counts = await self._store.count_deliveries(broadcast_id)
         failed_page = await self._store.list_deliveries(
             broadcast_id=broadcast_id, status=DeliveryStatus.FAILED, limit=failures_limit
@@ -130,8 +140,9 @@ class BroadcastService:
             "delivered": counts.get(DeliveryStatus.DELIVERED, 0),
             "failed": counts.get(DeliveryStatus.FAILED, 0),
             "skipped": max(0, skipped_count),
+            "recalled": counts.get(DeliveryStatus.RECALLED, 0),
         }
-        done = by_status["delivered"] + by_status["failed"] + by_status["skipped"]
+        done = by_status["delivered"] + by_status["failed"] + by_status["skipped"] + by_status["recalled"]
         total = broadcast.total
         return {
             "broadcast": broadcast,
@@ -140,6 +151,8 @@ class BroadcastService:
             if total
             else (100.0 if broadcast.status == "completed" else 0.0),
             "failures": failures,
+            "engagement": await engagement(self._store, broadcast_id),
+            **await operations_progress(self._store, broadcast),
         }
 
     # ---- background side --------------------------------------------------------------------
@@ -171,6 +184,11 @@ class BroadcastService:
             if broadcast.status == "preparing":
                 await self._expand(broadcast)
             elif broadcast.status == "running":
+                if campaigns.change_pending(broadcast):
+                    # UpdateBroadcast/RecallBroadcast: queue what is left to change; done when settled.
+                    if await campaigns.sweep(self._store, broadcast):
+                        self._dispatcher.notify()
+                    continue
                 counts = await self._store.count_deliveries(broadcast.id)
                 pending = sum(
                     counts.get(s, 0) for s in (DeliveryStatus.QUEUED, DeliveryStatus.SCHEDULED, DeliveryStatus.SENDING)
@@ -193,6 +211,11 @@ class BroadcastService:
 
         async def flush() -> None:
             if chunk:
+                # An update or recall asked for while expanding applies to the rest at once.
+                latest = await self._store.get_broadcast(broadcast.id)
+                if latest is not None and (latest.revision or latest.recall_requested_at is not None):
+                    for d in chunk:
+                        campaigns.apply_before_sending(d, latest)
                 await self._store.create_deliveries(chunk)
                 chunk.clear()
                 self._dispatcher.notify()
@@ -276,7 +299,7 @@ class BroadcastService:
 
 
 def _complete(current: Broadcast) -> Broadcast | None:
-    if current.status == "completed":
+    if current.status == "completed" or campaigns.change_pending(current):
         return None
     current.status = "completed"
     current.completed_at = now()

@@ -12,7 +12,7 @@ from botbuilder.schema import ChannelAccount, InvokeResponse
 from bot.capture import CAPTURED_REFERENCE, tenant_of
 from bot.events import BotEvent, EventSink, NoEvents
 from bot.model import Reference
-from bot.receipts import apply_read_receipt
+from bot.receipts import apply_read_receipt, record_card_answer
 from bot.store.base import PersonKey, Store
 
 log = logging.getLogger(__name__)
@@ -168,6 +168,13 @@ class ProactiveBot(TeamsActivityHandler):
 
     async def _card_submitted(self, turn_context: TurnContext, data: dict[str, Any]) -> None:
         handled = await self._cards.submitted(turn_context, data)
+        ref: Reference | None = turn_context.turn_state.get(CAPTURED_REFERENCE)
+        activity = turn_context.activity
+        if not handled and ref is not None and activity.conversation is not None:
+            # An answer to a plain or broadcast card counts as "answered" in its delivery report.
+            await record_card_answer(
+                self._store, PersonKey(ref.tenant_id, ref.user_key), activity.conversation.id, activity.reply_to_id
+            )
         await self._publish(turn_context, BotEvent.CARD_SUBMITTED, {"data": data, "handledByCardWait": handled})
 
     async def _publish(self, turn_context: TurnContext, event: BotEvent, extra: dict[str, Any]) -> int:

@@ -87,6 +87,39 @@ async def apply_read_receipt(
     return marked
 
 
+async def record_card_answer(store: Store, person: PersonKey, conversation_id: str, reply_to_id: str | None) -> bool:
+    """A card the bot sent was answered: note when (first answer only), for GetBroadcast's "answered".
+
+    Teams sets ``replyToId`` of a card's submit activity to the card message's id. Only the time is
+    kept: the answer itself goes to the flows subscribed to OnCardSubmitted (and, for a card sent with
+    SendCardAndWait, to its own record). Returns whether a delivery was marked.
+    """
+    if not reply_to_id or not conversation_id:
+        return False
+    marked = False
+    at = now()
+    token: str | None = None
+    while not marked:
+        page = await store.list_deliveries(person=person, limit=PAGE, token=token)
+        for item in page.items:
+            if item.message_id != reply_to_id or item.conversation_id != conversation_id or item.kind != "message":
+                continue
+
+            def answered(current: Delivery) -> Delivery | None:
+                if current.responded_at is not None or current.message_id != reply_to_id:
+                    return None
+                current.responded_at = at
+                return current
+
+            updated = await store.update_delivery(item.id, answered)
+            marked = updated is not None and updated.responded_at == at
+            break
+        token = page.next_token
+        if not token:
+            break
+    return marked
+
+
 def _covered(d: Delivery, conversation_id: str, last: int) -> bool:
     number = message_number(d.message_id)
     return (

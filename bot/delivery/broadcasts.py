@@ -30,6 +30,8 @@ CHUNK = 500
 # Recipients resolved at once while expanding a list: on Cosmos DB each is two point reads (~8 ms),
 # which one at a time would make a 20,000-person broadcast spend minutes "preparing".
 RESOLVE_CONCURRENCY = 32
+# How often a broadcast with an update or recall under way is swept again (campaigns.sweep).
+SWEEP_SECONDS = 2.0
 BROADCAST_NAMESPACE = uuid.UUID("0c5e2f0e-8f55-4b8e-bb6b-7a3c5d0e9f21")
 
 
@@ -53,6 +55,7 @@ class BroadcastService:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._stopping = False
+        self._swept: dict[str, float] = {}  # broadcast id -> when its update/recall was last swept
 
     # ---- API side ---------------------------------------------------------------------------
     async def start_broadcast(
@@ -186,9 +189,17 @@ class BroadcastService:
             elif broadcast.status == "running":
                 if campaigns.change_pending(broadcast):
                     # UpdateBroadcast/RecallBroadcast: queue what is left to change; done when settled.
+                    # A pass reads every delivery of the broadcast, so it runs every few seconds, and
+                    # at once when a change was just asked for.
+                    asked = max(broadcast.update_requested_at or 0.0, broadcast.recall_requested_at or 0.0)
+                    last = self._swept.get(broadcast.id, 0.0)
+                    if asked < last and now() - last < SWEEP_SECONDS:
+                        continue
+                    self._swept[broadcast.id] = now()
                     if await campaigns.sweep(self._store, broadcast):
                         self._dispatcher.notify()
                     continue
+                self._swept.pop(broadcast.id, None)
                 counts = await self._store.count_deliveries(broadcast.id)
                 pending = sum(
                     counts.get(s, 0) for s in (DeliveryStatus.QUEUED, DeliveryStatus.SCHEDULED, DeliveryStatus.SENDING)

@@ -136,11 +136,16 @@ async def _sweep(store: Store, broadcast: Broadcast, kind: str) -> bool:
     key = operations_key(broadcast.id, kind, revision)
     settled = broadcast.status != "preparing"  # expansion may still add deliveries
     queued = 0
+    # Operations already queued by an earlier pass: read once, so a pass over a large broadcast does
+    # not try (and skip) one insert per delivered message every time.
+    existing = await _ids(store, key)
     token: str | None = None
     while True:
         page = await store.list_deliveries(broadcast_id=broadcast.id, limit=PAGE, token=token)
         operations: list[Delivery] = []
         for d in page.items:
+            if d.status == DeliveryStatus.DELIVERED and operation_id(d.id, kind, revision) in existing:
+                continue
             if kind == UPDATE_KIND and d.revision >= revision:
                 continue
             if d.status in WAITING:
@@ -162,6 +167,17 @@ async def _sweep(store: Store, broadcast: Broadcast, kind: str) -> bool:
         await store.update_broadcast(broadcast.id, lambda current: _finish(current, kind, revision))
         log.info("broadcast %s: %s finished (%s)", broadcast.id, "recall" if kind == RECALL_KIND else "update", counts)
     return queued > 0
+
+
+async def _ids(store: Store, key: str) -> set[str]:
+    ids: set[str] = set()
+    token: str | None = None
+    while True:
+        page = await store.list_deliveries(broadcast_id=key, limit=PAGE, token=token)
+        ids.update(d.id for d in page.items)
+        token = page.next_token
+        if not token:
+            return ids
 
 
 async def _change_waiting(store: Store, delivery_id: str, kind: str, broadcast: Broadcast) -> bool:

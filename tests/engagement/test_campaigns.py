@@ -204,3 +204,26 @@ def test_update_and_recall_of_unknown_or_other_tenants_broadcasts(
     unknown = paced_live.api("PUT", f"/api/v1/broadcasts/{broadcast_id}", API_KEY, json={"text": "a", "colour": "red"})
     assert unknown.status_code == 400
     assert _report(paced_live, broadcast_id).get("update") is None  # bad input changed nothing
+
+
+def test_a_recall_right_after_an_update_supersedes_it(
+    app_env: dict[str, str], connector: FakeConnector, tmp_path: Path
+) -> None:
+    crowd = people(40, tenant_id="tenant-change")
+    seed_sqlite(str(tmp_path / "store.db"), crowd, connector.service_url())
+    with LiveApp(app_env, runtime_kwargs={"dispatcher_settings": PACED}) as live:
+        broadcast_id = _start(live, crowd, "v1")
+        eventually(lambda: _report(live, broadcast_id)["status"] == "completed", timeout=60)
+        assert live.api("PUT", f"/api/v1/broadcasts/{broadcast_id}", API_KEY, json={"text": "v2"}).status_code == 200
+        assert live.api("DELETE", f"/api/v1/broadcasts/{broadcast_id}", API_KEY).status_code == 200
+        done = eventually(
+            lambda: (r := _report(live, broadcast_id))["status"] == "completed" and r["recall"]["status"] == "completed"
+            and r,
+            timeout=60,
+        )
+    posted = collections.Counter((r.conversation_id, r.activity_id) for r in _posts(connector, "v1"))
+    deleted = collections.Counter((r.conversation_id, r.activity_id) for r in connector.changes("DELETE"))
+    assert len(posted) == 40 and deleted == posted  # every message deleted once
+    assert len(connector.changes("PUT")) <= 40  # the update may have changed some before the recall
+    assert done["update"]["status"] == "completed" and done["counts"]["recalled"] == 40
+    assert sum(done["counts"][k] for k in TOTAL_KEYS) == done["total"] == 40

@@ -12,6 +12,7 @@ from botbuilder.schema import ChannelAccount, InvokeResponse
 from bot.capture import CAPTURED_REFERENCE, tenant_of
 from bot.events import BotEvent, EventSink, NoEvents
 from bot.model import Reference
+from bot.receipts import apply_read_receipt, record_card_answer
 from bot.store.base import PersonKey, Store
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,26 @@ class ProactiveBot(TeamsActivityHandler):
     async def _publish_installation(self, turn_context: TurnContext, action: str) -> None:
         await self._publish(turn_context, BotEvent.INSTALLATION, {"action": action})
 
+    # ---- read receipts --------------------------------------------------------------------
+    async def on_teams_read_receipt_event(self, read_receipt_info: Any, turn_context: TurnContext) -> None:
+        """Teams says the person read their chat up to a message: mark our deliveries read.
+
+        botbuilder 4.17 passes ``activity.value`` as it came (a dict), although the hint says
+        ``ReadReceiptInfo``: both are read."""
+        ref: Reference | None = turn_context.turn_state.get(CAPTURED_REFERENCE)
+        conversation = turn_context.activity.conversation
+        if ref is None or conversation is None:
+            return  # a chat we never captured: nothing of ours is in it
+        await apply_read_receipt(
+            self._store,
+            PersonKey(ref.tenant_id, ref.user_key),
+            conversation.id,
+            read_receipt_info.get("lastReadMessageId")
+            if isinstance(read_receipt_info, dict)
+            else getattr(read_receipt_info, "last_read_message_id", None),
+            events=self._events,
+        )
+
     # ---- cards and invokes ------------------------------------------------------------------
     async def on_invoke_activity(self, turn_context: TurnContext) -> InvokeResponse:
         activity = turn_context.activity
@@ -147,6 +168,13 @@ class ProactiveBot(TeamsActivityHandler):
 
     async def _card_submitted(self, turn_context: TurnContext, data: dict[str, Any]) -> None:
         handled = await self._cards.submitted(turn_context, data)
+        ref: Reference | None = turn_context.turn_state.get(CAPTURED_REFERENCE)
+        activity = turn_context.activity
+        if not handled and ref is not None and activity.conversation is not None:
+            # An answer to a plain or broadcast card counts as "answered" in its delivery report.
+            await record_card_answer(
+                self._store, PersonKey(ref.tenant_id, ref.user_key), activity.conversation.id, activity.reply_to_id
+            )
         await self._publish(turn_context, BotEvent.CARD_SUBMITTED, {"data": data, "handledByCardWait": handled})
 
     async def _publish(self, turn_context: TurnContext, event: BotEvent, extra: dict[str, Any]) -> int:

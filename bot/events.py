@@ -14,6 +14,7 @@ class BotEvent(StrEnum):
     CARD_SUBMITTED = "cardSubmitted"
     INSTALLATION = "installationChanged"
     DELIVERY_FAILED = "deliveryFailed"
+    MESSAGE_READ = "messageRead"  # a read receipt covered a delivered message (bot/receipts.py)
 
 
 class EventSink(Protocol):

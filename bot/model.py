@@ -39,10 +39,11 @@ class DeliveryStatus(StrEnum):
     SENDING = "sending"
     DELIVERED = "delivered"
     FAILED = "failed"
+    RECALLED = "recalled"  # withdrawn by RecallBroadcast: deleted from the chat, or never sent
 
 
 PENDING_STATUSES = (DeliveryStatus.QUEUED, DeliveryStatus.SCHEDULED, DeliveryStatus.SENDING)
-FINAL_STATUSES = (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED)
+FINAL_STATUSES = (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED, DeliveryStatus.RECALLED)
 
 
 class Record:
@@ -166,6 +167,13 @@ class Delivery(Record):
     delivered_at: float | None = None
     deleted_at: float | None = None
     expires_at: float | None = None
+    # Engagement (bot/engagement): first read receipt covering it, when a recall withdrew it, which
+    # version of its broadcast's content it carries, and for a campaign operation (kind
+    # "broadcastUpdate"/"broadcastRecall") the delivery it changes.
+    read_at: float | None = None
+    recalled_at: float | None = None
+    revision: int = 0
+    target_id: str | None = None
     etag: str | None = None
 
     @property
@@ -190,6 +198,13 @@ class Broadcast(Record):
     completed_at: float | None = None
     expires_at: float | None = None
     request_hash: str | None = None  # of the StartBroadcast body, when it came with an idempotencyKey
+    # UpdateBroadcast / RecallBroadcast (bot/engagement/campaigns.py): the content's version and when
+    # each change was asked for and finished.
+    revision: int = 0
+    update_requested_at: float | None = None
+    update_completed_at: float | None = None
+    recall_requested_at: float | None = None
+    recall_completed_at: float | None = None
     etag: str | None = None
 
 

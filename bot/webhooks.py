@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 
 EVENTS = tuple(str(e) for e in BotEvent)
 ANY_EVENT = "any"  # a subscription to every event
+# Events only their own trigger hears: a broadcast to 25,000 people raises as many reads, which would
+# flood a flow that subscribed to "any" before the event existed.
+EXPLICIT_ONLY_EVENTS = frozenset({str(BotEvent.MESSAGE_READ)})
 RETRYABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
 GONE = 410
 
@@ -149,7 +152,9 @@ class WebhookSink:
         self, event: BotEvent, tenant_id: str | None, payload: dict[str, Any], person: PersonKey | None = None
     ) -> int:
         name = str(event)
-        subscriptions = [*await self._store.list_subscriptions(name), *await self._store.list_subscriptions(ANY_EVENT)]
+        subscriptions = await self._store.list_subscriptions(name)
+        if name not in EXPLICIT_ONLY_EVENTS:
+            subscriptions += await self._store.list_subscriptions(ANY_EVENT)
         # A subscription limited to a tenant hears only that tenant; an unrestricted one hears all.
         targets = [s for s in subscriptions if s.tenant_id is None or s.tenant_id == tenant_id]
         if not targets:

@@ -35,5 +35,17 @@ AGENT_GUIDANCE: dict[str, str] = {
         "Use it in a flow a person starts on purpose to reach many people at once; keep it out of agents,"
         " a broadcast should never be sent on an agent's judgement."
     ),
-    "GetBroadcast": "Use it to report how far a broadcast has got and who did not get it.",
+    "GetBroadcast": "Use it to report how far a broadcast has got, who read it and who did not get it.",
+    "UpdateBroadcast": (
+        "Use it in a flow a person starts on purpose to correct a broadcast already sent; keep it out of"
+        " agents, it changes what many people see."
+    ),
+    "RecallBroadcast": (
+        "Use it in a flow a person starts on purpose to withdraw a broadcast sent by mistake; keep it out"
+        " of agents, it deletes the message from everyone and cannot be undone."
+    ),
+    "ListBroadcastRecipients": (
+        "Use it in a flow that follows up on a broadcast person by person (for example a reminder to those"
+        " with no read receipt); not for agents, the list can be long."
+    ),
 }

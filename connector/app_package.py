@@ -61,6 +61,14 @@ TOP_LEVEL_KEYS = {
 }  # fmt: skip
 BOT_SCOPES = {"personal", "team", "groupChat", "copilot"}
 
+# Read receipts (bot/receipts.py) reach a bot only with this resource-specific consent permission
+# (Microsoft Learn, Teams platform, "Messages in bot conversations", receive a read receipt). RSC in
+# manifest 1.12 and later: ``authorization.permissions.resourceSpecific`` entries of type Application,
+# plus ``webApplicationInfo`` with the app's Entra ID ("resource" is unused by RSC but must be
+# present: Learn, "Test resource-specific consent permissions in Teams").
+READ_RECEIPT_PERMISSION = "ChatMessageReadReceipt.Read.Chat"
+RSC_TYPES = {"Application", "Delegated"}
+
 
 class AppPackageError(ValueError):
     """The package cannot be built as asked (the message says what to change)."""
@@ -121,6 +129,10 @@ def build_manifest(options: AppPackageOptions) -> dict[str, Any]:
             }
         ],
         "validDomains": list(options.valid_domains),
+        "webApplicationInfo": {"id": options.bot_id, "resource": f"api://botid-{options.bot_id}"},
+        "authorization": {
+            "permissions": {"resourceSpecific": [{"name": READ_RECEIPT_PERMISSION, "type": "Application"}]}
+        },
     }
 
 
@@ -274,7 +286,30 @@ def validate_manifest(manifest: Any, files: dict[str, bytes]) -> list[str]:
                 problems.append(f"validDomains entry {domain!r} must be a host name (no https://, no path)")
         if len(set(domains)) != len(domains):
             problems.append("validDomains has duplicates")
+    _check_rsc(problems, manifest)
     return problems
+
+
+def _check_rsc(problems: list[str], manifest: dict[str, Any]) -> None:
+    """Resource-specific permissions: named, typed, and with the webApplicationInfo RSC needs."""
+    authorization = manifest.get("authorization")
+    if authorization is None:
+        return
+    permissions = authorization.get("permissions") if isinstance(authorization, dict) else None
+    rsc = permissions.get("resourceSpecific", []) if isinstance(permissions, dict) else None
+    if not isinstance(rsc, list):
+        problems.append("authorization.permissions.resourceSpecific must be a list")
+        return
+    for index, entry in enumerate(rsc):
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry.get("name"):
+            problems.append(f"authorization.permissions.resourceSpecific[{index}].name is required")
+        elif entry.get("type") not in RSC_TYPES:
+            problems.append(f"authorization.permissions.resourceSpecific[{index}].type must be Application or Delegated")
+    info = manifest.get("webApplicationInfo")
+    if rsc and not (isinstance(info, dict) and isinstance(info.get("id"), str) and GUID.match(info["id"])):
+        problems.append("resource-specific permissions need webApplicationInfo.id (the app's Entra ID, a GUID)")
+    elif rsc and not (isinstance(info.get("resource"), str) and info["resource"]):
+        problems.append("webApplicationInfo.resource must be set (any string) for resource-specific permissions")
 
 
 def _object(manifest: dict[str, Any], key: str, problems: list[str]) -> dict[str, Any]:

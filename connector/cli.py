@@ -474,6 +474,31 @@ def cmd_broadcast(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_broadcast_report(args: argparse.Namespace) -> int:
+    """Write one row per recipient of a broadcast (delivered, read, answered, recalled) to a CSV file."""
+    from connector import broadcast_report
+
+    async def build(store: Store) -> list[dict[str, Any]] | None:
+        broadcast = await store.get_broadcast(args.broadcast_id)
+        if broadcast is None or (args.tenant and broadcast.tenant_id != args.tenant):
+            return None
+        return await broadcast_report.collect(store, broadcast)
+
+    report_rows = asyncio.run(_with_store(build))
+    if report_rows is None:
+        print(f"error: no broadcast with id '{args.broadcast_id}' in this store", file=sys.stderr)
+        return 1
+    try:
+        with open(args.out, "w", newline="", encoding="utf-8") as handle:
+            handle.writelines(broadcast_report.csv_lines(report_rows))
+    except OSError as exc:
+        print(f"error: cannot write {args.out}: {exc.strerror}", file=sys.stderr)
+        return 1
+    print(broadcast_report.summary(report_rows), file=sys.stderr)
+    print(f"wrote {len(report_rows)} rows to {args.out}", file=sys.stderr)
+    return 0
+
+
 def _refusal(exc: Exception) -> str:
     from bot.errors import Rejected
 
@@ -591,6 +616,14 @@ def build_parser() -> argparse.ArgumentParser:
     broadcast.add_argument("--url", help="a deployed service's base URL: go through its API instead of the store")
     broadcast.add_argument("--api-key", help="API key for --url (default TEAMS_PROACTIVE_API_KEY)")
     broadcast.set_defaults(func=cmd_broadcast)
+
+    report = sub.add_parser(
+        "broadcast-report", help="write who got a broadcast, read it (at least), answered or had it recalled, as CSV"
+    )
+    report.add_argument("broadcast_id", metavar="ID", help="the broadcast's id")
+    report.add_argument("--out", required=True, help="the CSV file to write")
+    report.add_argument("--tenant", default=None, help="refuse a broadcast of another tenant")
+    report.set_defaults(func=cmd_broadcast_report)
 
     doctor = sub.add_parser("doctor", help="check the configuration, store, credentials and public URL")
     doctor.add_argument("--online", action="store_true", help="also fetch PUBLIC_BASE_URL/healthz")

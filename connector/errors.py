@@ -18,6 +18,7 @@ STATUS_BY_CODE = {
     "MessageNotDelivered": 409,
     "SubscriptionLimitReached": 409,
     "IdempotencyKeyReused": 409,
+    "BroadcastRecalled": 409,
     "MessageTooLarge": 413,
     "UnsupportedMediaType": 415,
     "Throttled": 429,

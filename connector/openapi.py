@@ -65,6 +65,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("/api/v1/recipients/{recipient}", "delete"): Operation("ForgetRecipient", "advanced"),
     ("/api/v1/broadcasts", "post"): Operation("StartBroadcast", "important"),
     ("/api/v1/broadcasts/{broadcast_id}", "get"): Operation("GetBroadcast", "advanced"),
+    ("/api/v1/broadcasts/{broadcast_id}", "put"): Operation("UpdateBroadcast", "advanced"),
+    ("/api/v1/broadcasts/{broadcast_id}", "delete"): Operation("RecallBroadcast", "advanced"),
+    ("/api/v1/broadcasts/{broadcast_id}/recipients", "get"): Operation("ListBroadcastRecipients", "advanced"),
     ("/api/v1/subscriptions", "post"): Operation(
         "Subscribe", "advanced", "Send the bot a message, answer a card, or install the app in Teams."
     ),
@@ -80,6 +83,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("/api/v1/subscriptions/delivery-failures", "post"): Operation(
         "OnDeliveryFailed", "advanced", "Send a message to a person who blocked or removed the bot."
     ),
+    ("/api/v1/subscriptions/message-reads", "post"): Operation(
+        "OnMessageRead", "advanced", "Open the bot's chat in Teams and read a message it sent."
+    ),
     ("/api/v1/subscriptions/{subscription_id}", "delete"): Operation("Unsubscribe", "internal"),
 }
 
@@ -92,7 +98,10 @@ PATH_PARAMETER_TEXT = {
 }
 
 # The schemas posted to trigger callbacks: registered by name, referenced by x-ms-notification-content.
-EVENT_SCHEMAS = ("BotEvent", "UserMessageEvent", "CardSubmittedEvent", "InstallationEvent", "DeliveryFailedEvent")
+EVENT_SCHEMAS = (
+    "BotEvent", "UserMessageEvent", "CardSubmittedEvent", "InstallationEvent", "DeliveryFailedEvent",
+    "MessageReadEvent",
+)  # fmt: skip
 
 # One documented error shape: every error answers {"error": {"code", "message", "target"}}. It is written in
 # the descriptions, not as a schema on each status: certification allows a schema on the success response
@@ -292,7 +301,7 @@ def _operation(path: str, method: str, operation: dict[str, Any]) -> dict[str, A
     operation["description"] = " ".join((operation.get("description") or operation.get("summary", "")).split())
     if known.operation_id in AGENT_GUIDANCE:
         operation["description"] += " " + AGENT_GUIDANCE[known.operation_id]
-    if known.operation_id == "ListRecipients":
+    if known.operation_id in ("ListRecipients", "ListBroadcastRecipients"):
         operation["x-ms-pageable"] = {"nextLinkName": "nextLink"}
     _fix_parameters(operation)
     _fix_responses(operation)

@@ -181,8 +181,8 @@ class DeliverySchema(Schema):
         required=True,
         metadata=meta(
             "Status",
-            "queued, scheduled, sending, delivered or failed.",
-            enum=["queued", "scheduled", "sending", "delivered", "failed"],
+            "queued, scheduled, sending, delivered, failed, or recalled (withdrawn with its broadcast).",
+            enum=["queued", "scheduled", "sending", "delivered", "failed", "recalled"],
         ),
     )
     recipient = fields.String(metadata=meta("Recipient", "The recipient as given."))
@@ -206,6 +206,19 @@ class DeliverySchema(Schema):
     )
     broadcastId = fields.String(
         allow_none=True, metadata=meta("Broadcast ID", "The broadcast this message belongs to.")
+    )
+    readAt = fields.String(
+        allow_none=True,
+        metadata=meta(
+            "Read At",
+            "When a read receipt first showed the person read it (UTC). Empty means no receipt yet: people"
+            " can turn read receipts off, so it does not mean unread.",
+            **DATE_TIME,
+        ),
+    )
+    recalledAt = fields.String(
+        allow_none=True,
+        metadata=meta("Recalled At", "When its broadcast was recalled and it was withdrawn (UTC).", **DATE_TIME),
     )
 
 
@@ -312,12 +325,116 @@ class BroadcastCountsSchema(Schema):
     delivered = fields.Integer(metadata=meta("Delivered", "Accepted by Teams."))
     failed = fields.Integer(metadata=meta("Failed", "Teams refused, or retries ran out."))
     skipped = fields.Integer(metadata=meta("Skipped", "Not sent: unknown, opted out, unreachable or duplicate."))
+    recalled = fields.Integer(
+        metadata=meta("Recalled", "Withdrawn by a recall: deleted from the chat, or cancelled before it was sent.")
+    )
+    read = fields.Integer(
+        metadata=meta(
+            "Read (At Least)",
+            "People known to have read it: a read receipt or a card answer. Read receipts can be turned off,"
+            " so more may have read it. Not part of the total.",
+        )
+    )
+    answered = fields.Integer(metadata=meta("Answered", "People who answered the card. Not part of the total."))
 
 
 class BroadcastFailureSchema(Schema):
     recipient = fields.String(metadata=meta("Recipient", "The recipient as given."))
     code = fields.String(metadata=meta("Code", "Why, as a code (e.g. RecipientOptedOut)."))
     message = fields.String(metadata=meta("Message", "Why, in plain words."))
+
+
+class ReadPointSchema(Schema):
+    at = fields.String(metadata=meta("Hour", "The start of the hour (UTC).", **DATE_TIME))
+    # Shown under "Reads Per Hour": a label of its own, not "Reads Per Hour Reads".
+    reads = fields.Integer(metadata=meta("Count", "People first known to have read it in that hour."))
+
+
+class EngagementSchema(Schema):
+    read = fields.Integer(metadata=meta("Read (At Least)", "People known to have read it (receipt or card answer)."))
+    answered = fields.Integer(metadata=meta("Answered", "People who answered the card."))
+    firstReadAt = fields.String(
+        allow_none=True, metadata=meta("First Read At", "The first known read (UTC).", **DATE_TIME)
+    )
+    lastReadAt = fields.String(
+        allow_none=True, metadata=meta("Last Read At", "The latest first read (UTC).", **DATE_TIME)
+    )
+    readTimeline = fields.List(
+        fields.Nested(ReadPointSchema), metadata=meta("Reads Per Hour", "First reads counted hour by hour.")
+    )
+
+
+class CampaignChangeSchema(Schema):
+    status = fields.String(metadata=meta("Status", "running or completed.", enum=["running", "completed"]))
+    changed = fields.Integer(metadata=meta("Changed", "Delivered messages changed or deleted in the chat so far."))
+    pending = fields.Integer(metadata=meta("Pending", "Delivered messages still to change or delete."))
+    failed = fields.Integer(metadata=meta("Failed", "Delivered messages that could not be changed or deleted."))
+    revision = fields.Integer(metadata=meta("Revision", "The version of the text the update brings (1 for the first)."))
+    requestedAt = fields.String(metadata=meta("Requested At", "When the change was asked for (UTC).", **DATE_TIME))
+    completedAt = fields.String(
+        allow_none=True, metadata=meta("Completed At", "When the change was done (UTC).", **DATE_TIME)
+    )
+
+
+class UpdateBroadcastSchema(MessageContentSchema):
+    pass
+
+
+class BroadcastRecipientQuerySchema(StrictSchema):
+    readState = fields.String(
+        validate=validate.OneOf(["answered", "read", "noReceipt", "notDelivered"]),
+        metadata=meta(
+            "Read State",
+            "Only people in this state: answered, read, noReceipt (delivered, no read receipt yet) or notDelivered.",
+            "important",
+        ),
+    )
+    pageSize = fields.Integer(
+        validate=validate.Range(min=1, max=1000),
+        metadata=meta("Page Size", "How many people per page (default 100).", "advanced"),
+    )
+    skipToken = fields.String(metadata=meta("Skip Token", "Continuation token from nextLink.", "internal"))
+
+
+class BroadcastRecipientSchema(Schema):
+    recipient = fields.String(metadata=meta("Recipient", "The recipient as given."))
+    messageId = fields.String(allow_none=True, metadata=meta("Message ID", "The ID of this person's message."))
+    status = fields.String(
+        metadata=meta(
+            "Status",
+            "queued, scheduled, sending, delivered, failed or recalled.",
+            enum=["queued", "scheduled", "sending", "delivered", "failed", "recalled"],
+        )
+    )
+    readState = fields.String(
+        metadata=meta(
+            "Read State",
+            "answered, read, noReceipt (delivered but no read receipt yet: receipts may be off, so it may"
+            " have been seen) or notDelivered.",
+            enum=["answered", "read", "noReceipt", "notDelivered"],
+        )
+    )
+    deliveredAt = fields.String(
+        allow_none=True, metadata=meta("Delivered At", "When it reached the person's chat (UTC).", **DATE_TIME)
+    )
+    readAt = fields.String(
+        allow_none=True, metadata=meta("Read At", "When a read receipt first covered it (UTC).", **DATE_TIME)
+    )
+    answeredAt = fields.String(
+        allow_none=True, metadata=meta("Answered At", "When the person answered the card (UTC).", **DATE_TIME)
+    )
+    recalledAt = fields.String(
+        allow_none=True, metadata=meta("Recalled At", "When it was withdrawn (UTC).", **DATE_TIME)
+    )
+    revision = fields.Integer(allow_none=True, metadata=meta("Revision", "Which version of the text the person has."))
+    errorCode = fields.String(allow_none=True, metadata=meta("Error Code", "Why it was not delivered, as a code."))
+
+
+class BroadcastRecipientPageSchema(Schema):
+    value = fields.List(
+        fields.Nested(BroadcastRecipientSchema), required=True, metadata=meta("People", "This page of people.")
+    )
+    nextLink = fields.String(allow_none=True, metadata=meta("Next Page", "The URL of the next page, if any."))
 
 
 class BroadcastSchema(Schema):
@@ -335,6 +452,15 @@ class BroadcastSchema(Schema):
     createdAt = fields.String(metadata=meta("Created At", "When the broadcast started (UTC).", **DATE_TIME))
     completedAt = fields.String(
         allow_none=True, metadata=meta("Completed At", "When the last message was done (UTC).", **DATE_TIME)
+    )
+    engagement = fields.Nested(
+        EngagementSchema, metadata=meta("Engagement", "Who read and answered it, and when (a lower bound).")
+    )
+    update = fields.Nested(
+        CampaignChangeSchema, allow_none=True, metadata=meta("Update", "Progress of the latest update, if any.")
+    )
+    recall = fields.Nested(
+        CampaignChangeSchema, allow_none=True, metadata=meta("Recall", "Progress of the recall, if any.")
     )
 
 
@@ -451,7 +577,7 @@ class CardResponseSchema(Schema):
 
 
 # ---- webhook triggers -------------------------------------------------------------------------
-EVENT_NAMES = ["userMessage", "cardSubmitted", "installationChanged", "deliveryFailed"]
+EVENT_NAMES = ["userMessage", "cardSubmitted", "installationChanged", "deliveryFailed", "messageRead"]
 
 
 class TriggerSubscriptionSchema(StrictSchema):
@@ -483,7 +609,8 @@ class SubscribeSchema(TriggerSubscriptionSchema):
         validate=validate.OneOf([*EVENT_NAMES, "any"]),
         metadata=meta(
             "Event",
-            "userMessage, cardSubmitted, installationChanged, deliveryFailed, or any for all of them.",
+            "userMessage, cardSubmitted, installationChanged, deliveryFailed, messageRead, or any for all of"
+            " them except messageRead.",
             "important",
         ),
     )
@@ -563,6 +690,20 @@ class DeliveryFailedEventSchema(EventEnvelopeSchema):
         allow_none=True, metadata=meta("Broadcast ID", "The broadcast the message belongs to, if any.")
     )
     error = fields.Nested(DeliveryErrorSchema, metadata=meta("Error", "Why the message was not delivered."))
+
+
+class MessageReadEventSchema(EventEnvelopeSchema):
+    id = fields.String(metadata=meta("Message ID", "The ID of the message that was read."))
+    recipient = fields.String(metadata=meta("Recipient", "The recipient as the sender wrote it."))
+    broadcastId = fields.String(
+        allow_none=True, metadata=meta("Broadcast ID", "The broadcast the message belongs to, if any.")
+    )
+    messageId = fields.String(allow_none=True, metadata=meta("Chat Message ID", "The ID the chat gave the message."))
+    conversationId = fields.String(allow_none=True, metadata=meta("Conversation ID", "The chat it was read in."))
+    deliveredAt = fields.String(
+        allow_none=True, metadata=meta("Delivered At", "When it reached the person's chat (UTC).", **DATE_TIME)
+    )
+    readAt = fields.String(metadata=meta("Read At", "When the read receipt arrived (UTC).", **DATE_TIME))
 
 
 class BotEventSchema(PersonEventSchema):

@@ -14,7 +14,9 @@ import uuid
 from typing import Any
 
 from bot import errors
+from bot.delivery import campaigns
 from bot.delivery.dispatcher import Dispatcher
+from bot.delivery.engagement import engagement, operations_progress
 from bot.delivery.messages import DEFAULT_MAX_MESSAGE_KB
 from bot.delivery.service import Caller, replay, request_hash, validate_content
 from bot.model import Broadcast, Delivery, DeliveryStatus, ReferenceStatus, Surface, now
@@ -29,6 +31,8 @@ CHUNK = 500
 # Recipients resolved at once while expanding a list: on Cosmos DB each is two point reads (~8 ms),
 # which one at a time would make a 20,000-person broadcast spend minutes "preparing".
 RESOLVE_CONCURRENCY = 32
+# How often a broadcast with an update or recall under way is swept again (campaigns.sweep).
+SWEEP_SECONDS = 2.0
 BROADCAST_NAMESPACE = uuid.UUID("0c5e2f0e-8f55-4b8e-bb6b-7a3c5d0e9f21")
 
 
@@ -54,6 +58,7 @@ class BroadcastService:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._stopping = False
+        self._swept: dict[str, float] = {}  # broadcast id -> when its update/recall was last swept
 
     # ---- API side ---------------------------------------------------------------------------
     async def start_broadcast(
@@ -114,10 +119,18 @@ class BroadcastService:
         self._wake.set()
         return stored, True
 
-    async def report(self, caller: Caller, broadcast_id: str, *, failures_limit: int = 1000) -> dict[str, Any]:
+    def wake(self) -> None:
+        """Look at the broadcasts now (an update or recall was just asked for)."""
+        self._wake.set()
+
+    async def visible(self, caller: Caller, broadcast_id: str) -> Broadcast:
         broadcast = await self._store.get_broadcast(broadcast_id)
         if broadcast is None or not caller.can_see(broadcast.tenant_id):
             raise errors.Rejected("NotFound", f"No broadcast with id '{broadcast_id}'.", "id")
+        return broadcast
+
+    async def report(self, caller: Caller, broadcast_id: str, *, failures_limit: int = 1000) -> dict[str, Any]:
+        broadcast = await self.visible(caller, broadcast_id)
         counts = await self._store.count_deliveries(broadcast_id)
         failed_page = await self._store.list_deliveries(
             broadcast_id=broadcast_id, status=DeliveryStatus.FAILED, limit=failures_limit
@@ -135,8 +148,9 @@ class BroadcastService:
             "delivered": counts.get(DeliveryStatus.DELIVERED, 0),
             "failed": counts.get(DeliveryStatus.FAILED, 0),
             "skipped": max(0, skipped_count),
+            "recalled": counts.get(DeliveryStatus.RECALLED, 0),
         }
-        done = by_status["delivered"] + by_status["failed"] + by_status["skipped"]
+        done = by_status["delivered"] + by_status["failed"] + by_status["skipped"] + by_status["recalled"]
         total = broadcast.total
         return {
             "broadcast": broadcast,
@@ -145,6 +159,8 @@ class BroadcastService:
             if total
             else (100.0 if broadcast.status == "completed" else 0.0),
             "failures": failures,
+            "engagement": await engagement(self._store, broadcast_id),
+            **await operations_progress(self._store, broadcast),
         }
 
     # ---- background side --------------------------------------------------------------------
@@ -176,6 +192,19 @@ class BroadcastService:
             if broadcast.status == "preparing":
                 await self._expand(broadcast)
             elif broadcast.status == "running":
+                if campaigns.change_pending(broadcast):
+                    # UpdateBroadcast/RecallBroadcast: queue what is left to change; done when settled.
+                    # A pass reads every delivery of the broadcast, so it runs every few seconds, and
+                    # at once when a change was just asked for.
+                    asked = max(broadcast.update_requested_at or 0.0, broadcast.recall_requested_at or 0.0)
+                    last = self._swept.get(broadcast.id, 0.0)
+                    if asked < last and now() - last < SWEEP_SECONDS:
+                        continue
+                    self._swept[broadcast.id] = now()
+                    if await campaigns.sweep(self._store, broadcast):
+                        self._dispatcher.notify()
+                    continue
+                self._swept.pop(broadcast.id, None)
                 counts = await self._store.count_deliveries(broadcast.id)
                 pending = sum(
                     counts.get(s, 0) for s in (DeliveryStatus.QUEUED, DeliveryStatus.SCHEDULED, DeliveryStatus.SENDING)
@@ -204,6 +233,11 @@ class BroadcastService:
                 await self._store.index_broadcast(broadcast.id, keys, broadcast.expires_at)
                 named.clear()
             if chunk:
+                # An update or recall asked for while expanding applies to the rest at once.
+                latest = await self._store.get_broadcast(broadcast.id)
+                if latest is not None and (latest.revision or latest.recall_requested_at is not None):
+                    for d in chunk:
+                        campaigns.apply_before_sending(d, latest)
                 await self._store.create_deliveries(chunk)
                 chunk.clear()
                 self._dispatcher.notify()
@@ -290,7 +324,7 @@ class BroadcastService:
 
 
 def _complete(current: Broadcast) -> Broadcast | None:
-    if current.status == "completed":
+    if current.status == "completed" or campaigns.change_pending(current):
         return None
     current.status = "completed"
     current.completed_at = now()

@@ -22,6 +22,7 @@ from typing import Any
 from bot.delivery.budget import TeamsBudget
 from bot.delivery.messages import build_activity
 from bot.delivery.metrics import DELIVERIES, FAILURES, RETRIES, SEND_LATENCY, THROTTLED
+from bot.delivery.operations import OPERATION_KINDS, run_operation
 from bot.delivery.pacing import ConversationPacer, TenantRateLimiter
 from bot.delivery.policy import Verdict, backoff_seconds, judge
 from bot.events import BotEvent, EventSink, NoEvents
@@ -290,6 +291,10 @@ class Dispatcher:
             self._claimed.pop(delivery.id, None)
 
     async def _attempt(self, delivery: Delivery) -> None:
+        if delivery.kind in OPERATION_KINDS:
+            # UpdateBroadcast/RecallBroadcast: a PUT or DELETE of a delivered message, same budget.
+            await run_operation(self, delivery)
+            return
         if not delivery.content:
             # Deleted or forgotten after it was claimed: nothing left to send.
             delivery.status = DeliveryStatus.FAILED

@@ -365,4 +365,7 @@ def style() -> Response:
     return response
 
 
+# The broadcast page registers its routes on ``blp`` (imported last: it uses the helpers above).
+from connector.dashboard import campaign  # noqa: E402,F401
+
 __all__ = ["blp", "init_dashboard"]

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.delivery.broadcasts import BroadcastService
+from bot.delivery.operations import OPERATION_KINDS
 from bot.delivery.service import Caller
 from bot.errors import Rejected
 from bot.model import Delivery, DeliveryStatus, Reference, ReferenceStatus, Surface, now
@@ -200,8 +201,8 @@ async def _deliveries(store: Store, overview: Overview, tenant_id: str | None, a
     while True:
         page = await store.list_deliveries(limit=PAGE, token=token)
         for delivery in page.items:
-            if tenant_id and delivery.tenant_id != tenant_id:
-                continue
+            if (tenant_id and delivery.tenant_id != tenant_id) or delivery.kind in OPERATION_KINDS:
+                continue  # a broadcast update or recall is not a message of its own
             finished = _finished_at(delivery)
             if finished is None or not first <= finished <= at:
                 continue

@@ -1,15 +1,25 @@
-"""StartBroadcast, GetBroadcast."""
+"""StartBroadcast, GetBroadcast, UpdateBroadcast, RecallBroadcast, ListBroadcastRecipients."""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from marshmallow import RAISE
 
+from bot.delivery import campaigns
+from bot.delivery.engagement import recipient_rows, report_row
 from connector.auth import current_caller
 from connector.presenters import iso
-from connector.schemas import BroadcastSchema, StartBroadcastSchema
+from connector.schemas import (
+    BroadcastRecipientPageSchema,
+    BroadcastRecipientQuerySchema,
+    BroadcastSchema,
+    StartBroadcastSchema,
+    UpdateBroadcastSchema,
+)
 from connector.views.common import absolute_url, run, runtime
 
 blp = Blueprint("broadcasts", __name__, url_prefix="/api/v1/broadcasts", description="One message to many people")
@@ -20,18 +30,40 @@ RETRY_AFTER_SECONDS = 10
 MAX_LISTED_FAILURES = 250
 
 
-def _answer(report: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
+def _body(report: dict[str, Any]) -> dict[str, Any]:
     broadcast = report["broadcast"]
-    body = {
+    engagement = report["engagement"]
+    counts = dict(report["counts"], read=engagement.read, answered=engagement.answered)
+    return {
         "id": broadcast.id,
         "status": broadcast.status,
         "total": broadcast.total,
         "progress": report["progress"],
-        "counts": report["counts"],
+        "counts": counts,
         "failures": report["failures"][:MAX_LISTED_FAILURES],
         "createdAt": iso(broadcast.created_at),
         "completedAt": iso(broadcast.completed_at),
+        "engagement": {
+            "read": engagement.read,
+            "answered": engagement.answered,
+            "firstReadAt": iso(engagement.first_read_at),
+            "lastReadAt": iso(engagement.last_read_at),
+            "readTimeline": [{"at": iso(at), "reads": n} for at, n in engagement.timeline],
+        },
+        "update": _change(report.get("update")),
+        "recall": _change(report.get("recall")),
     }
+
+
+def _change(progress: dict[str, Any] | None) -> dict[str, Any] | None:
+    if progress is None:
+        return None
+    return dict(progress, requestedAt=iso(progress["requestedAt"]), completedAt=iso(progress["completedAt"]))
+
+
+def _answer(report: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
+    broadcast = report["broadcast"]
+    body = _body(report)
     if broadcast.status == "completed":
         return body, 200, {}
     location = absolute_url(f"/api/v1/broadcasts/{broadcast.id}")
@@ -76,3 +108,63 @@ class Broadcast(MethodView):
         """
         caller = current_caller("broadcast")
         return _answer(run(runtime().broadcasts.report(caller, broadcast_id)))
+
+    @blp.arguments(UpdateBroadcastSchema)
+    @blp.response(200, BroadcastSchema)
+    def put(self, args: dict[str, Any], broadcast_id: str) -> Any:
+        """Change the message of a broadcast
+
+        Replaces the text and/or Adaptive Card for everyone in the broadcast: messages already delivered
+        are changed in each person's chat, and those still waiting go out with the new text. Runs in the
+        background at the same pace as sending; Get the progress of a broadcast shows how far it got.
+        """
+        caller = current_caller("broadcast")
+        content = {k: args[k] for k in ("text", "card", "summary") if k in args}
+        service = runtime().broadcasts
+        run(campaigns.update_broadcast(runtime().store, caller, broadcast_id, content))
+        service.wake()
+        return _body(run(service.report(caller, broadcast_id)))
+
+    @blp.response(200, BroadcastSchema)
+    def delete(self, broadcast_id: str) -> Any:
+        """Recall a broadcast
+
+        Withdraws a broadcast from everyone: messages still waiting are never sent, and delivered ones are
+        deleted from each person's chat, in the background at the same pace as sending. Recalled messages
+        are counted apart from failed ones, and a person who already read it shows both.
+        """
+        caller = current_caller("broadcast")
+        service = runtime().broadcasts
+        run(campaigns.recall_broadcast(runtime().store, caller, broadcast_id))
+        service.wake()
+        return _body(run(service.report(caller, broadcast_id)))
+
+
+@blp.route("/<string:broadcast_id>/recipients")
+class BroadcastRecipients(MethodView):
+    @blp.arguments(BroadcastRecipientQuerySchema, location="query", unknown=RAISE)
+    @blp.response(200, BroadcastRecipientPageSchema)
+    def get(self, args: dict[str, Any], broadcast_id: str) -> Any:
+        """List the people of a broadcast and what they did
+
+        Lists each person of a broadcast page by page: whether the message was delivered, read, answered
+        or recalled. Read receipts can be turned off, so noReceipt means "no receipt yet", not unread.
+        """
+        caller = current_caller("broadcast")
+        service = runtime().broadcasts
+        run(service.visible(caller, broadcast_id))
+        size = args.get("pageSize", 100)
+        page = run(
+            recipient_rows(
+                runtime().store,
+                broadcast_id,
+                state=args.get("readState"),
+                limit=size,
+                token=args.get("skipToken"),
+            )
+        )
+        next_link = None
+        if page.next_token:
+            query = {k: v for k, v in args.items() if k != "skipToken"} | {"skipToken": page.next_token}
+            next_link = absolute_url(f"/api/v1/broadcasts/{broadcast_id}/recipients?" + urlencode(query))
+        return {"value": [report_row(d) for d in page.items], "nextLink": next_link}

@@ -31,6 +31,7 @@ TRIGGER_PATHS = {
     f"{PREFIX}/card-submissions": "CardSubmittedEvent",
     f"{PREFIX}/installations": "InstallationEvent",
     f"{PREFIX}/delivery-failures": "DeliveryFailedEvent",
+    f"{PREFIX}/message-reads": "MessageReadEvent",
 }
 TRIGGER = {"x-ms-trigger": "single"}
 
@@ -122,6 +123,20 @@ class DeliveryFailures(MethodView):
         the reason, so someone can follow up another way.
         """
         return _subscribe(BotEvent.DELIVERY_FAILED, args)
+
+
+@blp.route("/message-reads")
+class MessageReads(MethodView):
+    @blp.arguments(TriggerSubscriptionSchema)
+    @blp.response(201, SubscriptionSchema)
+    @blp.doc(**TRIGGER)
+    def post(self, args: dict[str, Any]) -> Any:
+        """When a person reads a message
+
+        Starts the flow when a read receipt shows that a person read a message the bot sent them, for
+        example to stop chasing them. People can turn read receipts off, so some reads are never reported.
+        """
+        return _subscribe(BotEvent.MESSAGE_READ, args)
 
 
 @blp.route("/<string:subscription_id>")

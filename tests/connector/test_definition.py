@@ -32,6 +32,8 @@ DESIGN_OPERATIONS = {
     "ForgetRecipient": ("delete", "/api/v1/recipients/{recipient}"),
     "StartBroadcast": ("post", "/api/v1/broadcasts"),
     "GetBroadcast": ("get", "/api/v1/broadcasts/{broadcast_id}"),
+    "UpdateBroadcast": ("put", "/api/v1/broadcasts/{broadcast_id}"),
+    "RecallBroadcast": ("delete", "/api/v1/broadcasts/{broadcast_id}"),
     "Subscribe": ("post", "/api/v1/subscriptions"),
     "Unsubscribe": ("delete", "/api/v1/subscriptions/{subscription_id}"),
 }
@@ -40,6 +42,7 @@ TRIGGERS = {
     "OnCardSubmitted": "When a user submits a card",
     "OnInstallationChanged": "When the app is installed or removed",
     "OnDeliveryFailed": "When a delivery fails",
+    "OnMessageRead": "When a person reads a message",
 }
 VARIANTS = ("apiDefinition.swagger.json", "entra/apiDefinition.swagger.json")
 
@@ -255,8 +258,9 @@ def test_async_operations_answer_202_with_location(spec: dict[str, Any]) -> None
         assert resolve(spec, op["responses"]["200"]["schema"])["properties"]
 
 
-def test_lists_are_pageable(spec: dict[str, Any]) -> None:
-    _, _, op = by_id(spec)["ListRecipients"]
+@pytest.mark.parametrize("op_id", ["ListRecipients", "ListBroadcastRecipients"])
+def test_lists_are_pageable(spec: dict[str, Any], op_id: str) -> None:
+    _, _, op = by_id(spec)[op_id]
     next_link = op["x-ms-pageable"]["nextLinkName"]
     page = resolve(spec, op["responses"]["200"]["schema"])
     assert next_link in page["properties"] and page["properties"]["value"]["type"] == "array"

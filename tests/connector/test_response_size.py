@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from marshmallow import Schema, fields
 
+from bot.delivery.engagement import Engagement
 from connector.schemas import (
     MAX_PAGE_SIZE,
     BroadcastSchema,
@@ -88,6 +89,13 @@ def test_a_broadcast_answer_lists_at_most_the_capped_failures() -> None:
         completed_at=dt.datetime(2026, 11, 30, 1, tzinfo=dt.UTC).timestamp(),
     )  # fmt: skip
     counts = {"queued": 0, "sending": 0, "delivered": 0, "failed": 5000, "skipped": 0}
-    body = _answer({"broadcast": broadcast, "progress": 100.0, "counts": counts, "failures": failures})[0]
+    # Reads over the whole retention: a bucket an hour for 30 days.
+    start = broadcast.created_at
+    engagement = Engagement(
+        delivered=5000, read=5000, answered=5000, first_read_at=start, last_read_at=start + 720 * 3600,
+        timeline=[(start + hour * 3600, 7) for hour in range(720)],
+    )  # fmt: skip
+    report = {"broadcast": broadcast, "progress": 100.0, "counts": counts, "failures": failures}
+    body = _answer({**report, "engagement": engagement})[0]
     assert len(body["failures"]) == MAX_LISTED_FAILURES and body["counts"]["failed"] == 5000
     assert len(json.dumps(BroadcastSchema().dump(body)).encode()) < LIMIT

@@ -23,7 +23,7 @@ SPEC = load(OPENAPI_DIR / "apiDefinition.swagger.json")
 OPERATIONS = {op["operationId"]: op for _, _, op in operations(SPEC)}
 CONNECTOR_API = "shared_teams-proactive-messages"
 FLOWS = sorted(SAMPLES_DIR.glob("*/flow.json"))
-ASKED_FOR = {"notify-assignee", "daily-reminder", "approval-card", "broadcast-report"}
+ASKED_FOR = {"notify-assignee", "daily-reminder", "approval-card", "broadcast-report", "read-reminder"}
 
 
 def steps(actions: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:

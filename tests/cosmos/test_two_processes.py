@@ -78,7 +78,16 @@ def test_two_processes_broadcast_to_1000_people_exactly_once(
             assert report.status_code == 200, (report.text, a.log_tail(), b.log_tail())
             body = report.json()
             assert body["total"] == PEOPLE
-            assert body["counts"] == {"queued": 0, "sending": 0, "delivered": PEOPLE, "failed": 0, "skipped": 0}
+            assert body["counts"] == {
+                "queued": 0,
+                "sending": 0,
+                "delivered": PEOPLE,
+                "failed": 0,
+                "skipped": 0,
+                "recalled": 0,
+                "read": 0,
+                "answered": 0,
+            }
 
     received = collections.Counter(r.conversation_id for r in fake.sent() if r.activity.get("text") == TEXT)
     duplicates = {cid: n for cid, n in received.items() if n > 1}

@@ -63,7 +63,16 @@ def test_broadcast_to_a_list_reports_who_was_skipped_and_why(
     assert done["status"] == "completed" and done["completedAt"]
     assert done["total"] == 7
     assert done["progress"] == 100.0
-    assert done["counts"] == {"queued": 0, "sending": 0, "delivered": 3, "failed": 0, "skipped": 4}
+    assert done["counts"] == {
+        "queued": 0,
+        "sending": 0,
+        "delivered": 3,
+        "failed": 0,
+        "skipped": 4,
+        "recalled": 0,
+        "read": 0,
+        "answered": 0,
+    }
     reasons = {f["recipient"]: (f["code"], f["message"]) for f in done["failures"]}
     assert set(reasons) == {cast["stopped"].upn, cast["gone"].upn, "nobody@contoso.example", cast["ana"].aad_object_id}
     assert reasons[cast["stopped"].upn][0] == "RecipientOptedOut"

@@ -91,6 +91,15 @@ def test_sigkill_mid_broadcast_loses_nothing(tmp_path: Path, kill_when: str) -> 
         assert duplicates <= CONCURRENCY, f"{duplicates} duplicates ({sent_before_restart} sent before the kill)"
         assert done["status"] == "completed"
         assert done["total"] == 2000 and done["progress"] == 100.0
-        assert done["counts"] == {"queued": 0, "sending": 0, "delivered": DELIVERABLE, "failed": 0, "skipped": 10}
+        assert done["counts"] == {
+            "queued": 0,
+            "sending": 0,
+            "delivered": DELIVERABLE,
+            "failed": 0,
+            "skipped": 10,
+            "recalled": 0,
+            "read": 0,
+            "answered": 0,
+        }
         reasons = collections.Counter(f["code"] for f in done["failures"])
         assert reasons == {"RecipientUnreachable": 5, "RecipientNotFound": 5}

@@ -95,6 +95,9 @@ class Member:
     tenant_id: str
 
 
+MESSAGE_ID_BASE = 1_700_000_000_000
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -159,6 +162,11 @@ class FakeConnector:
                     future.set_result(None)
 
         self._loop.call_soon_threadsafe(release)
+
+    def changes(self, method: str) -> list[Received]:
+        """Every PUT or DELETE of an activity that was answered with success."""
+        with self._lock:
+            return [r for r in self.received if r.method == method]
 
     def sent(self, conversation_id: str | None = None) -> list[Received]:
         with self._lock:
@@ -239,7 +247,9 @@ class FakeConnector:
             if fault is not None:
                 return fault
             body = await request.json()
-            activity_id = f"act-{next(self._ids)}"
+            # Teams message ids in a chat are numbers that grow with time (Microsoft Learn, "Messages in
+            # bot conversations": "id": "1485983408511"); read receipts compare them as numbers.
+            activity_id = str(MESSAGE_ID_BASE + next(self._ids))
             with self._lock:
                 self.received.append(
                     Received("POST", "/smba/" + request.match_info["name"], cid, body, activity_id,
@@ -250,6 +260,10 @@ class FakeConnector:
             self.in_flight -= 1
 
     async def _put(self, request: web.Request) -> web.Response:
+        # Updates and deletes spend the same per-app budget as sends (Teams' rate limits count every call).
+        fault = await self._answer_faults(request.match_info["cid"])
+        if fault is not None:
+            return fault
         body = await request.json()
         with self._lock:
             self.received.append(
@@ -259,6 +273,9 @@ class FakeConnector:
         return web.json_response({"id": request.match_info["aid"]})
 
     async def _delete(self, request: web.Request) -> web.Response:
+        fault = await self._answer_faults(request.match_info["cid"])
+        if fault is not None:
+            return fault
         with self._lock:
             self.received.append(
                 Received("DELETE", "/smba/" + request.match_info["name"], request.match_info["cid"], {},

@@ -1,0 +1,103 @@
+"""The dashboard's broadcast page: counts, reads per hour as inline SVG, the update/recall state, the CSV report."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Response, abort, current_app, render_template
+from markupsafe import Markup, escape
+
+from bot import errors
+from bot.delivery.service import Caller
+from connector import broadcast_report
+from connector.dashboard import Viewer, _signed_in, blp, data
+from connector.dashboard.chart import DELIVERED_COLOUR, nice_ceiling
+from connector.extension import runtime_of
+
+WIDTH, HEIGHT = 960, 220
+LEFT, RIGHT, TOP, BOTTOM = 44, 8, 12, 34
+
+
+def _report(viewer: Viewer, broadcast_id: str) -> dict[str, Any]:
+    runtime = runtime_of(current_app)
+    caller = Caller(name="dashboard", tenant_id=viewer.tenant_id, scopes=frozenset({"admin"}))
+    try:
+        return runtime.call(runtime.broadcasts.report(caller, broadcast_id, failures_limit=50), timeout=60)
+    except errors.Rejected:
+        abort(404)
+
+
+def reads_chart(timeline: list[tuple[float, int]]) -> Markup:
+    """First reads per hour since the first one, as bars, with the running total in each bar's tooltip."""
+    if not timeline:
+        return Markup('<p class="muted" id="reads-chart">No read receipt yet.</p>')
+    start, end = timeline[0][0], timeline[-1][0]
+    by_hour = dict(timeline)
+    hours = [start + 3600 * i for i in range(int((end - start) // 3600) + 1)]
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    top = nice_ceiling(max(by_hour.values()))
+    slot = plot_w / len(hours)
+    bar_w = max(1.0, slot * 0.7)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" id="reads-chart" class="chart" width="{WIDTH}" height="{HEIGHT}"'
+        f' viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-labelledby="reads-chart-title">',
+        '<title id="reads-chart-title">People first known to have read it, per hour (UTC)</title>',
+    ]
+    for i in range(5):
+        y = TOP + plot_h - plot_h * i / 4
+        parts.append(
+            f'<line x1="{LEFT}" y1="{y:.1f}" x2="{WIDTH - RIGHT}" y2="{y:.1f}" stroke="#D0D3DA" stroke-width="1"/>'
+            f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" class="axis">{top * i // 4}</text>'
+        )
+    running = 0
+    label_every = max(1, len(hours) // 8)
+    for i, hour in enumerate(hours):
+        reads = by_hour.get(hour, 0)
+        running += reads
+        height = plot_h * reads / top
+        x = LEFT + slot * i + (slot - bar_w) / 2
+        tip = escape(f"{data.utc(hour, '%d %b %H:00')} UTC: {reads} read, {running} so far (at least)")
+        parts.append(f'<g class="bar" data-reads="{reads}"><title>{tip}</title>')
+        if reads:
+            parts.append(
+                f'<rect x="{x:.1f}" y="{TOP + plot_h - height:.1f}" width="{bar_w:.1f}" height="{height:.1f}"'
+                f' fill="{DELIVERED_COLOUR}"/>'
+            )
+        parts.append("</g>")
+        if i % label_every == 0:
+            parts.append(
+                f'<text x="{LEFT + slot * i + slot / 2:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle"'
+                f' class="axis">{data.utc(hour, "%H:00")}</text>'
+            )
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+@blp.get("/broadcasts/<string:broadcast_id>")
+@_signed_in
+def broadcast(viewer: Viewer, broadcast_id: str) -> Any:
+    report = _report(viewer, broadcast_id)
+    return render_template(
+        "dashboard/broadcast.html",
+        viewer=viewer,
+        b=report["broadcast"],
+        r=report,
+        e=report["engagement"],
+        chart=reads_chart(report["engagement"].timeline),
+        utc=data.utc,
+    )
+
+
+@blp.get("/broadcasts/<string:broadcast_id>/report.csv")
+@_signed_in
+def broadcast_csv(viewer: Viewer, broadcast_id: str) -> Response:
+    report = _report(viewer, broadcast_id)
+    runtime = runtime_of(current_app)
+    rows = runtime.call(broadcast_report.collect(runtime.store, report["broadcast"]), timeout=60)
+    stamp = data.utc(time.time(), "%Y%m%d-%H%M")
+    return Response(
+        broadcast_report.csv_lines(rows),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="broadcast-{broadcast_id[:12]}-{stamp}.csv"'},
+    )

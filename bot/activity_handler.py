@@ -38,10 +38,11 @@ def welcome_text(bot_name: str, user_name: str | None) -> str:
 
 
 class CardSubmissionHandler:
-    """Hook for card-and-wait: returns True when the submission belonged to a waiting card."""
+    """Hook for card submissions: records an answer to a waiting card and returns the fields the
+    OnCardSubmitted event carries about the card (message id, card type, button, values)."""
 
-    async def submitted(self, context: TurnContext, data: dict[str, Any]) -> bool:
-        return False
+    async def submitted(self, context: TurnContext, data: dict[str, Any]) -> dict[str, Any]:
+        return {"handledByCardWait": False}
 
 
 class ProactiveBot(TeamsActivityHandler):
@@ -146,8 +147,8 @@ class ProactiveBot(TeamsActivityHandler):
         return response
 
     async def _card_submitted(self, turn_context: TurnContext, data: dict[str, Any]) -> None:
-        handled = await self._cards.submitted(turn_context, data)
-        await self._publish(turn_context, BotEvent.CARD_SUBMITTED, {"data": data, "handledByCardWait": handled})
+        described = await self._cards.submitted(turn_context, data)
+        await self._publish(turn_context, BotEvent.CARD_SUBMITTED, {"data": data, **described})
 
     async def _publish(self, turn_context: TurnContext, event: BotEvent, extra: dict[str, Any]) -> int:
         ref: Reference | None = turn_context.turn_state.get(CAPTURED_REFERENCE)

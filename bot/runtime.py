@@ -19,7 +19,7 @@ import aiohttp
 from bot.activity_handler import ProactiveBot
 from bot.adapter import BotEndpoint, BotTokenProvider
 from bot.capture import ReferenceCaptureMiddleware
-from bot.cardwait import CardWaitHandler, CardWaitService
+from bot.cardwait import CALLBACK_EVENT, CardWaitHandler, CardWaitService
 from bot.delivery.broadcasts import BroadcastService
 from bot.delivery.dispatcher import Dispatcher, DispatcherSettings
 from bot.delivery.service import DeliveryService
@@ -106,12 +106,16 @@ class BotRuntime:
         retention = self._dispatcher_settings.retention_seconds
         self.deliveries = DeliveryService(self.store, self.dispatcher, self.client, retention_seconds=retention)
         self.broadcasts = BroadcastService(self.store, self.dispatcher, retention_seconds=retention)
-        self.cards = CardWaitService(self.store, self.deliveries)
+        sink = self.events if isinstance(self.events, WebhookSink) else None
+        self.cards = CardWaitService(self.store, self.deliveries, wake=sink.wake if sink else None)
+        if sink is not None:
+            # A waiting card's callback goes through the triggers' relay: retried, durable, guarded.
+            sink.prepare(CALLBACK_EVENT, self.cards.callback_body)
         self.bot = ProactiveBot(
             self.store,
             bot_name=self.settings.bot_name,
             events=self.events,
-            cards=CardWaitHandler(self.store, self.client),
+            cards=CardWaitHandler(self.store, self.client, cards=self.cards, pace=self.dispatcher.spend),
         )
         capture = ReferenceCaptureMiddleware(
             self.store, delete_on_uninstall=self.settings.delete_on_uninstall, on_forget=self._forget

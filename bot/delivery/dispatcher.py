@@ -124,6 +124,10 @@ class Dispatcher:
     def notify(self) -> None:
         self._wake.set()
 
+    async def spend(self, tenant_id: str) -> None:
+        """Wait for a slot of the tenant's budget for a call that is not a send (a card update)."""
+        await self._limiter.acquire(tenant_id)
+
     @property
     def in_flight(self) -> int:
         return len(self._inflight)

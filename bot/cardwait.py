@@ -288,10 +288,11 @@ class CardWaitService:
         assert stored is not None
         return stored
 
-    async def answered(self, delivery: Delivery) -> None:
-        """The card was answered: post the answer now rather than at the next recheck. The card's
+    async def finished(self, delivery: Delivery) -> None:
+        """The card was answered (or deleted): post that now rather than at the next recheck. The card's
         waiting notification goes only after the new one is written: a crash in between leaves it to
         post the answer at its recheck."""
+        await self._store.delete_notification(f"{subscription_id(delivery.id)}.{ANSWER_SUFFIX}")  # made once
         await self._store.create_notifications([self._notification(delivery, ANSWER_SUFFIX, now())])
         self._wake()
         await self._store.delete_notification(f"{subscription_id(delivery.id)}.{WAIT_SUFFIX}")
@@ -481,7 +482,7 @@ class CardWaitHandler(CardSubmissionHandler):
             return True
         log.info("card %s answered", delivery.id)
         if self._cards is not None:
-            await self._cards.answered(stored)
+            await self._cards.finished(stored)
         card = delivery.content.get("card") or {}
         await self._show_answer(stored, card, values, answer["action"], responder["name"], at)
         return True

@@ -8,6 +8,7 @@ from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from bot.cardwait import KIND as CARD_WAIT
 from bot.delivery.service import MessageRequest
 from connector import presenters
 from connector.auth import current_caller
@@ -94,7 +95,10 @@ class Message(MethodView):
         Removes a message the bot sent from the person's chat, or cancels it if it has not been sent yet.
         """
         caller = current_caller("send")
-        return _present(run(runtime().deliveries.delete(caller, message_id)))
+        deleted = run(runtime().deliveries.delete(caller, message_id))
+        if deleted.kind == CARD_WAIT and deleted.responded_at is None and deleted.callback_id is None:
+            run(runtime().cards.finished(deleted))  # the flow waiting for it hears "cancelled" now
+        return _present(deleted)
 
 
 @blp.route("/<string:message_id>/status")

@@ -335,3 +335,23 @@ def test_answer_schema_lists_the_cards_inputs(live: LiveApp) -> None:
     assert schema["type"] == "object" and list(schema["properties"]) == ["comment", "priority"]
     assert schema["properties"]["priority"]["x-ms-summary"] == "Priority"
     assert live.api("POST", "/api/v1/cards/answer-schema", API_KEY, json={}).status_code == 400
+
+
+def test_deleting_a_waiting_card_ends_the_wait_with_cancelled(
+    live: LiveApp, connector: FakeConnector, hooks: CallbackServer, make_user
+) -> None:
+    user = make_user()
+    install(live, connector, user)
+    started = start(live, user, hooks.url("run"))
+    delivered_card(connector, user)
+    wait_until(
+        lambda: live.api("GET", f"/api/v1/cards/wait/{started.json()['id']}", API_KEY).json()["status"] == "waiting",
+        what="the card to be shown",
+    )
+    assert live.api("DELETE", f"/api/v1/messages/{started.json()['id']}", API_KEY).status_code == 200
+    (result,) = wait_until(lambda: hooks.bodies("run"), what="the cancelled callback")
+    assert result["status"] == "cancelled" and result["response"] is None
+    # Deleting it again changes nothing and posts nothing more.
+    assert live.api("DELETE", f"/api/v1/messages/{started.json()['id']}", API_KEY).status_code == 200
+    wait_until(lambda: card_events(live) == [], what="the card's callback outbox to empty")
+    assert len(hooks.bodies("run", ok_only=False)) == 1

@@ -224,7 +224,9 @@ class CardWaitService:
         )
         delivery, created = await self._deliveries.submit(caller, message)
         if delivery.kind != KIND:
-            raise errors.Rejected("IdempotencyKeyReused", "This idempotency key was used for another message.", "idempotencyKey")
+            raise errors.Rejected(
+                "IdempotencyKeyReused", "This idempotency key was used for another message.", "idempotencyKey"
+            )
         await self._listen(caller, delivery, request.callback_url, fresh=created)
         return delivery
 
@@ -521,9 +523,7 @@ class CardWaitHandler(CardSubmissionHandler):
                 if self._pace is not None:
                     # The same per-tenant budget every call to Teams spends (DESIGN.md section 8).
                     await self._pace(delivery.tenant_id)
-                await self._client.update(
-                    delivery.service_url, delivery.conversation_id, delivery.message_id, activity
-                )
+                await self._client.update(delivery.service_url, delivery.conversation_id, delivery.message_id, activity)
                 return
             except ConnectorError as exc:
                 if exc.status in (0, 412, 429, 502, 503, 504) and attempt < 3:

@@ -47,6 +47,7 @@ GONE = 410
 
 # A subscription kind whose notifications get their body when posted: the body to post, a time
 # (epoch seconds) to look again, or None to drop the notification (see ``WebhookSink.prepare``).
+# Such a subscription is one-shot: once a prepared body is delivered (or given up on) it is removed.
 Preparer = Callable[[Notification], Awaitable[dict[str, Any] | float | None]]
 
 
@@ -268,6 +269,8 @@ class WebhookSink:
         if 200 <= status < 300:
             CALLBACKS.labels("delivered").inc()
             await self._store.delete_notification(notification.id)
+            if preparer is not None:
+                await self._store.delete_subscription(subscription.id)  # a final answer is posted once
             return
         if status == GONE:
             # The flow was deleted or turned off: Power Automate's way of unsubscribing.
@@ -280,6 +283,8 @@ class WebhookSink:
         if not retryable or notification.attempts >= self.settings.max_attempts:
             CALLBACKS.labels("failed").inc()
             await self._store.delete_notification(notification.id)
+            if preparer is not None:
+                await self._store.delete_subscription(subscription.id)
             if retryable:
                 log.warning(
                     "subscription %s: event %s dropped after %d attempts (last answer %s)",

@@ -457,7 +457,8 @@ class CardResponseSchema(Schema):
     )
     createdAt = fields.String(metadata=meta("Created at", "When the request was accepted (UTC, ISO 8601)."))
     waitUntil = fields.String(
-        allow_none=True, metadata=meta("Wait Until", "When the wait ends without an answer (UTC), if a timeout was set.")
+        allow_none=True,
+        metadata=meta("Wait Until", "When the wait ends without an answer (UTC), if a timeout was set."),
     )
 
 
@@ -618,8 +619,11 @@ class UserMessageEventSchema(PersonEventSchema):
 
 class CardSubmittedEventSchema(PersonEventSchema):
     messageId = fields.String(
-        allow_none=True, metadata=meta("Message ID", "The ID of the message that carried the card (from Send a message,"
-                                       " a broadcast or Send a card and wait).")
+        allow_none=True,
+        metadata=meta(
+            "Message ID",
+            "The ID of the message that carried the card (from Send a message, a broadcast or Send a card and wait).",
+        ),
     )
     cardId = fields.String(
         allow_none=True,

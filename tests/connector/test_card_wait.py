@@ -176,6 +176,11 @@ def test_answer_by_action_execute_is_posted_to_the_callback_once_without_polling
     assert event["user"]["upn"] == user.upn and event["handledByCardWait"] is True
     assert event["teamsMessageId"] == sent.activity_id
 
+    # The card's callback registration is gone with its one callback (nothing piles up in the store).
+    wait_until(
+        lambda: live.runtime.call(live.runtime.store.get_subscription(f"cardwait.{card_id}")) is None,
+        what="the card's callback registration to be removed",
+    )
     # A second press changes nothing: no second callback (the card's notifications are all done).
     again = invoke(user, connector.service_url(), execute, {"comment": "changed"}, sent.activity_id)
     assert live.activity(again).status_code == 200

@@ -153,6 +153,9 @@ def test_answer_by_action_execute_is_posted_to_the_callback_once_without_polling
         "name": user.name, "upn": user.upn, "email": user.email, "aadObjectId": user.aad_object_id
     }  # fmt: skip
     assert result["respondedAt"] and result["teamsMessageId"] == sent.activity_id
+    # The card is kept as long as a run may wait for it, on top of the report retention.
+    stored = live.runtime.call(live.runtime.store.get_delivery(card_id))
+    assert stored.expires_at - stored.delivered_at >= (30 + 30) * 86400 - 60
     # Between the start and the callback the API served no request at all: only the bot's activity.
     assert requests_seen.api_calls(seen) == []
 

@@ -47,7 +47,9 @@ def run_broadcast(bench: Bench, recipients: int) -> dict[str, Any]:
 
     cpu_start = server.cpu_seconds()
     started = time.monotonic()
-    response = server.api("POST", "/api/v1/broadcasts", API_KEY, json={"recipients": upns, "text": "Hello from bench"})
+    response = server.api(
+        "POST", "/api/v1/broadcasts", API_KEY, json={"recipients": upns, "text": "Hello from bench", "waitForCompletion": True}
+    )
     assert response.status_code == 202, response.text
     location = response.headers["Location"]
     report: dict[str, Any] = {}

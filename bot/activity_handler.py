@@ -39,10 +39,11 @@ def welcome_text(bot_name: str, user_name: str | None) -> str:
 
 
 class CardSubmissionHandler:
-    """Hook for card-and-wait: returns True when the submission belonged to a waiting card."""
+    """Hook for card submissions: records an answer to a waiting card and returns the fields the
+    OnCardSubmitted event carries about the card (message id, card type, button, values)."""
 
-    async def submitted(self, context: TurnContext, data: dict[str, Any]) -> bool:
-        return False
+    async def submitted(self, context: TurnContext, data: dict[str, Any]) -> dict[str, Any]:
+        return {"handledByCardWait": False}
 
 
 class ProactiveBot(TeamsActivityHandler):
@@ -167,15 +168,15 @@ class ProactiveBot(TeamsActivityHandler):
         return response
 
     async def _card_submitted(self, turn_context: TurnContext, data: dict[str, Any]) -> None:
-        handled = await self._cards.submitted(turn_context, data)
+        described = await self._cards.submitted(turn_context, data)
         ref: Reference | None = turn_context.turn_state.get(CAPTURED_REFERENCE)
         activity = turn_context.activity
-        if not handled and ref is not None and activity.conversation is not None:
+        if not described["handledByCardWait"] and ref is not None and activity.conversation is not None:
             # An answer to a plain or broadcast card counts as "answered" in its delivery report.
             await record_card_answer(
                 self._store, PersonKey(ref.tenant_id, ref.user_key), activity.conversation.id, activity.reply_to_id
             )
-        await self._publish(turn_context, BotEvent.CARD_SUBMITTED, {"data": data, "handledByCardWait": handled})
+        await self._publish(turn_context, BotEvent.CARD_SUBMITTED, {"data": data, **described})
 
     async def _publish(self, turn_context: TurnContext, event: BotEvent, extra: dict[str, Any]) -> int:
         ref: Reference | None = turn_context.turn_state.get(CAPTURED_REFERENCE)

@@ -162,6 +162,10 @@ class Delivery(Record):
     response: dict[str, Any] | None = None
     responded_by: dict[str, Any] | None = None
     responded_at: float | None = None
+    card_type: str | None = None  # the maker's label for the card, matched by OnCardSubmitted
+    wait_until: float | None = None  # card-and-wait: when the wait ends without an answer (None: never)
+    wait_outcome: str | None = None  # card-and-wait ended without an answer: "expired" or "cancelled"
+    callback_id: str | None = None  # card-and-wait: the one notification that posts the final answer
     created_at: float = field(default_factory=now)
     updated_at: float = field(default_factory=now)
     delivered_at: float | None = None
@@ -193,6 +197,7 @@ class Broadcast(Record):
     status: str = "preparing"  # preparing -> running -> completed
     total: int = 0
     skipped: list[dict[str, Any]] = field(default_factory=list)
+    card_type: str | None = None
     created_at: float = field(default_factory=now)
     updated_at: float = field(default_factory=now)
     completed_at: float | None = None
@@ -231,6 +236,7 @@ class Subscription(Record):
     event: str
     callback_url: str
     tenant_id: str | None = None
+    card_type: str | None = None  # OnCardSubmitted: only cards sent with this cardType
     created_at: float = field(default_factory=now)
     failures: int = 0
     etag: str | None = None

@@ -20,7 +20,7 @@ from bot.activity_handler import ProactiveBot
 from bot.adapter import BotEndpoint, BotTokenProvider
 from bot.callback_guard import CallbackClient
 from bot.capture import ReferenceCaptureMiddleware
-from bot.cardwait import CardWaitHandler, CardWaitService
+from bot.cardwait import CALLBACK_EVENT, CardWaitHandler, CardWaitService
 from bot.delivery.broadcasts import BroadcastService
 from bot.delivery.budget import PacedRepliesMiddleware
 from bot.delivery.dispatcher import Dispatcher, DispatcherSettings
@@ -122,12 +122,21 @@ class BotRuntime:
             self.store, self.dispatcher, self.client, retention_seconds=retention, max_message_kb=size
         )
         self.broadcasts = BroadcastService(self.store, self.dispatcher, retention_seconds=retention, max_message_kb=size)
-        self.cards = CardWaitService(self.store, self.deliveries)
+        sink = self.events if isinstance(self.events, WebhookSink) else None
+        self.cards = CardWaitService(
+            self.store,
+            self.deliveries,
+            wake=sink.wake if sink else None,
+            callback_policy=self.settings.callback_policy,
+        )
+        if sink is not None:
+            # A waiting card's callback goes through the triggers' relay: retried, durable, guarded.
+            sink.prepare(CALLBACK_EVENT, self.cards.callback_body)
         self.bot = ProactiveBot(
             self.store,
             bot_name=self.settings.bot_name,
             events=self.events,
-            cards=CardWaitHandler(self.store, self.client, self.dispatcher.budget),
+            cards=CardWaitHandler(self.store, self.client, self.dispatcher.budget, cards=self.cards),
         )
         capture = ReferenceCaptureMiddleware(
             self.store,

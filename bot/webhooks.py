@@ -23,6 +23,7 @@ import heapq
 import json
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,11 @@ ANY_EVENT = "any"  # a subscription to every event
 EXPLICIT_ONLY_EVENTS = frozenset({str(BotEvent.MESSAGE_READ)})
 RETRYABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
 GONE = 410
+
+# A subscription kind whose notifications get their body when posted: the body to post, a time
+# (epoch seconds) to look again, or None to drop the notification (see ``WebhookSink.prepare``).
+# Such a subscription is one-shot: once a prepared body is delivered (or given up on) it is removed.
+Preparer = Callable[[Notification], Awaitable[dict[str, Any] | float | None]]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,6 +90,7 @@ async def subscribe(
     callback_url: str,
     tenant_id: str | None = None,
     policy: CallbackPolicy | None = None,
+    card_type: str | None = None,
 ) -> Subscription:
     """Register a callback for ``event`` (or ``any``), limited to the caller's tenant when the key is."""
     policy = policy or CallbackPolicy()
@@ -98,6 +105,7 @@ async def subscribe(
         event=event,
         callback_url=callback_url,
         tenant_id=tenant_id or caller.tenant_id,
+        card_type=card_type or None,
     )
     # A cap per key, so one key cannot make every event fan out to thousands of callbacks. Two
     # Subscribe calls racing may pass it together: it bounds abuse, it is not an exact quota.
@@ -147,6 +155,16 @@ class WebhookSink:
         self._loop_task: asyncio.Task[None] | None = None
         self._retries: list[float] = []  # heap: when the retries this relay scheduled fall due
         self._closing = False
+        self._preparers: dict[str, Preparer] = {}
+
+    def prepare(self, event: str, preparer: Preparer) -> None:
+        """Notifications of subscriptions to ``event`` get their body from ``preparer`` at send time
+        (card-and-wait: the outcome of the card as it stands when its callback is posted)."""
+        self._preparers[event] = preparer
+
+    def wake(self) -> None:
+        """Look for due notifications now (one was just written or made due)."""
+        self._wake.set()
 
     async def publish(
         self, event: BotEvent, tenant_id: str | None, payload: dict[str, Any], person: PersonKey | None = None
@@ -156,7 +174,12 @@ class WebhookSink:
         if name not in EXPLICIT_ONLY_EVENTS:
             subscriptions += await self._store.list_subscriptions(ANY_EVENT)
         # A subscription limited to a tenant hears only that tenant; an unrestricted one hears all.
-        targets = [s for s in subscriptions if s.tenant_id is None or s.tenant_id == tenant_id]
+        # One limited to a card type (OnCardSubmitted) hears only cards sent with that type.
+        targets = [
+            s for s in subscriptions
+            if (s.tenant_id is None or s.tenant_id == tenant_id)
+            and (s.card_type is None or s.card_type == payload.get("cardType"))
+        ]  # fmt: skip
         if not targets:
             return 0
         at = now()
@@ -259,12 +282,24 @@ class WebhookSink:
         if subscription is None:
             await self._store.delete_notification(notification.id)  # unsubscribed meanwhile
             return
+        preparer = self._preparers.get(subscription.event)
+        if preparer is not None:
+            prepared = await preparer(notification)
+            if prepared is None:
+                await self._store.delete_notification(notification.id)
+                return
+            if isinstance(prepared, float | int):
+                await self._reschedule(notification, float(prepared))
+                return
+            notification.body = prepared
         data = json.dumps(notification.body, ensure_ascii=False).encode("utf-8")
         status, retry_after = await self._post(subscription.callback_url, data)
         notification.attempts += 1
         if 200 <= status < 300:
             CALLBACKS.labels("delivered").inc()
             await self._store.delete_notification(notification.id)
+            if preparer is not None:
+                await self._store.delete_subscription(subscription.id)  # a final answer is posted once
             return
         if status == GONE:
             # The flow was deleted or turned off: Power Automate's way of unsubscribing.
@@ -277,6 +312,8 @@ class WebhookSink:
         if not retryable or notification.attempts >= self.settings.max_attempts:
             CALLBACKS.labels("failed").inc()
             await self._store.delete_notification(notification.id)
+            if preparer is not None:
+                await self._store.delete_subscription(subscription.id)
             if retryable:
                 log.warning(
                     "subscription %s: event %s dropped after %d attempts (last answer %s)",
@@ -296,7 +333,10 @@ class WebhookSink:
             "subscription %s: callback answered %s; retry %d in %.1fs",
             subscription.id, status or "nothing", notification.attempts, delay,
         )  # fmt: skip
-        notification.not_before = now() + delay
+        await self._reschedule(notification, now() + delay)
+
+    async def _reschedule(self, notification: Notification, at: float) -> None:
+        notification.not_before = at
         notification.lease_owner = notification.lease_until = None
         notification.updated_at = now()
         try:

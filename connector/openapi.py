@@ -58,8 +58,15 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("/api/v1/messages/{message_id}", "get"): Operation("GetMessage", "advanced"),
     ("/api/v1/messages/{message_id}", "put"): Operation("UpdateMessage", "advanced"),
     ("/api/v1/messages/{message_id}", "delete"): Operation("DeleteMessage", "advanced"),
+    # Status links (DESIGN.md section 6): where a 202's Location points; never shown to makers.
+    ("/api/v1/messages/{message_id}/status", "get"): Operation("GetMessageStatus", "internal"),
+    ("/api/v1/broadcasts/{broadcast_id}/status", "get"): Operation("GetBroadcastStatus", "internal"),
     ("/api/v1/cards/wait", "post"): Operation("SendCardAndWait", "important"),
     ("/api/v1/cards/wait/{card_id}", "get"): Operation("GetCardResponse", "advanced"),
+    # The webhook action's unsubscribe: Power Automate deletes the Location when the run is cancelled.
+    ("/api/v1/cards/wait/{card_id}", "delete"): Operation("CancelCardWait", "internal"),
+    ("/api/v1/cards/answer-schema", "post"): Operation("GetCardAnswerSchema", "internal"),
+    ("/api/v1/people", "get"): Operation("ListReachablePeople", "internal"),
     ("/api/v1/recipients/{recipient}", "get"): Operation("GetRecipient", "important"),
     ("/api/v1/recipients", "get"): Operation("ListRecipients", "advanced"),
     ("/api/v1/recipients/{recipient}", "delete"): Operation("ForgetRecipient", "advanced"),
@@ -99,7 +106,7 @@ PATH_PARAMETER_TEXT = {
 
 # The schemas posted to trigger callbacks: registered by name, referenced by x-ms-notification-content.
 EVENT_SCHEMAS = (
-    "BotEvent", "UserMessageEvent", "CardSubmittedEvent", "InstallationEvent", "DeliveryFailedEvent",
+    "BotEvent", "UserMessageEvent", "CardSubmittedEvent", "InstallationEvent", "DeliveryFailedEvent", "CardWaitResult",
     "MessageReadEvent",
 )  # fmt: skip
 
@@ -133,6 +140,12 @@ RETRY_AFTER_HEADER = {
     "type": "integer",
     "x-ms-summary": "Retry After",
     "description": "Seconds to wait before polling the status URL again.",
+    "x-ms-visibility": "internal",
+}
+CARD_WAIT_LOCATION_HEADER = {
+    "type": "string",
+    "x-ms-summary": "Wait URL",
+    "description": "The URL the flow engine deletes to stop waiting when the run is cancelled.",
     "x-ms-visibility": "internal",
 }
 SUBSCRIPTION_LOCATION_HEADER = {
@@ -182,9 +195,19 @@ def init_api(app: Flask) -> Api:
     )
     api = ConnectorApi(app)
     from connector import schemas
-    from connector.views import bot_endpoint, broadcasts, cards, health, messages, privacy, recipients, subscriptions
+    from connector.views import (
+        bot_endpoint,
+        broadcasts,
+        cards,
+        health,
+        messages,
+        people,
+        privacy,
+        recipients,
+        subscriptions,
+    )
 
-    for blueprint in (messages.blp, cards.blp, recipients.blp, broadcasts.blp, subscriptions.blp):
+    for blueprint in (messages.blp, cards.blp, recipients.blp, people.blp, broadcasts.blp, subscriptions.blp):
         api.register_blueprint(blueprint)
     for name in EVENT_SCHEMAS:
         api.spec.components.schema(name, schema=getattr(schemas, f"{name}Schema"))
@@ -251,6 +274,12 @@ def connector_definition(
                 "description": "The event sent to the flow.",
                 "schema": {"$ref": f"#/definitions/{schema}"},
             }
+        if path == _card_wait_path():
+            # The webhook action's outputs: what its callback posts (CyberProof's shape, see views.cards).
+            item["x-ms-notification-content"] = {
+                "description": "The answer to the card, posted when the person answers or the wait ends.",
+                "schema": {"$ref": "#/definitions/CardWaitResult"},
+            }
     if auth == "entra":
         spec["securityDefinitions"] = {"oauth2_auth": ENTRA_SECURITY}
         spec["security"] = [{"oauth2_auth": []}]
@@ -281,6 +310,12 @@ ENTRA_SECURITY = {
     "tokenUrl": "https://login.windows.net/common/oauth2/authorize",
     "scopes": {},
 }
+
+
+def _card_wait_path() -> str:
+    from connector.views.cards import WAIT_PATH
+
+    return WAIT_PATH
 
 
 def _trigger_paths() -> dict[str, str]:
@@ -336,6 +371,8 @@ def _fix_responses(operation: dict[str, Any]) -> None:
     if operation.get("x-ms-trigger") and "201" in responses:
         responses["201"]["description"] = "The trigger is set up; Location is where to delete it."
         responses["201"]["headers"] = {"Location": dict(SUBSCRIPTION_LOCATION_HEADER)}
+    elif operation.get("operationId") == "SendCardAndWait":
+        responses["201"]["headers"] = {"Location": dict(CARD_WAIT_LOCATION_HEADER)}
     for status, text in ERROR_STATUSES.items():
         responses[status] = {"description": f"{text} {ERROR_SHAPE}"}
     responses["default"] = {"description": f"An error. {ERROR_SHAPE}"}

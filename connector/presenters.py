@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from urllib.parse import urlencode
 
 from bot import errors
 from bot.model import Delivery, Reference, ReferenceStatus
@@ -16,14 +17,26 @@ def iso(timestamp: float | None) -> str | None:
     return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def delivery(d: Delivery) -> dict[str, Any]:
+def chat_url(bot_app_id: str | None, tenant_id: str | None) -> str | None:
+    """Microsoft's deep link that opens a chat with the bot ("Deep link to start a new chat",
+    learn.microsoft.com/microsoftteams/platform/concepts/build-and-test/deep-link-teams: users=28:<bot
+    app id>): for the recipient, their chat with the bot. None in local mode (no app id)."""
+    if not bot_app_id:
+        return None
+    query = {"users": f"28:{bot_app_id}", **({"tenantId": tenant_id} if tenant_id else {})}
+    return "https://teams.microsoft.com/l/chat/0/0?" + urlencode(query, safe=":")
+
+
+def delivery(d: Delivery, bot_app_id: str | None = None) -> dict[str, Any]:
     return {
         "id": d.id,
         "status": d.status,
         "recipient": d.recipient,
         "surface": d.surface,
         "conversationId": d.conversation_id,
-        "messageId": d.message_id,
+        "teamsMessageId": d.message_id,
+        "chatUrl": chat_url(bot_app_id, d.tenant_id) if d.message_id else None,
+        "cardType": d.card_type,
         "attempts": d.attempts,
         "error": d.error,
         "createdAt": iso(d.created_at),

@@ -82,6 +82,27 @@ class MessageContentSchema(StrictSchema):
         check_card(value)
 
 
+# The recipient picker: people the bot can reach, from an internal operation; free text stays allowed
+# (a UPN, email or object ID typed in, or dynamic content). Microsoft's "x-ms-dynamic-values".
+RECIPIENT_PICKER = {
+    "x-ms-dynamic-values": {
+        "operationId": "ListReachablePeople",
+        "value-collection": "value",
+        "value-path": "upn",
+        "value-title": "label",
+    }
+}
+CARD_TYPE = fields.String(
+    validate=validate.Length(min=1, max=100),
+    metadata=meta(
+        "Card Type",
+        "Your own label for this kind of card (e.g. expense-approval): the When a user submits a card"
+        " trigger can listen to this type only.",
+        "advanced",
+    ),
+)
+
+
 class SendMessageSchema(MessageContentSchema):
     recipient = fields.String(
         required=True,
@@ -90,8 +111,10 @@ class SendMessageSchema(MessageContentSchema):
             "Recipient",
             "The person to message: their user principal name, email address or Microsoft Entra object ID.",
             "important",
+            **RECIPIENT_PICKER,
         ),
     )
+    cardType = CARD_TYPE
     tenantId = fields.String(
         validate=validate.Length(max=64),
         metadata=meta(
@@ -188,11 +211,19 @@ class DeliverySchema(Schema):
     recipient = fields.String(metadata=meta("Recipient", "The recipient as given."))
     surface = fields.String(metadata=meta("Surface", "Where the message goes: teams (the bot's chat)."))
     conversationId = fields.String(
-        allow_none=True, metadata=meta("Conversation ID", "The Teams chat the message went to.")
+        allow_none=True, metadata=meta("Chat ID", "The ID of the Teams chat the message went to (its conversation ID).")
     )
-    messageId = fields.String(
-        allow_none=True, metadata=meta("Teams Message ID", "The Teams activity ID, once delivered.")
+    teamsMessageId = fields.String(
+        allow_none=True,
+        metadata=meta("Teams Activity ID", "Teams' own ID of the message (its activity ID), once delivered."),
     )
+    chatUrl = fields.String(
+        allow_none=True,
+        metadata=meta(
+            "Chat Link", "A Teams link that opens the person's chat with the bot (for them), once delivered."
+        ),
+    )
+    cardType = fields.String(allow_none=True, metadata=meta("Card Type", "The card type given when sending."))
     attempts = fields.Integer(metadata=meta("Attempts", "How many times the message was sent to Teams."))
     error = fields.Nested(DeliveryErrorSchema, allow_none=True, metadata=meta("Error", "Why it failed (when failed)."))
     createdAt = fields.String(
@@ -311,6 +342,15 @@ class StartBroadcastSchema(MessageContentSchema):
             "Starting again with the same key returns the first broadcast (with different content: 409).",
             "advanced",
         ),
+    )
+    cardType = CARD_TYPE
+    waitForCompletion = fields.Boolean(
+        metadata=meta(
+            "Wait for Completion",
+            "Wait until every message is delivered, failed or skipped before the flow goes on (default: no,"
+            " the action answers at once with the broadcast's ID and progress).",
+            "advanced",
+        )
     )
 
     @validates_schema
@@ -462,10 +502,24 @@ class BroadcastSchema(Schema):
     recall = fields.Nested(
         CampaignChangeSchema, allow_none=True, metadata=meta("Recall", "Progress of the recall, if any.")
     )
+    cardType = fields.String(allow_none=True, metadata=meta("Card Type", "The card type given when starting."))
 
 
 # ---- card and wait ----------------------------------------------------------------------------
 class SendCardAndWaitSchema(StrictSchema):
+    notificationUrl = fields.Url(
+        required=True,
+        schemes={"http", "https"},
+        require_tld=False,
+        validate=validate.Length(max=4000),
+        metadata=meta(
+            "Callback URL",
+            "The URL the flow engine creates for this run; the answer is posted to it. Filled in automatically.",
+            "internal",
+            format="uri",
+            **{"x-ms-notification-url": True},
+        ),
+    )
     recipient = fields.String(
         required=True,
         validate=validate.Length(min=1, max=320),
@@ -473,6 +527,7 @@ class SendCardAndWaitSchema(StrictSchema):
             "Recipient",
             "The person who must answer: their user principal name, email address or Microsoft Entra object ID.",
             "important",
+            **RECIPIENT_PICKER,
         ),
     )
     card = fields.Dict(
@@ -507,6 +562,16 @@ class SendCardAndWaitSchema(StrictSchema):
             "advanced",
         ),
     )
+    timeoutMinutes = fields.Integer(
+        validate=validate.Range(min=1, max=43200),
+        metadata=meta(
+            "Timeout (Minutes)",
+            "Stop waiting after this many minutes: the action then ends with status expired. Default: wait"
+            " as long as the flow run may (30 days).",
+            "advanced",
+        ),
+    )
+    cardType = CARD_TYPE
 
     @validates("card")
     def _card(self, value: Any, **_: Any) -> None:
@@ -535,6 +600,9 @@ class ResponderSchema(Schema):
     )
 
 
+CARD_WAIT_STATUSES = ["sending", "waiting", "responded", "expired", "cancelled", "failed"]
+
+
 class CardResponseSchema(Schema):
     id = fields.String(
         required=True, metadata=meta("Card ID", "The ID of this card; it is also a message ID for Get/Update/Delete.")
@@ -543,8 +611,9 @@ class CardResponseSchema(Schema):
         required=True,
         metadata=meta(
             "Status",
-            "sending (not yet in Teams), waiting (shown, no answer yet) or responded.",
-            enum=["sending", "waiting", "responded"],
+            "sending (not yet in Teams), waiting (shown, no answer yet), responded, expired (timeout reached),"
+            " cancelled (the wait was stopped or the card deleted) or failed (Teams did not accept the card).",
+            enum=CARD_WAIT_STATUSES,
         ),
     )
     recipient = fields.String(metadata=meta("Recipient", "The recipient as given."))
@@ -567,12 +636,81 @@ class CardResponseSchema(Schema):
     respondedAt = fields.String(
         allow_none=True, metadata=meta("Responded At", "When the person answered (UTC, ISO 8601).", **DATE_TIME)
     )
-    conversationId = fields.String(
-        allow_none=True, metadata=meta("Conversation ID", "The Teams chat the card went to.")
+    cardType = fields.String(allow_none=True, metadata=meta("Card Type", "The card type given when sending."))
+    error = fields.Nested(
+        DeliveryErrorSchema, allow_none=True, metadata=meta("Error", "Why the card was not delivered (when failed).")
     )
-    messageId = fields.String(allow_none=True, metadata=meta("Teams Message ID", "The Teams activity ID of the card."))
+    conversationId = fields.String(
+        allow_none=True, metadata=meta("Chat ID", "The ID of the Teams chat the card went to (its conversation ID).")
+    )
+    teamsMessageId = fields.String(
+        allow_none=True, metadata=meta("Teams Activity ID", "Teams' own ID of the card's message (its activity ID).")
+    )
     createdAt = fields.String(
         metadata=meta("Created At", "When the request was accepted (UTC, ISO 8601).", **DATE_TIME)
+    )
+    waitUntil = fields.String(
+        allow_none=True,
+        metadata=meta("Wait Until", "When the wait ends without an answer (UTC), if a timeout was set.", **DATE_TIME),
+    )
+
+
+class CardWaitResultSchema(CardResponseSchema):
+    """What SendCardAndWait's callback posts: GetCardResponse's object, its answer typed by the card."""
+
+    response = fields.Dict(
+        allow_none=True,
+        metadata=meta(
+            "Response",
+            "The values the person submitted: one entry per card input ID, plus the button's own data.",
+            # The card's Input.* ids as typed outputs, from the card the maker passed (designer only:
+            # a card built from dynamic content is not known at design time; then use expressions).
+            **{
+                "x-ms-dynamic-schema": {
+                    "operationId": "GetCardAnswerSchema",
+                    "parameters": {"card": {"parameter": "card"}},
+                    "value-path": "schema",
+                },
+                "x-ms-dynamic-properties": {
+                    "operationId": "GetCardAnswerSchema",
+                    "parameters": {"card": {"parameterReference": "body/card"}},
+                    "itemValuePath": "schema",
+                },
+            },
+        ),
+    )
+
+
+class CardAnswerSchemaRequestSchema(StrictSchema):
+    card = fields.Dict(
+        required=True,
+        metadata=meta("Adaptive Card", "The Adaptive Card whose answer to describe.", "important"),
+    )
+
+
+class CardAnswerSchemaResponseSchema(Schema):
+    schema = fields.Dict(
+        required=True, metadata=meta("Schema", "The JSON schema of the answer: one property per card input ID.")
+    )
+
+
+# ---- the recipient picker ---------------------------------------------------------------------
+class PeopleQuerySchema(StrictSchema):
+    search = fields.String(
+        validate=validate.Length(max=100),
+        metadata=meta("Search", "Only people whose name, UPN or email contains this text.", "advanced"),
+    )
+
+
+class PersonChoiceSchema(Schema):
+    upn = fields.String(metadata=meta("User Principal Name", "The value to send to: UPN, else email or object ID."))
+    name = fields.String(allow_none=True, metadata=meta("Name", "The person's display name."))
+    label = fields.String(metadata=meta("Label", "Name and UPN, as the picker shows them."))
+
+
+class PeoplePageSchema(Schema):
+    value = fields.List(
+        fields.Nested(PersonChoiceSchema), required=True, metadata=meta("People", "People the bot can message now.")
     )
 
 
@@ -603,6 +741,18 @@ class TriggerSubscriptionSchema(StrictSchema):
     )
 
 
+class CardTriggerSubscriptionSchema(TriggerSubscriptionSchema):
+    cardType = fields.String(
+        validate=validate.Length(min=1, max=100),
+        metadata=meta(
+            "Card Type",
+            "Only cards sent with this card type (set on Send a message, Send a card and wait for a response or"
+            " a broadcast). Default: every card.",
+            "important",
+        ),
+    )
+
+
 class SubscribeSchema(TriggerSubscriptionSchema):
     event = fields.String(
         required=True,
@@ -620,6 +770,7 @@ class SubscriptionSchema(Schema):
     id = fields.String(required=True, metadata=meta("Subscription ID", "The ID of the webhook subscription."))
     event = fields.String(metadata=meta("Event", "The event the subscription is for."))
     tenantId = fields.String(allow_none=True, metadata=meta("Tenant ID", "The tenant whose events are sent."))
+    cardType = fields.String(allow_none=True, metadata=meta("Card Type", "Only cards of this type (card trigger)."))
     createdAt = fields.String(
         metadata=meta("Created At", "When the subscription was made (UTC, ISO 8601).", **DATE_TIME)
     )
@@ -667,11 +818,33 @@ class UserMessageEventSchema(PersonEventSchema):
 
 
 class CardSubmittedEventSchema(PersonEventSchema):
+    messageId = fields.String(
+        allow_none=True,
+        metadata=meta(
+            "Message ID",
+            "The ID of the message that carried the card (from Send a message, a broadcast or Send a card and wait).",
+        ),
+    )
+    cardId = fields.String(
+        allow_none=True,
+        metadata=meta("Card ID", "Set when the card came from Send a card and wait for a response: its card ID."),
+    )
+    cardType = fields.String(allow_none=True, metadata=meta("Card Type", "The card type given when sending."))
+    broadcastId = fields.String(allow_none=True, metadata=meta("Broadcast ID", "The broadcast the card was part of."))
+    teamsMessageId = fields.String(
+        allow_none=True, metadata=meta("Teams Activity ID", "Teams' own ID of the card's message.")
+    )
+    actionTitle = fields.String(
+        allow_none=True, metadata=meta("Button", "The title of the button the person pressed, e.g. Approve.")
+    )
+    verb = fields.String(allow_none=True, metadata=meta("Button Verb", "The verb of an Action.Execute button."))
+    values = fields.Dict(
+        metadata=meta("Values", "What the person submitted: one entry per card input ID, plus the button's data.")
+    )
     data = fields.Dict(
         metadata=meta(
             "Submitted Data",
-            "The card's input values and the button's data; cardWaitId is set when the card came from"
-            " Send a card and wait for a response.",
+            "The card's input values and the button's data as Teams posted them (with the bot's own ids).",
         )
     )
     handledByCardWait = fields.Boolean(
@@ -711,6 +884,10 @@ class BotEventSchema(PersonEventSchema):
 
     text = fields.String(metadata=meta("Message Text", "userMessage: what the person wrote to the bot."))
     data = fields.Dict(metadata=meta("Submitted Data", "cardSubmitted: the card's input values and button data."))
+    values = fields.Dict(metadata=meta("Values", "cardSubmitted: what the person submitted, without the bot's ids."))
+    messageId = fields.String(allow_none=True, metadata=meta("Card Message ID", "cardSubmitted: the card's message."))
+    cardType = fields.String(allow_none=True, metadata=meta("Card Type", "cardSubmitted: the card type given."))
+    actionTitle = fields.String(allow_none=True, metadata=meta("Button", "cardSubmitted: the button's title."))
     handledByCardWait = fields.Boolean(
         metadata=meta("Answered a Waiting Card", "cardSubmitted: true when it answered Send a card and wait.")
     )

@@ -14,6 +14,7 @@ import uuid
 from typing import Any
 
 from bot import errors
+from bot.cardtags import BROADCAST_KEY, tagged
 from bot.delivery import campaigns
 from bot.delivery.dispatcher import Dispatcher
 from bot.delivery.engagement import engagement, operations_progress
@@ -36,7 +37,7 @@ SWEEP_SECONDS = 2.0
 BROADCAST_NAMESPACE = uuid.UUID("0c5e2f0e-8f55-4b8e-bb6b-7a3c5d0e9f21")
 
 
-def _delivery_id(broadcast_id: str, person: PersonKey) -> str:
+def broadcast_delivery_id(broadcast_id: str, person: PersonKey) -> str:
     return f"{broadcast_id}-{uuid.uuid5(BROADCAST_NAMESPACE, f'{person.tenant_id}|{person.user_key}').hex[:20]}"
 
 
@@ -69,6 +70,7 @@ class BroadcastService:
         recipients: list[str] | None,
         tenant_id: str | None,
         idempotency_key: str | None = None,
+        card_type: str | None = None,
     ) -> tuple[Broadcast, bool]:
         validate_content(content, self.max_message_kb)
         tenant = tenant_id or caller.tenant_id
@@ -99,12 +101,17 @@ class BroadcastService:
             earlier = await self._store.get_broadcast(broadcast_id)
             if earlier is not None:
                 return replay(caller, earlier, fingerprint), False
+        if isinstance(content.get("card"), dict):
+            # Its buttons carry the broadcast id: with the person who answers, that names the message.
+            content = {**content, "card": tagged(content["card"], BROADCAST_KEY, broadcast_id)}
+            validate_content(content, self.max_message_kb)
         broadcast = Broadcast(
             id=broadcast_id,
             owner=caller.key_id,
             request_hash=fingerprint if idempotency_key else None,
             tenant_id=tenant,
             content=content,
+            card_type=card_type,
             recipients=recipients,
             total=len(recipients) if recipients is not None else 0,
             expires_at=now() + self._retention if self._retention else None,
@@ -309,7 +316,7 @@ class BroadcastService:
     def _delivery(self, broadcast: Broadcast, recipient: str, person: PersonKey) -> Delivery:
         at = now()
         return Delivery(
-            id=_delivery_id(broadcast.id, person),
+            id=broadcast_delivery_id(broadcast.id, person),
             owner=broadcast.owner,
             tenant_id=person.tenant_id,
             user_key=person.user_key,
@@ -317,6 +324,7 @@ class BroadcastService:
             content=broadcast.content,
             surface=Surface.TEAMS,
             broadcast_id=broadcast.id,
+            card_type=broadcast.card_type,
             not_before=at,
             created_at=at,
             updated_at=at,

@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 LEADER_LEASE = "dispatcher"
 # Where the leader keeps its pacing (tenant schedules, pauses, recent sends per chat) for the next one.
 PACING_STATE = "dispatcher-pacing"
+CARD_WAIT_KIND = "cardWait"  # bot.cardwait.KIND (that module depends on this one)
+LONGEST_RUN_SECONDS = 30 * 86400.0  # Power Automate's longest flow run: a card waits at most this long
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -429,6 +431,10 @@ class Dispatcher:
             delivery.not_before = now() + retry_in
         if delivery.is_final and self.settings.retention_seconds:
             delivery.expires_at = now() + self.settings.retention_seconds
+            if delivery.kind == CARD_WAIT_KIND:
+                # A delivered card may wait for its answer as long as a flow run lives: keep it that
+                # long on top of the retention, or the answer would find no card to answer.
+                delivery.expires_at += LONGEST_RUN_SECONDS
         delivery.updated_at = now()
         # The lease fields stay on ``delivery`` until the write is done: a re-claim of our own may
         # update them meanwhile (see _claim_and_send), and the merge below must see that.

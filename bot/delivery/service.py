@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot import errors
+from bot.cardtags import MESSAGE_KEY, tagged
 from bot.delivery.dispatcher import Dispatcher
 from bot.delivery.messages import DEFAULT_MAX_MESSAGE_KB, TEAMS_LIMIT_KB, activity_size, build_activity
 from bot.model import FINAL_STATUSES, Delivery, DeliveryStatus, Surface, now
@@ -68,6 +69,8 @@ class MessageRequest:
     deliver_at_local_time: str | None = None  # "HH:MM" in the recipient's own time zone
     tenant_id: str | None = None
     kind: str = "message"
+    card_type: str | None = None
+    wait_until: float | None = None  # card-and-wait only
 
     @property
     def content(self) -> dict[str, Any]:
@@ -179,9 +182,12 @@ class DeliveryService:
     async def submit(self, caller: Caller, request: MessageRequest) -> tuple[Delivery, bool]:
         """Persist a send in the outbox (or return the earlier one with the same idempotency key)."""
         content = request.content
-        validate_content(content, self.max_message_kb)
         delivery_id = delivery_id_for(caller.key_id, request.idempotency_key)
         fingerprint = request.fingerprint()
+        if request.kind == "message" and isinstance(content.get("card"), dict):
+            # Its buttons carry the message id, so OnCardSubmitted can say which message was answered.
+            content["card"] = tagged(content["card"], MESSAGE_KEY, delivery_id)
+        validate_content(content, self.max_message_kb)
         if request.idempotency_key:
             earlier = await self._store.get_delivery(delivery_id)
             if earlier is not None:
@@ -207,6 +213,8 @@ class DeliveryService:
             deliver_at=deliver_at,
             idempotency_key=request.idempotency_key,
             request_hash=fingerprint if request.idempotency_key else None,
+            card_type=request.card_type,
+            wait_until=request.wait_until,
             created_at=at,
             updated_at=at,
         )

@@ -147,12 +147,12 @@ async def send_card(runtime: BotRuntime, caller: Caller, args: dict[str, Any]) -
         tenant_id=args.get("tenantId"),
         idempotency_key=args.get("idempotencyKey"),
     )
-    body, _, _ = card_views._answer(await runtime.cards.start(caller, request))
+    body = card_views.present(await runtime.cards.start(caller, request))
     return body, _card_line(body)
 
 
 async def get_card_response(runtime: BotRuntime, caller: Caller, args: dict[str, Any]) -> Answer:
-    body, _, _ = card_views._answer(await runtime.cards.get(caller, args["id"]))
+    body = card_views.present(await runtime.cards.get(caller, args["id"]))
     return body, _card_line(body)
 
 
@@ -165,12 +165,12 @@ async def start_broadcast(runtime: BotRuntime, caller: Caller, args: dict[str, A
         tenant_id=args.get("tenantId"),
         idempotency_key=args.get("idempotencyKey"),
     )
-    body, _, _ = broadcast_views._answer(await runtime.broadcasts.report(caller, broadcast.id))
+    body = broadcast_views.present(await runtime.broadcasts.report(caller, broadcast.id))
     return body, f"Broadcast {body['id']} started for {body['total']} people; follow it with get_broadcast."
 
 
 async def get_broadcast(runtime: BotRuntime, caller: Caller, args: dict[str, Any]) -> Answer:
-    body, _, _ = broadcast_views._answer(await runtime.broadcasts.report(caller, args["id"]))
+    body = broadcast_views.present(await runtime.broadcasts.report(caller, args["id"]))
     counts = body.get("counts") or {}
     done = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
     return body, f"Broadcast {body['id']} is {body['status']} ({body['progress']:.0f}% done: {done or 'nothing yet'})."

@@ -1,4 +1,5 @@
-"""StartBroadcast, GetBroadcast, UpdateBroadcast, RecallBroadcast, ListBroadcastRecipients."""
+"""StartBroadcast, GetBroadcast, UpdateBroadcast, RecallBroadcast, ListBroadcastRecipients, and GetBroadcastStatus
+(the internal status link of a waited-for broadcast)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ RETRY_AFTER_SECONDS = 10
 MAX_LISTED_FAILURES = 250
 
 
-def _body(report: dict[str, Any]) -> dict[str, Any]:
+def present(report: dict[str, Any]) -> dict[str, Any]:
     broadcast = report["broadcast"]
     engagement = report["engagement"]
     counts = dict(report["counts"], read=engagement.read, answered=engagement.answered)
@@ -41,6 +42,7 @@ def _body(report: dict[str, Any]) -> dict[str, Any]:
         "progress": report["progress"],
         "counts": counts,
         "failures": report["failures"][:MAX_LISTED_FAILURES],
+        "cardType": broadcast.card_type,
         "createdAt": iso(broadcast.created_at),
         "completedAt": iso(broadcast.completed_at),
         "engagement": {
@@ -61,25 +63,25 @@ def _change(progress: dict[str, Any] | None) -> dict[str, Any] | None:
     return dict(progress, requestedAt=iso(progress["requestedAt"]), completedAt=iso(progress["completedAt"]))
 
 
-def _answer(report: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
-    broadcast = report["broadcast"]
-    body = _body(report)
-    if broadcast.status == "completed":
-        return body, 200, {}
-    location = absolute_url(f"/api/v1/broadcasts/{broadcast.id}")
-    return body, 202, {"Location": location, "Retry-After": str(RETRY_AFTER_SECONDS)}
+def _pending(report: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
+    location = absolute_url(f"/api/v1/broadcasts/{report['broadcast'].id}/status")
+    return present(report), 202, {"Location": location, "Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
 @blp.route("")
 class Broadcasts(MethodView):
     @blp.arguments(StartBroadcastSchema)
-    @blp.response(202, BroadcastSchema)
+    @blp.response(200, BroadcastSchema)
+    @blp.alt_response(
+        202, schema=BroadcastSchema, description="waitForCompletion: the flow engine polls the Location until done."
+    )
     def post(self, args: dict[str, Any]) -> Any:
         """Send one message to many people
 
         Sends the same text and/or Adaptive Card to a list of people (or everyone in the tenant who can be
-        reached), as fast as Teams allows. Answers at once with a status link that reports progress and,
-        at the end, who did not get the message and why. Use it instead of a loop past a few hundred people.
+        reached), as fast as Teams allows. Answers at once with the broadcast's ID and progress; with
+        waitForCompletion the action waits until every message is done. Use it instead of a loop past a
+        few hundred people.
         """
         caller = current_caller("broadcast")
         content = {k: args[k] for k in ("text", "card", "summary") if k in args}
@@ -91,23 +93,26 @@ class Broadcasts(MethodView):
                 recipients=args.get("recipients") if not args.get("allActiveUsers") else None,
                 tenant_id=args.get("tenantId"),
                 idempotency_key=args.get("idempotencyKey"),
+                card_type=args.get("cardType"),
             )
         )
-        return _answer(run(service.report(caller, broadcast.id)))
+        report = run(service.report(caller, broadcast.id))
+        if args.get("waitForCompletion") and report["broadcast"].status != "completed":
+            return _pending(report)
+        return present(report)
 
 
 @blp.route("/<string:broadcast_id>")
 class Broadcast(MethodView):
     @blp.response(200, BroadcastSchema)
-    @blp.alt_response(202, schema=BroadcastSchema, description="Still running; poll again after Retry-After.")
     def get(self, broadcast_id: str) -> Any:
         """Get the progress of a broadcast
 
         Reports how many people got the broadcast, how many are still queued, and who did not get it and
-        why. Answers 202 while it runs and 200 once every message is delivered or failed.
+        why. Always answers at once, also while the broadcast runs: look at the status and progress fields.
         """
         caller = current_caller("broadcast")
-        return _answer(run(runtime().broadcasts.report(caller, broadcast_id)))
+        return present(run(runtime().broadcasts.report(caller, broadcast_id)))
 
     @blp.arguments(UpdateBroadcastSchema)
     @blp.response(200, BroadcastSchema)
@@ -123,7 +128,7 @@ class Broadcast(MethodView):
         service = runtime().broadcasts
         run(campaigns.update_broadcast(runtime().store, caller, broadcast_id, content))
         service.wake()
-        return _body(run(service.report(caller, broadcast_id)))
+        return present(run(service.report(caller, broadcast_id)))
 
     @blp.response(200, BroadcastSchema)
     def delete(self, broadcast_id: str) -> Any:
@@ -137,7 +142,7 @@ class Broadcast(MethodView):
         service = runtime().broadcasts
         run(campaigns.recall_broadcast(runtime().store, caller, broadcast_id))
         service.wake()
-        return _body(run(service.report(caller, broadcast_id)))
+        return present(run(service.report(caller, broadcast_id)))
 
 
 @blp.route("/<string:broadcast_id>/recipients")
@@ -168,3 +173,19 @@ class BroadcastRecipients(MethodView):
             query = {k: v for k, v in args.items() if k != "skipToken"} | {"skipToken": page.next_token}
             next_link = absolute_url(f"/api/v1/broadcasts/{broadcast_id}/recipients?" + urlencode(query))
         return {"value": [report_row(d) for d in page.items], "nextLink": next_link}
+
+
+
+@blp.route("/<string:broadcast_id>/status")
+class BroadcastStatus(MethodView):
+    @blp.response(200, BroadcastSchema)
+    @blp.alt_response(202, schema=BroadcastSchema, description="Still running; poll again after Retry-After.")
+    def get(self, broadcast_id: str) -> Any:
+        """Wait for a broadcast to complete
+
+        The status link of Send one message to many people with waitForCompletion: answers 202 while the
+        broadcast runs and 200 with its report once every message is delivered, failed or skipped.
+        """
+        caller = current_caller("broadcast")
+        report = run(runtime().broadcasts.report(caller, broadcast_id))
+        return present(report) if report["broadcast"].status == "completed" else _pending(report)

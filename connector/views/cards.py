@@ -1,4 +1,18 @@
-"""SendCardAndWait and its status link (the Power Automate asynchronous pattern)."""
+"""SendCardAndWait (a webhook action), GetCardResponse, CancelCardWait and GetCardAnswerSchema.
+
+SendCardAndWait follows the webhook-action shape of Microsoft's certified connectors in
+microsoft/PowerPlatformConnectors: ``certified-connectors/CompanyConnect`` (ConfirmPrompt,
+ChoicePrompt: a body property ``x-ms-notification-url: true`` with ``x-ms-visibility: internal``, the
+answer posted to it) and ``certified-connectors/CyberProof`` (CPCreateWebhookExecution: the same
+property, a 201, and the callback's schema in ``x-ms-notification-content`` on the path item with
+``x-ms-dynamic-schema``), and Microsoft's description of webhook actions in "Subscribe and wait for
+events to run workflows using HTTP webhooks in Azure Logic Apps"
+(learn.microsoft.com/azure/connectors/connectors-native-webhook: the action registers the run's
+callback URL, the run waits without polling until the service calls it, and the engine unsubscribes
+when the run is cancelled) and "x-ms-notification-url" in "Create a custom connector with an OpenAPI
+extension" (learn.microsoft.com/connectors/custom-connectors/openapi-extensions). The subscribe call
+answers 201 with a ``Location`` whose ``DELETE`` is the unsubscribe (as for webhook triggers).
+"""
 
 from __future__ import annotations
 
@@ -7,88 +21,97 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from bot.cardwait import CardWaitRequest
-from bot.model import Delivery, DeliveryStatus
+from bot.cardtags import input_ids
+from bot.cardwait import CardWaitRequest, present
 from connector.auth import current_caller
-from connector.errors import ApiError
-from connector.presenters import iso
-from connector.schemas import CardResponseSchema, SendCardAndWaitSchema
+from connector.schemas import (
+    CardAnswerSchemaRequestSchema,
+    CardAnswerSchemaResponseSchema,
+    CardResponseSchema,
+    SendCardAndWaitSchema,
+)
 from connector.views.common import absolute_url, run, runtime
 
 blp = Blueprint("cards", __name__, url_prefix="/api/v1/cards", description="Adaptive Cards that wait for an answer")
 
-# Power Automate polls every 20 s without it; a person answers in minutes, so there is no hurry.
-RETRY_AFTER_SECONDS = 15
-
-
-def present(d: Delivery) -> dict[str, Any]:
-    response = d.response or {}
-    if d.responded_at is not None:
-        status = "responded"
-    elif d.status == DeliveryStatus.DELIVERED:
-        status = "waiting"
-    else:
-        status = "sending"
-    return {
-        "id": d.id,
-        "status": status,
-        "recipient": d.recipient,
-        "response": response.get("values") if d.responded_at is not None else None,
-        "action": response.get("action"),
-        "verb": response.get("verb"),
-        "respondedBy": d.responded_by,
-        "respondedAt": iso(d.responded_at),
-        "conversationId": d.conversation_id,
-        "messageId": d.message_id,
-        "createdAt": iso(d.created_at),
-    }
-
-
-def _answer(d: Delivery) -> tuple[dict[str, Any], int, dict[str, str]]:
-    if d.responded_at is not None:
-        return present(d), 200, {}
-    if d.deleted_at is not None:
-        raise ApiError("MessageNotDelivered", "The card was deleted before anyone answered it.", "id")
-    if d.status == DeliveryStatus.FAILED:
-        reason = (d.error or {}).get("message") or "Teams did not accept it."
-        raise ApiError("MessageNotDelivered", f"The card could not be delivered: {reason}", "recipient")
-    location = absolute_url(f"/api/v1/cards/wait/{d.id}")
-    return present(d), 202, {"Location": location, "Retry-After": str(RETRY_AFTER_SECONDS)}
+# The path item's x-ms-notification-content names the callback's schema (read by connector.openapi).
+WAIT_PATH = "/api/v1/cards/wait"
 
 
 @blp.route("/wait")
 class CardsWait(MethodView):
     @blp.arguments(SendCardAndWaitSchema)
-    @blp.response(200, CardResponseSchema)
-    @blp.alt_response(202, description="Sent; waiting for the person to answer. The flow engine polls the Location.")
+    @blp.response(201, CardResponseSchema, description="Sent; the answer is posted to the callback URL.")
     def post(self, args: dict[str, Any]) -> Any:
         """Send a card and wait for a response
 
-        Posts an Adaptive Card with buttons to one person's Teams chat with the bot and waits until they
-        answer it, then returns what they submitted, which button they pressed and who answered; the card
-        in the chat then shows the answer. For approvals and questions in flows, not for agents.
+        Posts an Adaptive Card with buttons to one person's Teams chat with the bot and waits, without
+        polling, until they answer it; the flow then continues with what they submitted, which button
+        they pressed and who answered, and the card in the chat shows the answer. For approvals and
+        questions in flows, not for agents.
         """
         caller = current_caller("send")
         request = CardWaitRequest(
             recipient=args["recipient"],
             card=args["card"],
+            callback_url=args["notificationUrl"],
             text=args.get("text"),
             summary=args.get("summary"),
             tenant_id=args.get("tenantId"),
             idempotency_key=args.get("idempotencyKey"),
+            timeout_minutes=args.get("timeoutMinutes"),
+            card_type=args.get("cardType"),
         )
-        return _answer(run(runtime().cards.start(caller, request)))
+        card = run(runtime().cards.start(caller, request))
+        return present(card), 201, {"Location": absolute_url(f"{WAIT_PATH}/{card.id}")}
 
 
 @blp.route("/wait/<string:card_id>")
 class CardWait(MethodView):
     @blp.response(200, CardResponseSchema)
-    @blp.alt_response(202, description="No answer yet; poll again after Retry-After.")
     def get(self, card_id: str) -> Any:
         """Get the response to a card
 
         Tells whether the person answered a card sent with Send a card and wait for a response, and
-        returns the answer: 202 while nobody has answered, 200 with the submitted values once they have.
+        returns the answer once they have. Always answers at once: look at the status field.
         """
         caller = current_caller("send")
-        return _answer(run(runtime().cards.get(caller, card_id)))
+        return present(run(runtime().cards.get(caller, card_id)))
+
+    @blp.response(200, CardResponseSchema)
+    def delete(self, card_id: str) -> Any:
+        """Stop waiting for a response to a card
+
+        Ends the wait of Send a card and wait for a response: its answer is no longer posted to the
+        flow. The flow engine calls it by itself when the flow run is cancelled.
+        """
+        caller = current_caller("send")
+        return present(run(runtime().cards.cancel(caller, card_id)))
+
+
+@blp.route("/answer-schema")
+class CardAnswerSchema(MethodView):
+    @blp.arguments(CardAnswerSchemaRequestSchema)
+    @blp.response(200, CardAnswerSchemaResponseSchema)
+    def post(self, args: dict[str, Any]) -> Any:
+        """Get the fields of a card answer
+
+        Reads an Adaptive Card and returns the JSON schema of the values a person submits with it: one
+        property per input id. The designer calls it to show the card's inputs as outputs.
+        """
+        current_caller("send")
+        return {"schema": answer_schema(args.get("card") or {})}
+
+
+def answer_schema(card: dict[str, Any]) -> dict[str, Any]:
+    """One property per ``Input.*`` id: Toggle values are "true"/"false" strings and Number a number
+    only when typed so (Teams posts every input value as the string the card holds)."""
+    properties: dict[str, Any] = {}
+    for element in input_ids(card):
+        label = element.get("label") or element.get("title") or element.get("placeholder") or element["id"]
+        properties[element["id"]] = {
+            "type": "string",
+            "x-ms-summary": str(label),
+            "description": f"What the person entered in '{label}' ({element.get('type')}).",
+        }
+    return {"type": "object", "properties": properties}

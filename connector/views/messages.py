@@ -1,4 +1,4 @@
-"""SendMessage, GetMessage, UpdateMessage, DeleteMessage."""
+"""SendMessage, GetMessage, UpdateMessage, DeleteMessage, and GetMessageStatus (the internal status link)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from bot.cardwait import KIND as CARD_WAIT
 from bot.delivery.service import MessageRequest
 from connector import presenters
 from connector.auth import current_caller
@@ -19,25 +20,27 @@ blp = Blueprint("messages", __name__, url_prefix="/api/v1/messages", description
 RETRY_AFTER_SECONDS = 5
 
 
-def _answer(delivery: Any) -> tuple[dict[str, Any], int, dict[str, str]]:
-    body = presenters.delivery(delivery)
-    if delivery.is_final:
-        return body, 200, {}
-    location = absolute_url(f"/api/v1/messages/{delivery.id}")
-    return body, 202, {"Location": location, "Retry-After": str(RETRY_AFTER_SECONDS)}
+def _present(delivery: Any) -> dict[str, Any]:
+    return presenters.delivery(delivery, runtime().settings.app_id)
+
+
+def _pending(delivery: Any) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """202 + the internal status link (DESIGN.md section 6: only work the caller chose to wait for)."""
+    location = absolute_url(f"/api/v1/messages/{delivery.id}/status")
+    return _present(delivery), 202, {"Location": location, "Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
 @blp.route("")
 class Messages(MethodView):
     @blp.arguments(SendMessageSchema)
     @blp.response(200, DeliverySchema)
-    @blp.alt_response(202, schema=DeliverySchema, description="Accepted: not yet delivered; poll the Location.")
+    @blp.alt_response(202, schema=DeliverySchema, description="The wait ran out; the flow engine polls the Location.")
     def post(self, args: dict[str, Any]) -> Any:
         """Send a message to a person
 
         Sends a text (markdown) and/or Adaptive Card message to one person's personal chat with the bot,
-        found by user principal name, email or Microsoft Entra object ID. Answers when Teams accepted it,
-        or with 202 and a status link when it is still on its way or scheduled.
+        found by user principal name, email or Microsoft Entra object ID. Answers once Teams accepted it;
+        with wait 0, deliverAt or deliverAtLocalTime it answers at once with status queued or scheduled.
         """
         caller = current_caller("send")
         settings = current_app.extensions["teams_proactive.connector_settings"]
@@ -51,23 +54,27 @@ class Messages(MethodView):
             deliver_at=args.get("deliverAt"),
             deliver_at_local_time=args.get("deliverAtLocalTime"),
             tenant_id=args.get("tenantId"),
+            card_type=args.get("cardType"),
         )
         delivery = run(runtime().deliveries.send(caller, request, wait), timeout=wait + 30)
-        return _answer(delivery)
+        # A scheduled message, or one the caller chose not to wait for, is a final answer for the flow
+        # (and for a Copilot Studio tool, which cannot follow a 202).
+        if delivery.is_final or wait <= 0 or delivery.deliver_at:
+            return _present(delivery)
+        return _pending(delivery)
 
 
 @blp.route("/<string:message_id>")
 class Message(MethodView):
     @blp.response(200, DeliverySchema)
-    @blp.alt_response(202, schema=DeliverySchema, description="Still on its way; poll again after Retry-After.")
     def get(self, message_id: str) -> Any:
         """Get the status of a message
 
         Tells whether a message sent with Send a message was delivered, is still queued or scheduled, or
-        failed and why. Answers 202 while it is on its way and 200 once it is delivered or failed.
+        failed and why. Always answers at once: look at the status field.
         """
         caller = current_caller("send")
-        return _answer(run(runtime().deliveries.get(caller, message_id)))
+        return _present(run(runtime().deliveries.get(caller, message_id)))
 
     @blp.arguments(UpdateMessageSchema)
     @blp.response(200, DeliverySchema)
@@ -79,7 +86,7 @@ class Message(MethodView):
         """
         caller = current_caller("send")
         content = {k: args[k] for k in ("text", "card", "summary") if k in args}
-        return presenters.delivery(run(runtime().deliveries.update(caller, message_id, content)))
+        return _present(run(runtime().deliveries.update(caller, message_id, content)))
 
     @blp.response(200, DeliverySchema)
     def delete(self, message_id: str) -> Any:
@@ -88,4 +95,22 @@ class Message(MethodView):
         Removes a message the bot sent from the person's chat, or cancels it if it has not been sent yet.
         """
         caller = current_caller("send")
-        return presenters.delivery(run(runtime().deliveries.delete(caller, message_id)))
+        deleted = run(runtime().deliveries.delete(caller, message_id))
+        if deleted.kind == CARD_WAIT and deleted.responded_at is None and deleted.callback_id is None:
+            run(runtime().cards.finished(deleted))  # the flow waiting for it hears "cancelled" now
+        return _present(deleted)
+
+
+@blp.route("/<string:message_id>/status")
+class MessageStatus(MethodView):
+    @blp.response(200, DeliverySchema)
+    @blp.alt_response(202, schema=DeliverySchema, description="Still on its way; poll again after Retry-After.")
+    def get(self, message_id: str) -> Any:
+        """Wait for a message to be delivered
+
+        The status link of Send a message when its wait ran out: answers 202 while the message is on its
+        way and 200 with the message once it was delivered or failed. The flow engine polls it by itself.
+        """
+        caller = current_caller("send")
+        delivery = run(runtime().deliveries.get(caller, message_id))
+        return _present(delivery) if delivery.is_final else _pending(delivery)

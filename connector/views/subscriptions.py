@@ -18,7 +18,12 @@ from bot.model import Subscription
 from bot.webhooks import subscribe, unsubscribe
 from connector.auth import current_caller
 from connector.presenters import iso
-from connector.schemas import SubscribeSchema, SubscriptionSchema, TriggerSubscriptionSchema
+from connector.schemas import (
+    CardTriggerSubscriptionSchema,
+    SubscribeSchema,
+    SubscriptionSchema,
+    TriggerSubscriptionSchema,
+)
 from connector.views.common import absolute_url, run, runtime
 
 PREFIX = "/api/v1/subscriptions"
@@ -37,7 +42,13 @@ TRIGGER = {"x-ms-trigger": "single"}
 
 
 def present(s: Subscription) -> dict[str, Any]:
-    return {"id": s.id, "event": s.event, "tenantId": s.tenant_id, "createdAt": iso(s.created_at)}
+    return {
+        "id": s.id,
+        "event": s.event,
+        "tenantId": s.tenant_id,
+        "cardType": s.card_type,
+        "createdAt": iso(s.created_at),
+    }
 
 
 def _subscribe(event: str, args: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
@@ -50,6 +61,7 @@ def _subscribe(event: str, args: dict[str, Any]) -> tuple[dict[str, Any], int, d
             callback_url=args["notificationUrl"],
             tenant_id=args.get("tenantId"),
             policy=runtime().settings.callback_policy,
+            card_type=args.get("cardType"),
         )
     )
     return present(subscription), 201, {"Location": absolute_url(f"{PREFIX}/{subscription.id}")}
@@ -85,14 +97,14 @@ class UserMessages(MethodView):
 
 @blp.route("/card-submissions")
 class CardSubmissions(MethodView):
-    @blp.arguments(TriggerSubscriptionSchema)
+    @blp.arguments(CardTriggerSubscriptionSchema)
     @blp.response(201, SubscriptionSchema)
     @blp.doc(**TRIGGER)
     def post(self, args: dict[str, Any]) -> Any:
         """When a user submits a card
 
-        Starts the flow when a person presses a submit button on an Adaptive Card the bot sent, with the
-        values they entered and who they are.
+        Starts the flow when a person presses a submit button on an Adaptive Card the bot sent (only cards
+        of the chosen card type, if one is given), with the message, the button, the values and who they are.
         """
         return _subscribe(BotEvent.CARD_SUBMITTED, args)
 

@@ -240,22 +240,77 @@ def test_webhook_triggers(spec: dict[str, Any]) -> None:
     assert method == "delete" and path == "/api/v1/subscriptions/{subscription_id}"
 
 
-def test_async_operations_answer_202_with_location(spec: dict[str, Any]) -> None:
-    polled = {op_id for op_id, (_, _, op) in by_id(spec).items() if "202" in op["responses"]}
-    assert {
-        "SendMessage",
-        "GetMessage",
-        "SendCardAndWait",
-        "GetCardResponse",
-        "StartBroadcast",
-        "GetBroadcast",
-    } <= polled
+def test_async_rules_reads_never_202_and_status_links_are_internal(spec: dict[str, Any]) -> None:
+    """DESIGN.md section 6: reads answer 200 with a status; only work the caller chose to wait for
+    answers 202, and its Location is an internal status operation that answers 202, then 200."""
+    ops = by_id(spec)
+    polled = {op_id for op_id, (_, _, op) in ops.items() if "202" in op["responses"]}
+    assert polled == {"SendMessage", "StartBroadcast", "GetMessageStatus", "GetBroadcastStatus"}
+    for read in ("GetMessage", "GetBroadcast", "GetRecipient", "GetCardResponse"):
+        responses = ops[read][2]["responses"]
+        assert "202" not in responses, read
+        assert "status" in resolve(spec, responses["200"]["schema"])["properties"], read
     for op_id in polled:
-        op = by_id(spec)[op_id][2]
+        op = ops[op_id][2]
         accepted = op["responses"]["202"]
         assert set(accepted["headers"]) == {"Location", "Retry-After"}
         assert "schema" not in accepted  # the outputs are the final 200's
         assert resolve(spec, op["responses"]["200"]["schema"])["properties"]
+    # A status link returns the same object as the read it stands for, and makers never see it.
+    for status_op, read in (("GetMessageStatus", "GetMessage"), ("GetBroadcastStatus", "GetBroadcast")):
+        path, method, op = ops[status_op]
+        assert op["x-ms-visibility"] == "internal" and method == "get"
+        assert path == ops[read][0] + "/status"
+        assert op["responses"]["200"]["schema"] == ops[read][2]["responses"]["200"]["schema"]
+
+
+def test_send_card_and_wait_is_a_webhook_action(spec: dict[str, Any]) -> None:
+    """The shape of Microsoft's certified webhook actions (CompanyConnect, CyberProof): not a trigger,
+    an internal required x-ms-notification-url body property, 201 + Location whose DELETE unsubscribes,
+    and the callback's payload in the path item's x-ms-notification-content."""
+    ops = by_id(spec)
+    path, method, op = ops["SendCardAndWait"]
+    assert method == "post" and "x-ms-trigger" not in op
+    assert set(op["responses"]) - {"400", "401", "403", "404", "409", "429", "default"} == {"201"}
+    (body,) = [p for p in op["parameters"] if p["in"] == "body"]
+    schema = resolve(spec, body["schema"])
+    urls = [n for n, p in schema["properties"].items() if p.get("x-ms-notification-url") is True]
+    assert urls == ["notificationUrl"] and "notificationUrl" in schema["required"]
+    url = schema["properties"]["notificationUrl"]
+    assert url["type"] == "string" and url["x-ms-visibility"] == "internal"
+    assert "Location" in op["responses"]["201"]["headers"]
+    cancel_path, cancel_method, cancel = ops["CancelCardWait"]
+    assert (cancel_method, cancel["x-ms-visibility"]) == ("delete", "internal")
+    assert cancel_path == ops["GetCardResponse"][0] == path + "/{card_id}"
+    payload = resolve(spec, spec["paths"][path]["x-ms-notification-content"]["schema"])
+    assert {"id", "status", "response", "action", "respondedBy"} <= set(payload["properties"])
+    assert set(payload["properties"]["status"]["enum"]) >= {"responded", "expired", "cancelled"}
+    # Typed answers: the response's fields come from the card the maker passed.
+    for key, where in (("x-ms-dynamic-schema", "parameter"), ("x-ms-dynamic-properties", "parameterReference")):
+        dynamic = payload["properties"]["response"][key]
+        assert dynamic["operationId"] == "GetCardAnswerSchema"
+        assert dynamic["parameters"]["card"][where] in ("card", "body/card")
+    assert ops["GetCardAnswerSchema"][2]["x-ms-visibility"] == "internal"
+
+
+def test_recipient_picker(spec: dict[str, Any]) -> None:
+    ops = by_id(spec)
+    for op_id in ("SendMessage", "SendCardAndWait"):
+        (body,) = [p for p in ops[op_id][2]["parameters"] if p["in"] == "body"]
+        recipient = resolve(spec, body["schema"])["properties"]["recipient"]
+        picker = recipient["x-ms-dynamic-values"]
+        assert picker["operationId"] == "ListReachablePeople", op_id
+        assert recipient["type"] == "string"  # free text stays allowed
+    _, method, op = ops["ListReachablePeople"]
+    assert method == "get" and op["x-ms-visibility"] == "internal"
+    page = resolve(spec, op["responses"]["200"]["schema"])
+    assert {"upn", "label"} <= set(page["properties"]["value"]["items"]["properties"])
+
+
+def test_one_message_id_field_in_outputs(spec: dict[str, Any]) -> None:
+    for name in ("Delivery", "CardResponse", "CardWaitResult"):
+        fields = spec["definitions"][name]["properties"]
+        assert "id" in fields and "messageId" not in fields and "teamsMessageId" in fields, name
 
 
 @pytest.mark.parametrize("op_id", ["ListRecipients", "ListBroadcastRecipients"])

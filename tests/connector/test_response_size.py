@@ -23,7 +23,7 @@ from connector.schemas import (
     RecipientSchema,
     SubscriptionSchema,
 )
-from connector.views.broadcasts import MAX_LISTED_FAILURES, _answer
+from connector.views.broadcasts import MAX_LISTED_FAILURES, present
 
 LIMIT = 500_000
 # The longest each string holds: addresses as the API accepts them (320), Entra display names (256),
@@ -96,6 +96,6 @@ def test_a_broadcast_answer_lists_at_most_the_capped_failures() -> None:
         timeline=[(start + hour * 3600, 7) for hour in range(720)],
     )  # fmt: skip
     report = {"broadcast": broadcast, "progress": 100.0, "counts": counts, "failures": failures}
-    body = _answer({**report, "engagement": engagement})[0]
+    body = present({**report, "engagement": engagement})
     assert len(body["failures"]) == MAX_LISTED_FAILURES and body["counts"]["failed"] == 5000
     assert len(json.dumps(BroadcastSchema().dump(body)).encode()) < LIMIT

@@ -58,12 +58,13 @@ def send(live: LiveApp, body: dict[str, Any], key: str = API_KEY) -> requests.Re
 
 
 def final_delivery(live: LiveApp, delivery_id: str, timeout: float = 20.0) -> dict[str, Any]:
-    """GetMessage until it answers 200 (delivered or failed)."""
+    """GetMessage (always 200) until the status is delivered or failed."""
 
     def done() -> dict[str, Any] | None:
         response = live.api("GET", f"/api/v1/messages/{delivery_id}", API_KEY)
-        assert response.status_code in (200, 202), response.text
-        return response.json() if response.status_code == 200 else None
+        assert response.status_code == 200, response.text
+        body = response.json()
+        return body if body["status"] in ("delivered", "failed") else None
 
     return eventually(done, timeout=timeout)
 

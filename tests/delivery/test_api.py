@@ -1,4 +1,5 @@
-"""The message API over the outbox: 200 or 202 + Location, idempotency, update, delete, scheduling."""
+"""The message API over the outbox: the async rules (200 at once, 202 + internal status link only when
+a wait ran out), idempotency, update, delete, scheduling."""
 
 from __future__ import annotations
 
@@ -16,29 +17,37 @@ from tests.support.fake_connector import FakeConnector, Scripted
 from tests.support.live_app import LiveApp
 
 
-def test_202_with_location_then_get_message_202_until_200(
-    app_env: dict[str, str], connector: FakeConnector, make_user
-) -> None:
+def test_async_rules_over_http(app_env: dict[str, str], connector: FakeConnector, make_user) -> None:
     # The held call below must outlast the polling: a long client timeout (and lease) for this test.
     settings = dataclasses.replace(FAST, send_timeout_seconds=60.0, lease_seconds=120.0)
     with LiveApp(app_env, runtime_kwargs={"dispatcher_settings": settings}) as live:
-        _202_then_200(live, connector, make_user())
+        _async_rules(live, connector, make_user())
 
 
-def _202_then_200(fast_live: LiveApp, connector: FakeConnector, user: act.TeamsUser) -> None:
+def _async_rules(fast_live: LiveApp, connector: FakeConnector, user: act.TeamsUser) -> None:
     install(fast_live, connector, user)
     # Teams holds the first attempt until we let it go: the message is surely still on its way.
     connector.fail_next(1, Scripted(503, "ServiceUnavailable", "", hang=True), user.conversation_id)
 
-    response = send(fast_live, {"recipient": user.upn, "text": "async", "wait": 0})
-    assert response.status_code == 202, response.text
+    # wait 0: a final answer at once (for flows and Copilot Studio tools), no status link to poll.
+    response = send(fast_live, {"recipient": user.upn, "text": "async", "wait": 0, "idempotencyKey": "run-1"})
+    assert response.status_code == 200, response.text
     body = response.json()
-    assert body["status"] in ("queued", "sending")
-    location = response.headers["Location"]
-    assert location == f"{fast_live.url}/api/v1/messages/{body['id']}"
-    assert int(response.headers["Retry-After"]) > 0
+    assert body["status"] == "queued" and "Location" not in response.headers
 
     eventually(lambda: connector.calls_to(user.conversation_id)[1:])  # the held attempt arrived
+    # GetMessage is a read: 200 with the status, also while the message is on its way.
+    read = fast_live.api("GET", f"/api/v1/messages/{body['id']}", API_KEY)
+    assert read.status_code == 200 and read.json()["status"] == "sending" and "Location" not in read.headers
+
+    # A caller who waits (the same run again, waiting 1 s) while Teams still holds the call: the wait
+    # runs out, and only then is the answer 202 with the internal status link.
+    waited = send(fast_live, {"recipient": user.upn, "text": "async", "wait": 1, "idempotencyKey": "run-1"})
+    assert waited.status_code == 202, waited.text
+    assert waited.json()["id"] == body["id"]
+    location = waited.headers["Location"]
+    assert location == f"{fast_live.url}/api/v1/messages/{body['id']}/status"
+    assert int(waited.headers["Retry-After"]) > 0
     pending = fast_live.http.get(location, headers={"X-API-Key": API_KEY}, timeout=30)
     assert pending.status_code == 202
     assert pending.json()["status"] == "sending"
@@ -53,7 +62,9 @@ def _202_then_200(fast_live: LiveApp, connector: FakeConnector, user: act.TeamsU
 
     done = eventually(polled)
     assert done["status"] == "delivered" and done["attempts"] == 2
-    assert done["messageId"] and done["deliveredAt"]
+    assert done["teamsMessageId"] and done["deliveredAt"]
+    # The status link's final answer is the same object GetMessage answers.
+    assert fast_live.api("GET", f"/api/v1/messages/{body['id']}", API_KEY).json() == done
     assert texts_in(connector, user.conversation_id, "async") == 1
 
 
@@ -65,7 +76,7 @@ def test_idempotency_key_returns_the_first_delivery(fast_live: LiveApp, connecto
     again = send(fast_live, {"recipient": user.upn, "text": "once", "idempotencyKey": "flow-run-1"})
     assert again.status_code == 200
     assert again.json()["id"] == first.json()["id"]
-    assert again.json()["messageId"] == first.json()["messageId"]
+    assert again.json()["teamsMessageId"] == first.json()["teamsMessageId"]
     # The same key with another body is a mistake, answered as such rather than with the first message.
     edited = send(fast_live, {"recipient": user.upn, "text": "once, edited", "idempotencyKey": "flow-run-1"})
     assert edited.status_code == 409 and edited.json()["error"]["code"] == "IdempotencyKeyReused"
@@ -110,10 +121,10 @@ def test_update_message_replaces_it_in_the_chat(fast_live: LiveApp, connector: F
     puts = [r for r in connector.received if r.method == "PUT"]
     assert len(puts) == 1
     assert puts[0].conversation_id == user.conversation_id
-    assert puts[0].activity_id == sent["messageId"]
+    assert puts[0].activity_id == sent["teamsMessageId"]
     assert puts[0].activity["text"] == "Ticket 42: closed"
     assert puts[0].activity["attachments"][0]["content"] == card
-    assert puts[0].activity["id"] == sent["messageId"]
+    assert puts[0].activity["id"] == sent["teamsMessageId"]
 
 
 def test_update_of_a_scheduled_message_changes_what_is_sent(
@@ -138,7 +149,7 @@ def test_delete_message_removes_it_from_the_chat(fast_live: LiveApp, connector: 
     response = fast_live.api("DELETE", f"/api/v1/messages/{sent['id']}", API_KEY)
     assert response.status_code == 200, response.text
     deletes = [r for r in connector.received if r.method == "DELETE"]
-    assert [(d.conversation_id, d.activity_id) for d in deletes] == [(user.conversation_id, sent["messageId"])]
+    assert [(d.conversation_id, d.activity_id) for d in deletes] == [(user.conversation_id, sent["teamsMessageId"])]
     # Deleting again is harmless and does not call Teams again.
     assert fast_live.api("DELETE", f"/api/v1/messages/{sent['id']}", API_KEY).status_code == 200
     assert len([r for r in connector.received if r.method == "DELETE"]) == 1
@@ -169,13 +180,14 @@ def test_deliver_at_schedules_then_delivers_when_due(fast_live: LiveApp, connect
     install(fast_live, connector, user)
     due = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)
     response = send(fast_live, {"recipient": user.upn, "text": "on time", "deliverAt": due.isoformat()})
-    assert response.status_code == 202
+    # Scheduled: a final answer at once (a Copilot Studio tool cannot follow a 202).
+    assert response.status_code == 200 and "Location" not in response.headers
     body = response.json()
     assert body["status"] == "scheduled"
     assert abs(dt.datetime.fromisoformat(body["deliverAt"]) - due) < dt.timedelta(milliseconds=2)
     assert texts_in(connector, user.conversation_id, "on time") == 0
     pending = fast_live.api("GET", f"/api/v1/messages/{body['id']}", API_KEY)
-    assert pending.status_code == 202 and pending.json()["status"] == "scheduled"
+    assert pending.status_code == 200 and pending.json()["status"] == "scheduled"
 
     done = final_delivery(fast_live, body["id"])
     assert done["status"] == "delivered"
@@ -192,7 +204,7 @@ def test_deliver_at_local_time_uses_the_recipients_zone(
     hhmm = (tokyo_now + dt.timedelta(hours=2)).strftime("%H:%M")
     before = dt.datetime.now(dt.UTC)
     response = send(fast_live, {"recipient": user.upn, "text": "good morning", "deliverAtLocalTime": hhmm})
-    assert response.status_code == 202, response.text
+    assert response.status_code == 200, response.text
     body = response.json()
     assert body["status"] == "scheduled"
     expected = next_local_time(hhmm, "Asia/Tokyo", before)

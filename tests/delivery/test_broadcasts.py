@@ -1,4 +1,5 @@
-"""StartBroadcast / GetBroadcast: a list or every active person; who was skipped and why; 202 until done."""
+"""StartBroadcast / GetBroadcast: a list or every active person; who was skipped and why; GetBroadcast
+answers 200 with progress while it runs; waitForCompletion gives 202 + the internal status link until done."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 from tests.conftest import API_KEY
 from tests.delivery.conftest import eventually, install, texts_in
 from tests.support import activities as act
-from tests.support.fake_connector import FakeConnector
+from tests.support.fake_connector import FakeConnector, Scripted
 from tests.support.live_app import LiveApp
 from tests.support.people import people, seed
 
@@ -52,12 +53,17 @@ def test_broadcast_to_a_list_reports_who_was_skipped_and_why(
         "nobody@contoso.example",
         cast["ana"].aad_object_id,  # Ana again, by another address
     ]
-    response = fast_live.api("POST", "/api/v1/broadcasts", API_KEY, json={"recipients": recipients, "text": "news"})
+    response = fast_live.api(
+        "POST",
+        "/api/v1/broadcasts",
+        API_KEY,
+        json={"recipients": recipients, "text": "news", "waitForCompletion": True},
+    )
     assert response.status_code == 202, response.text
     started = response.json()
     assert started["total"] == 7 and started["status"] in ("preparing", "running", "completed")
     location = response.headers["Location"]
-    assert location == f"{fast_live.url}/api/v1/broadcasts/{started['id']}"
+    assert location == f"{fast_live.url}/api/v1/broadcasts/{started['id']}/status"
 
     done = _finished(fast_live, location)
     assert done["status"] == "completed" and done["completedAt"]
@@ -96,7 +102,7 @@ def test_broadcast_to_every_active_person_of_the_tenant(
         "POST",
         "/api/v1/broadcasts",
         API_KEY,
-        json={"allActiveUsers": True, "tenantId": "tenant-contoso", "text": "everyone"},
+        json={"allActiveUsers": True, "tenantId": "tenant-contoso", "text": "everyone", "waitForCompletion": True},
     )
     assert response.status_code == 202, response.text
     done = _finished(fast_live, response.headers["Location"])
@@ -113,7 +119,7 @@ def test_broadcast_to_every_active_person_of_the_tenant(
 def test_broadcast_idempotency_key_starts_it_once(fast_live: LiveApp, connector: FakeConnector, make_user) -> None:
     user = make_user()
     install(fast_live, connector, user)
-    body = {"recipients": [user.upn], "text": "once", "idempotencyKey": "campaign-1"}
+    body = {"recipients": [user.upn], "text": "once", "idempotencyKey": "campaign-1", "waitForCompletion": True}
     first = fast_live.api("POST", "/api/v1/broadcasts", API_KEY, json=body)
     second = fast_live.api("POST", "/api/v1/broadcasts", API_KEY, json=body)
     assert first.json()["id"] == second.json()["id"]
@@ -125,7 +131,10 @@ def test_a_thousand_recipients_each_get_one_copy(fast_live: LiveApp, connector: 
     crowd = people(1000, tenant_id="tenant-contoso", prefix="many")
     fast_live.runtime.call(seed(fast_live.runtime.store, crowd, connector.service_url("a")), timeout=120)
     response = fast_live.api(
-        "POST", "/api/v1/broadcasts", API_KEY, json={"recipients": [p.upn for p in crowd], "text": "to all"}
+        "POST",
+        "/api/v1/broadcasts",
+        API_KEY,
+        json={"recipients": [p.upn for p in crowd], "text": "to all", "waitForCompletion": True},
     )
     done = _finished(fast_live, response.headers["Location"])
     assert done["counts"]["delivered"] == 1000
@@ -134,3 +143,41 @@ def test_a_thousand_recipients_each_get_one_copy(fast_live: LiveApp, connector: 
         if received.activity.get("text") == "to all":
             copies[received.conversation_id] = copies.get(received.conversation_id, 0) + 1
     assert len(copies) == 1000 and set(copies.values()) == {1}
+
+
+def test_get_broadcast_answers_200_with_progress_while_it_runs(
+    fast_live: LiveApp, connector: FakeConnector, make_user
+) -> None:
+    """The async rules over real HTTP: StartBroadcast answers 200 at once; GetBroadcast in the middle
+    of the broadcast answers 200 with its progress (a 202 would make Power Automate poll it to the end);
+    the internal status link answers 202 until the broadcast completes, then 200 with the same report."""
+    ana, ben = make_user("Ana", "ana@contoso.example"), make_user("Ben", "ben@contoso.example")
+    for user in (ana, ben):
+        install(fast_live, connector, user)
+    # Teams holds Ben's message until we let it go: the broadcast is surely in its middle.
+    connector.fail_next(1, Scripted(503, "ServiceUnavailable", "", hang=True), ben.conversation_id)
+    response = fast_live.api(
+        "POST", "/api/v1/broadcasts", API_KEY, json={"recipients": [ana.upn, ben.upn], "text": "mid"}
+    )
+    assert response.status_code == 200, response.text
+    assert "Location" not in response.headers
+    broadcast_id = response.json()["id"]
+    assert response.json()["status"] in ("preparing", "running")
+
+    def midway() -> dict[str, Any] | None:
+        read = fast_live.api("GET", f"/api/v1/broadcasts/{broadcast_id}", API_KEY)
+        assert read.status_code == 200 and "Location" not in read.headers, read.text
+        body = read.json()
+        return body if body["counts"]["delivered"] == 1 and body["counts"]["sending"] == 1 else None
+
+    progress = eventually(midway)
+    assert progress["status"] == "running" and progress["progress"] == 50.0 and progress["total"] == 2
+    status_link = f"{fast_live.url}/api/v1/broadcasts/{broadcast_id}/status"
+    pending = fast_live.http.get(status_link, headers={"X-API-Key": API_KEY}, timeout=30)
+    assert pending.status_code == 202 and pending.headers["Location"] == status_link
+    assert int(pending.headers["Retry-After"]) > 0 and pending.json()["status"] == "running"
+
+    connector.release_hung()  # Ben's call answers 503: retried, then delivered
+    done = _finished(fast_live, status_link)
+    assert done["status"] == "completed" and done["counts"]["delivered"] == 2 and done["progress"] == 100.0
+    assert fast_live.api("GET", f"/api/v1/broadcasts/{broadcast_id}", API_KEY).json() == done

@@ -66,7 +66,10 @@ def test_sigkill_mid_broadcast_loses_nothing(tmp_path: Path, kill_when: str) -> 
         server = ServerProcess(env, log_path=tmp_path / "server.log")
         with server:
             response = server.api(
-                "POST", "/api/v1/broadcasts", API_KEY, json={"recipients": recipients, "text": "evacuate"}
+                "POST",
+                "/api/v1/broadcasts",
+                API_KEY,
+                json={"recipients": recipients, "text": "evacuate", "waitForCompletion": True},
             )
             assert response.status_code == 202, response.text
             location = response.headers["Location"]

@@ -131,7 +131,7 @@ def test_a_blocked_person_fails_the_rest_of_their_queue_without_calls(
     install(fast_live, connector, user)
     soon = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)).isoformat()
     queued = send(fast_live, {"recipient": user.upn, "text": "queued before", "deliverAt": soon})
-    assert queued.status_code == 202 and queued.json()["status"] == "scheduled"
+    assert queued.status_code == 200 and queued.json()["status"] == "scheduled"
 
     connector.fail_next(1, Scripted(403, "ConversationBlockedByUser", ""), user.conversation_id)
     first = send(fast_live, {"recipient": user.upn, "text": "one", "wait": 30}).json()
@@ -174,7 +174,10 @@ def test_broadcast_with_faults_delivers_each_deliverable_message_exactly_once(
             connector.fail_next(1 + i % 2, transient[i % len(transient)], person.conversation_id)
 
     response = fast_live.api(
-        "POST", "/api/v1/broadcasts", API_KEY, json={"recipients": [p.upn for p in crowd], "text": "all hands"}
+        "POST",
+        "/api/v1/broadcasts",
+        API_KEY,
+        json={"recipients": [p.upn for p in crowd], "text": "all hands", "waitForCompletion": True},
     )
     assert response.status_code == 202, response.text
     location = response.headers["Location"]

@@ -41,7 +41,7 @@ def test_install_then_send_by_upn_reaches_the_teams_chat(live: LiveApp, connecto
     sent = connector.sent(user.conversation_id)[-1]
     assert sent.activity["text"] == "**Ticket 42** is yours"
     assert sent.activity["textFormat"] == "markdown"
-    assert body["messageId"] == sent.activity_id
+    assert body["teamsMessageId"] == sent.activity_id
 
 
 def test_card_goes_out_as_adaptive_card_attachment(live: LiveApp, connector: FakeConnector, make_user) -> None:

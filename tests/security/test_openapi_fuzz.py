@@ -73,7 +73,12 @@ def fuzzed_app(fake: FakeConnector, tmp_path_factory: pytest.TempPathFactory) ->
         assert live.activity(act.install(USER, fake.service_url("a"))).status_code == 200
         sent = live.api("POST", "/api/v1/messages", API_KEY, json={"recipient": USER.upn, "text": "seed"}).json()
         broadcast = live.api("POST", "/api/v1/broadcasts", API_KEY, json={"recipients": [USER.upn], "text": "b"}).json()
-        card = live.api("POST", "/api/v1/cards/wait", API_KEY, json={"recipient": USER.upn, "card": CARD}).json()
+        card = live.api(
+            "POST",
+            "/api/v1/cards/wait",
+            API_KEY,
+            json={"recipient": USER.upn, "card": CARD, "notificationUrl": "https://flow.invalid/run"},
+        ).json()
         subscription = live.api(
             "POST", "/api/v1/subscriptions", API_KEY, json={"event": "any", "notificationUrl": "https://flow.invalid/x"}
         ).json()

@@ -8,6 +8,7 @@ push the tenant or a conversation over Teams' limits while a broadcast is runnin
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,6 +16,11 @@ from botbuilder.core import Middleware, TurnContext
 from botbuilder.schema import Activity, ActivityTypes
 
 from bot.delivery.pacing import ConversationPacer, TenantRateLimiter
+
+log = logging.getLogger(__name__)
+
+# The longest a reply within a turn waits for the budget.
+REPLY_WAIT_SECONDS = 5.0
 
 
 class TeamsBudget:
@@ -67,7 +73,12 @@ class PacedRepliesMiddleware(Middleware):
         for reply in activities:
             # Typing indicators and invoke answers are not messages Teams counts against the chat.
             if reply.type == ActivityTypes.message and tenant_id:
-                await self._budget.spend(tenant_id, conversation_id)
+                try:
+                    await asyncio.wait_for(self._budget.spend(tenant_id, conversation_id), REPLY_WAIT_SECONDS)
+                except TimeoutError:
+                    # The tenant is paused (a long Retry-After): the person is waiting on this turn,
+                    # which Teams gives 15 s; answer now rather than time the turn out.
+                    log.info("reply sent without waiting for the tenant's pace (paused)")
         return await send()
 
 

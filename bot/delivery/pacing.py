@@ -182,6 +182,12 @@ class TenantRateLimiter:
         # per second under it (48.5/s at 50/s, where the headroom alone would give 48/s): a full
         # second's worth of throughput that the guard does not need.
         self.effective_rate = max(headroom_rate, min(self.per_second - 0.5, rate_per_second * (1.0 - headroom / 2)))
+        if rate_per_second * headroom > 4:
+            # A raised budget (hundreds a second): the same jitter moves many more sends, so the
+            # whole headroom stays spare: the schedule runs at 480/s at 500/s, and no second holds
+            # more than 481 departures, which leaves 40 ms of arrival jitter before Teams' count.
+            self.effective_rate = headroom_rate
+            self.per_second = math.floor(headroom_rate) + 1
         self.group_size = _group_size(self.effective_rate, self.per_second, self.effective_rate / groups_per_second)
         self.group_spacing = self.group_size / self.effective_rate
         self.smooth_seconds = smooth_seconds

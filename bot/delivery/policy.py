@@ -81,6 +81,8 @@ def judge(error: ConnectorError) -> Verdict:
         return Verdict(False, "RecipientUnreachable", MAKER_MESSAGES[code], status, teams_code)
     if code in OTHER_REFUSALS:
         ours, message = OTHER_REFUSALS[code]
+        if not message.endswith("."):  # a scenario-specific refusal: Teams' own words say which
+            message = f"{message}{detail}."
         return Verdict(False, ours, message, None, teams_code)
     if error.status == 404:
         # A 404 with a code Microsoft does not document: the chat is gone all the same.

@@ -73,3 +73,20 @@ def test_updates_across_a_tenant_keep_the_tenant_rate(
         assert most_in_any_window(updates, 1.0) <= 5 + 1
         all_calls = [r.at for r in connector.received]
         assert most_in_any_window(all_calls, 1.0) <= 5 + 1
+
+
+def test_a_reply_in_a_turn_does_not_wait_out_a_long_pause(live: LiveApp, connector: FakeConnector, make_user) -> None:
+    from tests.support import activities as act
+
+    user = make_user()
+    install(live, connector, user)
+    before = len(connector.sent(user.conversation_id))
+    # Teams said 429 with Retry-After: 120 s: sends wait, but a person waiting on a turn gets an answer.
+    live.runtime.call(_pause(live, user.tenant_id, 120.0))
+    response = live.activity(act.message(user, connector.service_url(), "help"))
+    assert response.status_code == 200
+    assert len(connector.sent(user.conversation_id)) == before + 1  # the help text went out in the turn
+
+
+async def _pause(live: LiveApp, tenant_id: str, seconds: float) -> None:
+    live.runtime.dispatcher.budget.throttled(tenant_id, seconds)

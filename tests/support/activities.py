@@ -1,8 +1,13 @@
-"""Teams-shaped activities, as the Bot Connector posts them to /api/messages."""
+"""Teams' activities as the Bot Connector posts them to /api/messages, built from Microsoft's documented examples.
+
+Each builder starts from a fixture in tests/fixtures/teams/activities (which names its Microsoft
+Learn page) and puts in the test person's ids, the test's service URL and the current time.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import html
 import itertools
 import uuid
 from dataclasses import dataclass, field
@@ -30,47 +35,50 @@ class TeamsUser:
         return self.upn
 
 
-def _base(user: TeamsUser, service_url: str, kind: str, **extra: Any) -> dict[str, Any]:
-    activity: dict[str, Any] = {
-        "type": kind,
-        "id": f"f:{next(_ids)}",
-        "timestamp": dt.datetime.now(dt.UTC).isoformat(),
-        "serviceUrl": service_url,
-        "channelId": "msteams",
-        "from": {"id": user.user_id, "name": user.name, "aadObjectId": user.aad_object_id},
-        "conversation": {"id": user.conversation_id, "conversationType": "personal", "tenantId": user.tenant_id},
-        "recipient": {"id": BOT_ID, "name": "Notifications"},
-        "channelData": {"tenant": {"id": user.tenant_id}},
-        "locale": "en-US",
-    }
+def _documented(name: str, user: TeamsUser, service_url: str, **extra: Any) -> dict[str, Any]:
+    """Microsoft's documented activity (tests/fixtures/teams/activities) from ``user``, sent now.
+
+    Only what makes each activity this person's and this moment's changes: ids, tenant, service URL,
+    timestamp, and the person's own locale and time zone (clientInfo, as Teams sends them)."""
+    from tests.fixtures import teams as documented  # here, not at the top: the fixtures import this module
+
+    activity = documented.activity(name, user, service_url)
+    activity["id"] = f"f:{next(_ids)}"
+    activity["timestamp"] = dt.datetime.now(dt.UTC).isoformat()
+    activity.pop("localTimestamp", None)
+    activity["recipient"] = {"id": BOT_ID, "name": "Notifications"}
+    activity["locale"] = "en-US"
+    client_info: dict[str, Any] = {"type": "clientInfo", "locale": "en-US"}
+    activity.pop("localTimezone", None)
     if user.timezone:
         activity["localTimezone"] = user.timezone
-        activity["entities"] = [{"type": "clientInfo", "locale": "en-US", "timezone": user.timezone}]
+        client_info["timezone"] = user.timezone
+    activity["entities"] = [client_info]
     activity.update(extra)
     return activity
 
 
 def install(user: TeamsUser, service_url: str) -> dict[str, Any]:
-    return _base(user, service_url, "installationUpdate", action="add")
+    return _documented("installation-add-personal", user, service_url)
 
 
 def uninstall(user: TeamsUser, service_url: str) -> dict[str, Any]:
-    return _base(user, service_url, "installationUpdate", action="remove")
+    return _documented("installation-remove-personal", user, service_url)
 
 
 def message(user: TeamsUser, service_url: str, text: str) -> dict[str, Any]:
-    return _base(user, service_url, "message", text=text)
+    # Teams sends the text twice: plain in ``text`` and as HTML in a text/html attachment.
+    html_copy = [{"contentType": "text/html", "content": f"<p>{html.escape(text)}</p>"}]
+    return _documented("message-personal", user, service_url, text=text, attachments=html_copy)
 
 
 def card_submit(user: TeamsUser, service_url: str, value: dict[str, Any]) -> dict[str, Any]:
-    return _base(user, service_url, "message", value=value, replyToId="act-1")
+    return _documented("message-card-submit", user, service_url, value=value, replyToId="act-1")
 
 
 def teams_copilot_message(user: TeamsUser, service_url: str, text: str) -> dict[str, Any]:
-    activity = message(user, service_url, text)
-    activity["conversation"]["id"] = user.copilot_conversation_id
-    activity["channelData"]["productContext"] = "COPILOT"
-    return activity
+    html_copy = [{"contentType": "text/html", "content": f"<p>{html.escape(text)}</p>"}]
+    return _documented("message-copilot-in-teams", user, service_url, text=text, attachments=html_copy)
 
 
 def m365_copilot_message(user: TeamsUser, service_url: str, text: str) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from tests.support import activities as act
 from tests.support.fake_connector import FakeConnector
 from tests.support.live_app import LiveApp
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "teams" / "activities" / "read_receipt.json"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "teams" / "activities" / "read-receipt.json"
 
 
 @pytest.fixture
@@ -34,9 +34,7 @@ def engage_live(app_env: dict[str, str], connector: FakeConnector) -> Iterator[L
 
 
 def documented_receipt() -> dict[str, Any]:
-    doc = json.loads(FIXTURE.read_text())
-    doc.pop("_source")
-    return doc
+    return dict(json.loads(FIXTURE.read_text())["activity"])
 
 
 def read_receipt(

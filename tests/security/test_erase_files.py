@@ -90,8 +90,13 @@ def test_forget_recipient_leaves_no_byte_of_the_person_in_the_store_files(
         ]
         later = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).isoformat()
         send({"recipient": adele.upn, "text": secrets["scheduled text"], "deliverAt": later})
-        wait = server.api("POST", "/api/v1/cards/wait", API_KEY, json={"recipient": adele.upn, "card": WAIT_CARD})
-        assert wait.status_code in (200, 202), wait.text
+        wait = server.api(
+            "POST",
+            "/api/v1/cards/wait",
+            API_KEY,
+            json={"recipient": adele.upn, "card": WAIT_CARD, "notificationUrl": "https://flows.contoso.example/run/1"},
+        )
+        assert wait.status_code == 201, wait.text
         broadcast = server.api(
             "POST", "/api/v1/broadcasts", API_KEY, json={"recipients": [adele.upn, other.upn], "text": "TEXT-ALL"}
         ).json()

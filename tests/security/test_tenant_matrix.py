@@ -73,8 +73,13 @@ def _populate(live: LiveApp, connector: FakeConnector, tenant: Tenant) -> None:
         json={"recipient": tenant.user.upn, "text": "own run", "idempotencyKey": f"run-{tenant.user.tenant_id}"},
     )
     assert own.status_code == 200, own.text
-    card = live.api("POST", "/api/v1/cards/wait", tenant.key, json={"recipient": tenant.user.upn, "card": WAIT_CARD})
-    assert card.status_code in (200, 202), card.text
+    card = live.api(
+        "POST",
+        "/api/v1/cards/wait",
+        tenant.key,
+        json={"recipient": tenant.user.upn, "card": WAIT_CARD, "notificationUrl": CALLBACK},
+    )
+    assert card.status_code == 201, card.text
     tenant.card_id = card.json()["id"]
     broadcast = live.api(
         "POST", "/api/v1/broadcasts", tenant.key, json={"recipients": [tenant.user.upn], "text": "to all"}
@@ -138,13 +143,31 @@ CASES: dict[tuple[str, str], list[tuple[Case, int, str]]] = {
     ],
     ("POST", "/api/v1/cards/wait"): [
         (
-            lambda w: ("POST", "/api/v1/cards/wait", {"recipient": w.a.user.upn, "card": WAIT_CARD}),
+            lambda w: (
+                "POST",
+                "/api/v1/cards/wait",
+                {"recipient": w.a.user.upn, "card": WAIT_CARD, "notificationUrl": CALLBACK},
+            ),
             404,
             "RecipientNotFound",
         ),
     ],
     ("GET", "/api/v1/cards/wait/<string:card_id>"): [
         (lambda w: ("GET", f"/api/v1/cards/wait/{w.a.card_id}", None), 404, "NotFound"),
+    ],
+    ("DELETE", "/api/v1/cards/wait/<string:card_id>"): [
+        (lambda w: ("DELETE", f"/api/v1/cards/wait/{w.a.card_id}", None), 404, "NotFound"),
+    ],
+    # Describes the card in the request body only: nothing of any tenant is read.
+    ("POST", "/api/v1/cards/answer-schema"): [
+        (lambda w: ("POST", "/api/v1/cards/answer-schema", {"card": WAIT_CARD}), 200, None),
+    ],
+    ("GET", "/api/v1/messages/<string:message_id>/status"): [
+        (lambda w: ("GET", f"/api/v1/messages/{w.a.message_id}/status", None), 404, "NotFound"),
+    ],
+    # The picker lists the caller's own tenant only (test_the_picker_never_offers_another_tenants_people).
+    ("GET", "/api/v1/people"): [
+        (lambda w: ("GET", "/api/v1/people?search=alice", None), 200, None),
     ],
     ("GET", "/api/v1/recipients"): [
         (lambda w: ("GET", f"/api/v1/recipients?tenantId={TENANT_A}", None), 403, "Forbidden"),
@@ -171,11 +194,23 @@ CASES: dict[tuple[str, str], list[tuple[Case, int, str]]] = {
     ("GET", "/api/v1/broadcasts/<string:broadcast_id>"): [
         (lambda w: ("GET", f"/api/v1/broadcasts/{w.a.broadcast_id}", None), 404, "NotFound"),
     ],
+    ("GET", "/api/v1/broadcasts/<string:broadcast_id>/status"): [
+        (lambda w: ("GET", f"/api/v1/broadcasts/{w.a.broadcast_id}/status", None), 404, "NotFound"),
+    ],
+    ("GET", "/api/v1/broadcasts/<string:broadcast_id>/recipients"): [
+        (lambda w: ("GET", f"/api/v1/broadcasts/{w.a.broadcast_id}/recipients", None), 404, "NotFound"),
+    ],
+    ("PUT", "/api/v1/broadcasts/<string:broadcast_id>"): [
+        (lambda w: ("PUT", f"/api/v1/broadcasts/{w.a.broadcast_id}", {"text": "changed by B"}), 404, "NotFound"),
+    ],
+    ("DELETE", "/api/v1/broadcasts/<string:broadcast_id>"): [
+        (lambda w: ("DELETE", f"/api/v1/broadcasts/{w.a.broadcast_id}", None), 404, "NotFound"),
+    ],
     ("DELETE", "/api/v1/subscriptions/<string:subscription_id>"): [
         (lambda w: ("DELETE", f"/api/v1/subscriptions/{w.a.subscription_id}", None), 404, "NotFound"),
     ],
 }
-for trigger in ("", "/user-messages", "/card-submissions", "/installations", "/delivery-failures"):
+for trigger in ("", "/user-messages", "/card-submissions", "/installations", "/delivery-failures", "/message-reads"):
     body: dict[str, Any] = {"notificationUrl": CALLBACK, "tenantId": TENANT_A}
     if not trigger:
         body["event"] = "userMessage"
@@ -233,6 +268,13 @@ def test_every_route_refuses_another_tenants_objects(world: World) -> None:
     # Nothing of tenant A changed; nothing was sent to A's person by B.
     assert _snapshot(world) == before
     assert len(outcomes) >= len(routes)
+
+
+def test_the_picker_never_offers_another_tenants_people(world: World) -> None:
+    live = world.live
+    offered = live.api("GET", "/api/v1/people", world.b.key).json()["value"]
+    assert [p["upn"] for p in offered] == [world.b.user.upn]
+    assert live.api("GET", "/api/v1/people?search=alice", world.b.key).json()["value"] == []
 
 
 def test_listing_recipients_never_shows_another_tenant(world: World) -> None:

@@ -48,6 +48,7 @@ class CardWaitRequest:
     summary: str | None = None
     tenant_id: str | None = None
     idempotency_key: str | None = None
+    install_if_missing: bool = False
 
 
 # ---- the card -------------------------------------------------------------------------------
@@ -190,6 +191,7 @@ class CardWaitService:
             idempotency_key=key,
             tenant_id=request.tenant_id,
             kind=KIND,
+            install_if_missing=request.install_if_missing,
         )
         delivery, _ = await self._deliveries.submit(caller, message)
         return delivery

@@ -165,6 +165,12 @@ class Delivery(Record):
     delivered_at: float | None = None
     deleted_at: float | None = None
     expires_at: float | None = None
+    # Proactive installation through Graph (docs/graph.md): asked for, how the person was reached
+    # (reference | installed | repaired), what the install did, and whether the one repair was spent.
+    install_if_missing: bool = False
+    reached_by: str | None = None
+    install_outcome: str | None = None
+    repair_tried: bool = False
     etag: str | None = None
 
     @property
@@ -188,6 +194,12 @@ class Broadcast(Record):
     updated_at: float = field(default_factory=now)
     completed_at: float | None = None
     expires_at: float | None = None
+    # Audiences and installation (docs/graph.md): Entra groups and teams expanded in the background.
+    install_if_missing: bool = False
+    groups: list[str] = field(default_factory=list)
+    teams: list[str] = field(default_factory=list)
+    include_guests: bool = False
+    expanded: int = 0  # audience members read so far while preparing (shown by GetBroadcast)
     etag: str | None = None
 
 

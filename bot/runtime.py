@@ -24,6 +24,9 @@ from bot.delivery.broadcasts import BroadcastService
 from bot.delivery.dispatcher import Dispatcher, DispatcherSettings
 from bot.delivery.service import DeliveryService
 from bot.events import EventSink, NoEvents
+from bot.graph.client import GraphClient
+from bot.graph.install import Installer
+from bot.graph.settings import GraphSettings
 from bot.outbound import BotConnectorClient
 from bot.recipients import forget
 from bot.settings import BotSettings
@@ -48,8 +51,10 @@ class BotRuntime:
         events: EventSink | None = None,
         webhook_settings: WebhookSettings | None = None,
         run_dispatcher: bool = True,
+        graph_settings: GraphSettings | None = None,
     ) -> None:
         self.settings = settings
+        self.graph_settings = graph_settings or GraphSettings.from_env(None, settings)
         self.store = store or create_store(settings)
         self._dispatcher_settings = dispatcher_settings or DispatcherSettings(
             rate_per_tenant=settings.send_rate_per_tenant,
@@ -78,6 +83,7 @@ class BotRuntime:
         self.cards: CardWaitService
         self.bot: ProactiveBot
         self.endpoint: BotEndpoint
+        self.graph: GraphClient | None = None
 
     def _serve_loop(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -102,10 +108,27 @@ class BotRuntime:
         )
         if self._own_events:
             self.events = WebhookSink(self.store, self.session, self._webhooks)
-        self.dispatcher = Dispatcher(self.store, self.client, self._dispatcher_settings, events=self.events)
+        installer = None
+        if self.graph_settings.configured:
+            # Graph shares the pooled session; without credentials audiences and installs are refused.
+            self.graph = GraphClient(self.session, self.graph_settings)
+            if self.graph_settings.can_install:
+                installer = Installer(
+                    self.store,
+                    self.graph,
+                    cloud_service_url=self.settings.cloud_service_url,
+                    bot_id=self._dispatcher_settings.bot_id,
+                )
+        self.dispatcher = Dispatcher(
+            self.store, self.client, self._dispatcher_settings, events=self.events, installer=installer
+        )
         retention = self._dispatcher_settings.retention_seconds
-        self.deliveries = DeliveryService(self.store, self.dispatcher, self.client, retention_seconds=retention)
-        self.broadcasts = BroadcastService(self.store, self.dispatcher, retention_seconds=retention)
+        self.deliveries = DeliveryService(
+            self.store, self.dispatcher, self.client, retention_seconds=retention, graph=self.graph_settings
+        )
+        self.broadcasts = BroadcastService(
+            self.store, self.dispatcher, retention_seconds=retention, graph=self.graph, graph_settings=self.graph_settings
+        )
         self.cards = CardWaitService(self.store, self.deliveries)
         self.bot = ProactiveBot(
             self.store,
@@ -152,5 +175,7 @@ class BotRuntime:
             await self.dispatcher.stop()
         if isinstance(self.events, WebhookSink):
             await self.events.close()
+        if self.graph is not None:
+            await self.graph.close()
         await self.session.close()
         await self.store.close()

@@ -16,6 +16,8 @@ STATUS_BY_CODE = {
     "RecipientUnreachable": 409,
     "RecipientOptedOut": 409,
     "MessageNotDelivered": 409,
+    "InstallNotEnabled": 409,
+    "GraphNotConfigured": 409,  # groups/teams without Graph credentials on the service  # installIfMissing while the operator has not switched GRAPH_INSTALL on
     "MessageTooLarge": 413,
     "UnsupportedMediaType": 415,
     "Throttled": 429,

@@ -30,6 +30,8 @@ def delivery(d: Delivery) -> dict[str, Any]:
         "deliverAt": iso(d.deliver_at),
         "deliveredAt": iso(d.delivered_at),
         "broadcastId": d.broadcast_id,
+        "reachedBy": d.reached_by,
+        "installOutcome": d.install_outcome,
     }
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
 HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+GUID_PATTERN = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 def meta(summary: str, description: str, visibility: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -102,6 +103,14 @@ class SendMessageSchema(MessageContentSchema):
             "advanced",
         )
     )
+    installIfMissing = fields.Boolean(
+        metadata=meta(
+            "Install if missing",
+            "If the person has no chat with the bot, install the app for them through Microsoft Graph first"
+            " (the service's operator must allow it). Default: no.",
+            "advanced",
+        )
+    )
     wait = fields.Float(
         validate=validate.Range(min=0, max=90),
         metadata=meta(
@@ -160,6 +169,22 @@ class DeliverySchema(Schema):
     )
     broadcastId = fields.String(
         allow_none=True, metadata=meta("Broadcast ID", "The broadcast this message belongs to.")
+    )
+    reachedBy = fields.String(
+        allow_none=True,
+        metadata=meta(
+            "Reached by",
+            "How the person was reached: reference (their chat with the bot), installed (the app was installed"
+            " for them) or repaired (their lost chat was restored by installing again).",
+        ),
+    )
+    installOutcome = fields.String(
+        allow_none=True,
+        metadata=meta(
+            "Install outcome",
+            "With installIfMissing: installed, alreadyInstalled, or why installing failed (AppNotInCatalog,"
+            " InstallBlockedByPolicy, UserNotFound, NoTeamsLicence, ...).",
+        ),
     )
 
 
@@ -238,10 +263,39 @@ class StartBroadcastSchema(MessageContentSchema):
         metadata=meta("Idempotency key", "Starting again with the same key returns the first broadcast.", "advanced"),
     )
 
+    groups = fields.List(
+        fields.String(validate=validate.Regexp(GUID_PATTERN, error="An Entra group id is a GUID.")),
+        validate=validate.Length(max=100),
+        metadata=meta(
+            "Entra groups",
+            "Microsoft Entra group IDs: every user in them (nested groups included) gets the message once.",
+            "advanced",
+        ),
+    )
+    teams = fields.List(
+        fields.String(validate=validate.Regexp(GUID_PATTERN, error="A team id is a GUID.")),
+        validate=validate.Length(max=100),
+        metadata=meta("Teams", "Microsoft Teams team IDs: every member gets the message once.", "advanced"),
+    )
+    includeGuests = fields.Boolean(
+        metadata=meta("Include guests", "Also message guest users of the groups and teams. Default: no.", "advanced")
+    )
+    installIfMissing = fields.Boolean(
+        metadata=meta(
+            "Install if missing",
+            "Install the app through Microsoft Graph for people who do not have it yet (the service's operator"
+            " must allow it). Default: no.",
+            "advanced",
+        )
+    )
+
     @validates_schema
     def _audience(self, data: dict[str, Any], **_: Any) -> None:
-        if bool(data.get("recipients")) == bool(data.get("allActiveUsers")):
-            raise ValidationError("Give a list of recipients, or set allActiveUsers (not both).", "recipients")
+        listed = bool(data.get("recipients") or data.get("groups") or data.get("teams"))
+        if listed == bool(data.get("allActiveUsers")):
+            raise ValidationError(
+                "Give recipients, groups or teams (any mix), or set allActiveUsers (not both).", "recipients"
+            )
 
 
 class BroadcastCountsSchema(Schema):
@@ -250,6 +304,22 @@ class BroadcastCountsSchema(Schema):
     delivered = fields.Integer(metadata=meta("Delivered", "Accepted by Teams."))
     failed = fields.Integer(metadata=meta("Failed", "Teams refused, or retries ran out."))
     skipped = fields.Integer(metadata=meta("Skipped", "Not sent: unknown, opted out, unreachable or duplicate."))
+
+
+class InstallFailureCountSchema(Schema):
+    code = fields.String(metadata=meta("Reason", "Why installing failed, as a code (e.g. InstallBlockedByPolicy)."))
+    count = fields.Integer(metadata=meta("People", "How many people it failed for with this reason."))
+
+
+class BroadcastInstallsSchema(Schema):
+    installed = fields.Integer(metadata=meta("Installed", "People the app was installed for by this broadcast."))
+    alreadyInstalled = fields.Integer(
+        metadata=meta("Already installed", "People who had the app but no chat the bot knew of.")
+    )
+    failed = fields.Integer(metadata=meta("Install failed", "People the app could not be installed for."))
+    failures = fields.List(
+        fields.Nested(InstallFailureCountSchema), metadata=meta("Install failures", "Failed installs by reason.")
+    )
 
 
 class BroadcastFailureSchema(Schema):
@@ -271,6 +341,12 @@ class BroadcastSchema(Schema):
     )
     createdAt = fields.String(metadata=meta("Created at", "When the broadcast started (UTC)."))
     completedAt = fields.String(allow_none=True, metadata=meta("Completed at", "When the last message was done (UTC)."))
+    expanded = fields.Integer(
+        metadata=meta("Audience read", "While preparing: how many recipients and group or team members were read.")
+    )
+    installs = fields.Nested(
+        BroadcastInstallsSchema, metadata=meta("Installs", "With installIfMissing: what installing the app did.")
+    )
 
 
 # ---- card and wait ----------------------------------------------------------------------------
@@ -314,6 +390,15 @@ class SendCardAndWaitSchema(StrictSchema):
             "Any unique text: sending again with the same key returns the first card instead of a second one.",
             "advanced",
         ),
+    )
+
+    installIfMissing = fields.Boolean(
+        metadata=meta(
+            "Install if missing",
+            "If the person has no chat with the bot, install the app for them through Microsoft Graph first"
+            " (the service's operator must allow it). Default: no.",
+            "advanced",
+        )
     )
 
     @validates("card")

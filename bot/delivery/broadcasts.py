@@ -15,7 +15,10 @@ from typing import Any
 
 from bot import errors
 from bot.delivery.dispatcher import Dispatcher
-from bot.delivery.service import Caller, validate_content
+from bot.delivery.service import Caller, require_install_allowed, validate_content
+from bot.graph.audiences import AudienceExpander, graph_required
+from bot.graph.client import GraphClient
+from bot.graph.settings import GraphSettings
 from bot.model import Broadcast, Delivery, DeliveryStatus, ReferenceStatus, Surface, now
 from bot.recipients import find_person, require_reachable
 from bot.store.base import PersonKey, Store
@@ -43,8 +46,12 @@ class BroadcastService:
         *,
         retention_seconds: float | None = None,
         check_seconds: float = 1.0,
+        graph: GraphClient | None = None,
+        graph_settings: GraphSettings | None = None,
     ) -> None:
         self._store = store
+        self._graph_settings = graph_settings or GraphSettings()
+        self._audiences = AudienceExpander(store, graph)
         self._dispatcher = dispatcher
         self._retention = retention_seconds
         self._check_seconds = check_seconds
@@ -61,18 +68,35 @@ class BroadcastService:
         recipients: list[str] | None,
         tenant_id: str | None,
         idempotency_key: str | None = None,
+        groups: list[str] | None = None,
+        teams: list[str] | None = None,
+        include_guests: bool = False,
+        install_if_missing: bool = False,
     ) -> tuple[Broadcast, bool]:
         validate_content(content)
         tenant = tenant_id or caller.tenant_id
         if caller.tenant_id and tenant_id and tenant_id != caller.tenant_id:
             raise errors.Rejected("Forbidden", "This API key may only message its own tenant.", "tenantId")
+        groups = sorted({g.strip().lower() for g in groups or [] if g and g.strip()})
+        teams = sorted({t.strip() for t in teams or [] if t and t.strip()})
+        if install_if_missing:
+            require_install_allowed(self._graph_settings)
+        if groups or teams:
+            graph_required(self._graph_settings, "groups" if groups else "teams")
+            tenant = tenant or self._graph_settings.home_tenant_id or None
+            if not tenant:
+                raise errors.Rejected(
+                    "ValidationError", "Say whose Entra groups or teams these are: pass tenantId.", "tenantId"
+                )
+            if recipients is None:
+                recipients = []  # an audience of groups and teams only
         if recipients is None and not tenant:
             raise errors.Rejected(
                 "ValidationError", "Give recipients, or a tenantId to message every active person in it.", "tenantId"
             )
         if recipients is not None:
             recipients = [r.strip() for r in recipients if r and r.strip()]
-            if not recipients:
+            if not recipients and not (groups or teams):
                 raise errors.Rejected("ValidationError", "The recipient list is empty.", "recipients")
             if len(recipients) > MAX_RECIPIENTS:
                 raise errors.Rejected(
@@ -98,6 +122,10 @@ class BroadcastService:
             recipients=recipients,
             total=len(recipients) if recipients is not None else 0,
             expires_at=now() + self._retention if self._retention else None,
+            install_if_missing=install_if_missing,
+            groups=groups,
+            teams=teams,
+            include_guests=include_guests,
         )
         try:
             stored = await self._store.create_broadcast(broadcast)
@@ -124,6 +152,10 @@ class BroadcastService:
         skipped = broadcast.skipped
         failures += skipped[: max(0, failures_limit - len(failures))]
         skipped_count = broadcast.total - sum(counts.values()) if broadcast.status != "preparing" else len(skipped)
+        installs = await self._store.count_install_outcomes(broadcast_id)
+        for entry in skipped:
+            if entry.get("code") == "UserNotFound":
+                installs["UserNotFound"] = installs.get("UserNotFound", 0) + 1
         by_status = {
             "queued": counts.get(DeliveryStatus.QUEUED, 0) + counts.get(DeliveryStatus.SCHEDULED, 0),
             "sending": counts.get(DeliveryStatus.SENDING, 0),
@@ -140,6 +172,7 @@ class BroadcastService:
             if total
             else (100.0 if broadcast.status == "completed" else 0.0),
             "failures": failures,
+            "installs": installs,
         }
 
     # ---- background side --------------------------------------------------------------------
@@ -197,8 +230,19 @@ class BroadcastService:
                 chunk.clear()
                 self._dispatcher.notify()
 
+        async def progress(read: int) -> None:
+            def count(current: Broadcast) -> Broadcast | None:
+                if current.expanded >= read:
+                    return None
+                current.expanded = read
+                return current
+
+            await self._store.update_broadcast(broadcast.id, count)
+
         async for recipient, person_key, rejection in self._people(broadcast):
             total += 1
+            if total % CHUNK == 0:
+                await progress(total)  # GetBroadcast shows how far the expansion got
             if rejection is not None:
                 skip(recipient, rejection.code, rejection.message)
                 continue
@@ -228,7 +272,17 @@ class BroadcastService:
             for start in range(0, len(recipients), RESOLVE_CONCURRENCY):
                 window = recipients[start : start + RESOLVE_CONCURRENCY]
                 # In list order, so duplicates are reported on their later mention.
-                for answer in await asyncio.gather(*(self._resolve(r, broadcast.tenant_id) for r in window)):
+                for answer in await asyncio.gather(*(self._resolve(r, broadcast) for r in window)):
+                    yield answer
+            if broadcast.groups or broadcast.teams:
+                assert broadcast.tenant_id is not None
+                async for answer in self._audiences.members(
+                    broadcast.tenant_id,
+                    groups=broadcast.groups,
+                    teams=broadcast.teams,
+                    include_guests=broadcast.include_guests,
+                    install=broadcast.install_if_missing,
+                ):
                     yield answer
             return
         token: str | None = None
@@ -249,12 +303,20 @@ class BroadcastService:
                 return
 
     async def _resolve(
-        self, recipient: str, tenant_id: str | None
+        self, recipient: str, broadcast: Broadcast
     ) -> tuple[str, PersonKey | None, errors.Rejected | None]:
+        tenant_id = broadcast.tenant_id
         try:
             person = await find_person(self._store, recipient, tenant_id)
-            require_reachable(person, recipient)
+            if not (broadcast.install_if_missing and person.reachability() == ReferenceStatus.NOT_FOUND):
+                require_reachable(person, recipient)  # a lost chat is repaired when installing is allowed
+            elif person.opted_out:
+                require_reachable(person, recipient)
         except errors.Rejected as rejection:
+            if rejection.code == "RecipientNotFound" and broadcast.install_if_missing and tenant_id:
+                # Never seen: found in Entra ID now, so that the person key is their object id and two
+                # addresses of one person get one message.
+                return await self._audiences.look_up(recipient, tenant_id)
             return recipient, None, rejection
         return recipient, person.key, None
 
@@ -272,6 +334,7 @@ class BroadcastService:
             not_before=at,
             created_at=at,
             updated_at=at,
+            install_if_missing=broadcast.install_if_missing,
         )
 
 

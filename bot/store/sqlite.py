@@ -444,6 +444,17 @@ class SqliteStore(Store):
         )
         return {status: count for status, count in rows}
 
+    async def count_install_outcomes(self, broadcast_id: str) -> dict[str, int]:
+        rows = await self._run(
+            lambda c: c.execute(
+                "SELECT json_extract(body, '$.install_outcome') AS outcome, COUNT(*) FROM deliveries"
+                " WHERE broadcast_id=? AND (expires_at IS NULL OR expires_at > ?) AND outcome IS NOT NULL"
+                " GROUP BY outcome",
+                (broadcast_id, now()),
+            ).fetchall()
+        )
+        return {outcome: count for outcome, count in rows}
+
     async def list_deliveries(
         self,
         *,

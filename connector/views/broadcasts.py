@@ -28,11 +28,25 @@ def _answer(report: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]
         "failures": report["failures"],
         "createdAt": iso(broadcast.created_at),
         "completedAt": iso(broadcast.completed_at),
+        "expanded": broadcast.expanded,
     }
+    if broadcast.install_if_missing:
+        body["installs"] = installs_body(report.get("installs") or {})
     if broadcast.status == "completed":
         return body, 200, {}
     location = absolute_url(f"/api/v1/broadcasts/{broadcast.id}")
     return body, 202, {"Location": location, "Retry-After": str(RETRY_AFTER_SECONDS)}
+
+
+def installs_body(outcomes: dict[str, int]) -> dict[str, Any]:
+    """Install outcomes of a broadcast's deliveries, as GetBroadcast shows them."""
+    failures = {code: n for code, n in outcomes.items() if code not in ("installed", "alreadyInstalled")}
+    return {
+        "installed": outcomes.get("installed", 0),
+        "alreadyInstalled": outcomes.get("alreadyInstalled", 0),
+        "failed": sum(failures.values()),
+        "failures": [{"code": code, "count": n} for code, n in sorted(failures.items())],
+    }
 
 
 @blp.route("")
@@ -56,6 +70,10 @@ class Broadcasts(MethodView):
                 recipients=args.get("recipients") if not args.get("allActiveUsers") else None,
                 tenant_id=args.get("tenantId"),
                 idempotency_key=args.get("idempotencyKey"),
+                groups=args.get("groups"),
+                teams=args.get("teams"),
+                include_guests=bool(args.get("includeGuests")),
+                install_if_missing=bool(args.get("installIfMissing")),
             )
         )
         return _answer(run(service.report(caller, broadcast.id)))

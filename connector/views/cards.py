@@ -76,6 +76,7 @@ class CardsWait(MethodView):
             summary=args.get("summary"),
             tenant_id=args.get("tenantId"),
             idempotency_key=args.get("idempotencyKey"),
+            install_if_missing=bool(args.get("installIfMissing")),
         )
         return _answer(run(runtime().cards.start(caller, request)))
 

@@ -51,6 +51,7 @@ class Messages(MethodView):
             deliver_at=args.get("deliverAt"),
             deliver_at_local_time=args.get("deliverAtLocalTime"),
             tenant_id=args.get("tenantId"),
+            install_if_missing=bool(args.get("installIfMissing")),
         )
         delivery = run(runtime().deliveries.send(caller, request, wait), timeout=wait + 30)
         return _answer(delivery)

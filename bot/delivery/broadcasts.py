@@ -259,6 +259,7 @@ class BroadcastService:
         def running(current: Broadcast) -> Broadcast:
             current.status = "running"
             current.total = total
+            current.expanded = total
             current.skipped = skipped
             return current
 

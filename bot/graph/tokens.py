@@ -23,15 +23,23 @@ class GraphAuthError(Exception):
 
 
 def certificate_credential(path: str) -> dict[str, str]:
-    """msal's client_credential for a PEM file holding the private key and its certificate."""
+    """msal's client_credential for a PEM file holding the private key and its certificate.
+
+    Given the certificate, msal signs the assertion with PS256 and names the key by its SHA-256
+    thumbprint (``x5t#S256``), as Entra ID now prefers; the SHA-1 ``x5t`` is not used."""
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives import serialization
 
     pem = Path(path).read_bytes()
     certificate = x509.load_pem_x509_certificate(pem)
-    # Entra ID identifies the key by the certificate's SHA-1 thumbprint (the x5t header msal sends).
-    thumbprint = certificate.fingerprint(hashes.SHA1()).hex()
-    return {"private_key": pem.decode(), "thumbprint": thumbprint}
+    key = serialization.load_pem_private_key(pem, password=None)
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return {
+        "private_key": key_pem.decode(),
+        "public_certificate": certificate.public_bytes(serialization.Encoding.PEM).decode(),
+    }
 
 
 class GraphTokens:

@@ -132,6 +132,7 @@ class FakeGraph:
         self.unlicensed: set[str] = set()
         self.calls: list[Call] = []
         self.token_requests: list[dict[str, str]] = []
+        self.trusted_certificate: bytes | None = None  # PEM of the app's certificate, when it uses one
         self._faults: list[tuple[re.Pattern[str], Fault]] = []
         self._tokens: dict[str, str] = {}  # access token -> tenant
         self._ids = itertools.count(1)
@@ -248,7 +249,14 @@ class FakeGraph:
                 {"error": "unauthorized_client", "error_description": "AADSTS700016: Application not found."},
                 status=400,
             )
-        if form.get("client_secret") != self.CLIENT_SECRET and "client_assertion" not in form:
+        if "client_assertion" in form:
+            # Certificate credentials: a JWT signed with the app's key, its certificate named by x5t.
+            if self.trusted_certificate is None or not self._assertion_ok(str(form["client_assertion"]), tenant):
+                return web.json_response(
+                    {"error": "invalid_client", "error_description": "AADSTS700027: Client assertion failed."},
+                    status=401,
+                )
+        elif form.get("client_secret") != self.CLIENT_SECRET:
             return web.json_response(
                 {"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."},
                 status=401,
@@ -259,6 +267,31 @@ class FakeGraph:
         return web.json_response(
             {"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token}
         )
+
+    def _assertion_ok(self, assertion: str, tenant: str) -> bool:
+        import base64
+        import hashlib
+
+        import jwt
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+
+        assert self.trusted_certificate is not None
+        certificate = x509.load_pem_x509_certificate(self.trusted_certificate)
+        header = jwt.get_unverified_header(assertion)
+        der = certificate.public_bytes(serialization.Encoding.DER)
+        sha256 = base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode()
+        sha1 = base64.urlsafe_b64encode(hashlib.sha1(der).digest()).rstrip(b"=").decode()
+        # base64url, with or without padding (msal pads it)
+        if str(header.get("x5t#S256", "")).rstrip("=") != sha256 and str(header.get("x5t", "")).rstrip("=") != sha1:
+            return False
+        try:
+            jwt.decode(assertion, certificate.public_key(), algorithms=["RS256", "PS256"],
+                       audience=f"{self.login_url}/{tenant}/oauth2/v2.0/token",
+                       options={"verify_aud": False})  # fmt: skip
+        except jwt.PyJWTError:
+            return False
+        return True
 
     # ---- Graph ------------------------------------------------------------------------------
     def _error(self, status: int, code: str, message: str, **kwargs: Any) -> web.Response:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
+
+from connector.cli import main
 from tests.conftest import API_KEY
 from tests.delivery.conftest import eventually, texts_in
 from tests.graph.conftest import TENANT
@@ -120,3 +123,18 @@ def test_groups_need_graph_credentials(app_env: dict[str, str], connector: FakeC
         assert response.json()["error"]["code"] == "GraphNotConfigured"
         bad = live.api("POST", "/api/v1/broadcasts", API_KEY, json={"groups": ["finance"], "text": "Hi"})
         assert bad.status_code == 400 and bad.json()["error"]["code"] == "ValidationError"
+
+
+def test_the_cli_broadcasts_to_a_group(
+    graph_live: LiveApp, known_tenant: act.TeamsUser, graph: FakeGraph, connector: FakeConnector,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    org = _org(graph, graph_live, connector)
+    argv = ["broadcast", "--group", org["inner"], "--install-if-missing", "--tenant", TENANT, "--text", "From the CLI",
+            "--url", graph_live.url, "--api-key", API_KEY, "--poll-seconds", "0.1"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "done: 3 delivered, 0 failed, 0 skipped" in out, out
+    for person in (org["people"][0], org["people"][2], org["people"][3]):
+        assert texts_in(connector, org["chats"][person.id], "From the CLI") == 1
+    assert main(["broadcast", "--text", "nobody"]) == 2

@@ -111,7 +111,10 @@ class BotRuntime:
         installer = None
         if self.graph_settings.configured:
             # Graph shares the pooled session; without credentials audiences and installs are refused.
-            self.graph = GraphClient(self.session, self.graph_settings)
+            # A Graph call is bounded like a Bot Connector call, so a delivery's lease outlasts it.
+            self.graph = GraphClient(
+                self.session, self.graph_settings, timeout_seconds=self._dispatcher_settings.send_timeout_seconds
+            )
             if self.graph_settings.can_install:
                 installer = Installer(
                     self.store,

@@ -68,6 +68,7 @@ class Fault:
     message: str = ""
     retry_after: float | None = None
     inner_code: str | None = None
+    hang: bool = False  # answer only after release_hung() (the caller times out, or dies, first)
 
 
 @dataclass
@@ -177,6 +178,13 @@ class FakeGraph:
             for _ in range(count):
                 self._faults.append((re.compile(path_pattern), fault))
 
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def release_hung(self) -> None:
+        self._loop.call_soon_threadsafe(self._released.set)
+
     def calls_matching(self, pattern: str) -> list[Call]:
         rx = re.compile(pattern)
         with self._lock:
@@ -198,6 +206,7 @@ class FakeGraph:
         self._thread.join(5)
 
     async def _start(self) -> None:
+        self._released = asyncio.Event()
         graph = web.Application()
         graph.router.add_get("/v1.0/users/{user}", self._get_user)
         graph.router.add_post("/v1.0/users/{user}/teamwork/installedApps", self._install)
@@ -217,6 +226,7 @@ class FakeGraph:
             self._runners.append(runner)
 
     async def _stop(self) -> None:
+        self._released.set()
         for runner in self._runners:
             await runner.cleanup()
 
@@ -327,8 +337,15 @@ class FakeGraph:
         if fault is not None:
             return tenant, self._error(
                 fault.status, fault.code, fault.message, retry_after=fault.retry_after, inner_code=fault.inner_code
-            )
+            ) if not fault.hang else web.Response(status=599, text="hang")
         return tenant, None
+
+    async def _enter_async(self, request: web.Request) -> tuple[str | None, web.Response | None]:
+        tenant, fault = self._enter(request)
+        if fault is not None and fault.status == 599:
+            await self._released.wait()
+            return tenant, self._error(503, "ServiceUnavailable", "The service is unavailable.")
+        return tenant, fault
 
     def _user(self, tenant: str, ident: str) -> GraphUser | None:
         ident = ident.lower()
@@ -343,7 +360,7 @@ class FakeGraph:
                            " reference-property objects are not present.")  # fmt: skip
 
     async def _get_user(self, request: web.Request) -> web.Response:
-        tenant, fault = self._enter(request)
+        tenant, fault = await self._enter_async(request)
         if fault is not None:
             return fault
         assert tenant is not None
@@ -353,7 +370,7 @@ class FakeGraph:
         return web.json_response({"@odata.context": f"{self.graph_url}/v1.0/$metadata#users/$entity", **user.doc()})
 
     async def _install(self, request: web.Request) -> web.Response:
-        tenant, fault = self._enter(request)
+        tenant, fault = await self._enter_async(request)
         if fault is not None:
             return fault
         assert tenant is not None
@@ -383,7 +400,7 @@ class FakeGraph:
         return web.Response(status=201)
 
     async def _list_installed(self, request: web.Request) -> web.Response:
-        tenant, fault = self._enter(request)
+        tenant, fault = await self._enter_async(request)
         if fault is not None:
             return fault
         assert tenant is not None
@@ -404,7 +421,7 @@ class FakeGraph:
         return web.json_response({"@odata.count": len(items), "value": items})
 
     async def _chat(self, request: web.Request) -> web.Response:
-        tenant, fault = self._enter(request)
+        tenant, fault = await self._enter_async(request)
         if fault is not None:
             return fault
         assert tenant is not None
@@ -425,7 +442,7 @@ class FakeGraph:
         return web.json_response(body)
 
     async def _transitive(self, request: web.Request) -> web.Response:
-        tenant, fault = self._enter(request)
+        tenant, fault = await self._enter_async(request)
         if fault is not None:
             return fault
         assert tenant is not None
@@ -449,7 +466,7 @@ class FakeGraph:
         return self._page(request, users)
 
     async def _team_members(self, request: web.Request) -> web.Response:
-        tenant, fault = self._enter(request)
+        tenant, fault = await self._enter_async(request)
         if fault is not None:
             return fault
         assert tenant is not None

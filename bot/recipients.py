@@ -138,10 +138,25 @@ async def forget(store: Store, person: PersonKey) -> dict[str, int]:
     for broadcast_id in sorted(broadcast_ids):
         if await store.update_broadcast(broadcast_id, strip_person) is not None:
             scrubbed += 1
+        await _strip_chunks(store, broadcast_id, names)
     # Events about the person still waiting for a flow's callback quote what they wrote.
     await store.forget_notifications(person.tenant_id, person.user_key)
     deleted = await store.delete_person(person.tenant_id, person.user_key)
     return {"references": deleted, "deliveries": erased, "broadcasts": scrubbed}
+
+
+async def _strip_chunks(store: Store, broadcast_id: str, names: set[str]) -> None:
+    """A long recipient list lives in chunk records (see Broadcast.recipient_chunks): scrub them too."""
+    broadcast = await store.get_broadcast(broadcast_id)
+    if broadcast is None or not broadcast.recipient_chunks:
+        return
+    for index in range(broadcast.recipient_chunks):
+        chunk = await store.read_recipient_chunk(broadcast_id, index)
+        if chunk is None:
+            continue
+        stripped = [FORGOTTEN if r.strip().lower() in names else r for r in chunk]
+        if stripped != chunk:
+            await store.write_recipient_chunk(broadcast_id, index, stripped, broadcast.expires_at)
 
 
 FORGOTTEN = "(forgotten)"

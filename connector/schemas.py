@@ -244,7 +244,7 @@ class RecipientPageSchema(Schema):
 class StartBroadcastSchema(MessageContentSchema):
     recipients = fields.List(
         fields.String(validate=validate.Length(min=1, max=320)),
-        validate=validate.Length(max=25_000),
+        validate=validate.Length(max=100_000),
         metadata=meta(
             "Recipients",
             "UPNs, email addresses or Entra object IDs. Leave empty and set allActiveUsers to reach everyone.",

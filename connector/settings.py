@@ -17,8 +17,9 @@ class ConnectorSettings:
     entra_allowed_tenants: frozenset[str] = frozenset()
     entra_required_role: str = "Notifications.Send"
     entra_metadata_url: str = ""  # tests point it at a local issuer; empty = Microsoft's per tenant
-    # Fits StartBroadcast's 25,000 recipients of up to ~150 characters; /api/messages has its own, smaller cap.
-    max_body_bytes: int = 4 * 1024 * 1024
+    # Fits StartBroadcast's 100,000 recipients of ~60 characters (or 25,000 of ~300); /api/messages has
+    # its own, smaller cap.
+    max_body_bytes: int = 8 * 1024 * 1024
     requests_per_minute_per_key: int = 600
     default_wait_seconds: float = 5.0
     max_wait_seconds: float = 90.0  # Power Automate gives a synchronous action 120 s in all
@@ -42,6 +43,6 @@ class ConnectorSettings:
             entra_allowed_tenants=tenants,
             entra_required_role=env.get("ENTRA_REQUIRED_ROLE", "").strip() or "Notifications.Send",
             entra_metadata_url=env.get("ENTRA_METADATA_URL", "").strip(),
-            max_body_bytes=int(env.get("MAX_BODY_BYTES", "") or 4 * 1024 * 1024),
+            max_body_bytes=int(env.get("MAX_BODY_BYTES", "") or 8 * 1024 * 1024),
             requests_per_minute_per_key=int(env.get("RATE_LIMIT_PER_MINUTE", "") or 600),
         )

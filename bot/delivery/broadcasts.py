@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 from bot import errors
@@ -25,7 +26,11 @@ from bot.store.base import PersonKey, Store
 
 log = logging.getLogger(__name__)
 
-MAX_RECIPIENTS = 25_000
+MAX_RECIPIENTS = 100_000
+# Lists longer than this are stored in chunks of this many addresses (at most 320 characters each:
+# under 400 KB a chunk, far from Cosmos DB's 2 MB item limit); shorter ones stay on the record.
+RECIPIENT_CHUNK = 1_000
+CHUNK_WRITE_CONCURRENCY = 16
 MAX_SKIPPED_KEPT = 10_000  # per-recipient reasons kept on the broadcast record (counts stay exact)
 CHUNK = 500
 # Recipients resolved at once while expanding a list: on Cosmos DB each is two point reads (~8 ms),
@@ -114,14 +119,22 @@ class BroadcastService:
             earlier = await self._store.get_broadcast(broadcast_id)
             if earlier is not None:
                 return earlier, False
+        expires_at = now() + self._retention if self._retention else None
+        chunks = 0
+        total = len(recipients) if recipients is not None else 0
+        if recipients is not None and len(recipients) > RECIPIENT_CHUNK:
+            # The chunks first: a broadcast record never points at a list that is not there.
+            chunks = await self._write_chunks(broadcast_id, recipients, expires_at)
+            recipients = []
         broadcast = Broadcast(
             id=broadcast_id,
             owner=caller.name,
             tenant_id=tenant,
             content=content,
             recipients=recipients,
-            total=len(recipients) if recipients is not None else 0,
-            expires_at=now() + self._retention if self._retention else None,
+            total=total,
+            recipient_chunks=chunks,
+            expires_at=expires_at,
             install_if_missing=install_if_missing,
             groups=groups,
             teams=teams,
@@ -136,6 +149,27 @@ class BroadcastService:
             return earlier, False
         self._wake.set()
         return stored, True
+
+    async def _write_chunks(self, broadcast_id: str, recipients: list[str], expires_at: float | None) -> int:
+        starts = range(0, len(recipients), RECIPIENT_CHUNK)
+        writes = [
+            self._store.write_recipient_chunk(broadcast_id, i, recipients[start : start + RECIPIENT_CHUNK], expires_at)
+            for i, start in enumerate(starts)
+        ]
+        for first in range(0, len(writes), CHUNK_WRITE_CONCURRENCY):
+            await asyncio.gather(*writes[first : first + CHUNK_WRITE_CONCURRENCY])
+        return len(writes)
+
+    async def recipients_of(self, broadcast: Broadcast) -> AsyncIterator[list[str]]:
+        """The broadcast's recipient list, a chunk at a time (streamed, never all in memory)."""
+        if broadcast.recipient_chunks:
+            for index in range(broadcast.recipient_chunks):
+                chunk = await self._store.read_recipient_chunk(broadcast.id, index)
+                if chunk is None:
+                    raise RuntimeError(f"broadcast {broadcast.id}: recipient chunk {index} is missing")
+                yield chunk
+        elif broadcast.recipients:
+            yield broadcast.recipients
 
     async def report(self, caller: Caller, broadcast_id: str, *, failures_limit: int = 1000) -> dict[str, Any]:
         broadcast = await self._store.get_broadcast(broadcast_id)
@@ -269,12 +303,12 @@ class BroadcastService:
     async def _people(self, broadcast: Broadcast) -> Any:
         """(recipient, person, rejection) for each recipient of the broadcast."""
         if broadcast.recipients is not None:
-            recipients = broadcast.recipients
-            for start in range(0, len(recipients), RESOLVE_CONCURRENCY):
-                window = recipients[start : start + RESOLVE_CONCURRENCY]
-                # In list order, so duplicates are reported on their later mention.
-                for answer in await asyncio.gather(*(self._resolve(r, broadcast) for r in window)):
-                    yield answer
+            async for recipients in self.recipients_of(broadcast):
+                for start in range(0, len(recipients), RESOLVE_CONCURRENCY):
+                    window = recipients[start : start + RESOLVE_CONCURRENCY]
+                    # In list order, so duplicates are reported on their later mention.
+                    for answer in await asyncio.gather(*(self._resolve(r, broadcast) for r in window)):
+                        yield answer
             if broadcast.groups or broadcast.teams:
                 assert broadcast.tenant_id is not None
                 async for answer in self._audiences.members(

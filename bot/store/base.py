@@ -270,6 +270,20 @@ class Store(abc.ABC):
 
         return await _read_modify_write(read, guarded, write)
 
+    # ---- broadcast recipient lists, in chunks ------------------------------------------------
+    # A list of 100,000 addresses is several megabytes: one record would pass Cosmos DB's 2 MB item
+    # limit and be rewritten whole on every change of the broadcast. Chunks are written once, before
+    # the broadcast record that points at them, and read one at a time while it is expanded.
+    @abc.abstractmethod
+    async def write_recipient_chunk(
+        self, broadcast_id: str, index: int, recipients: list[str], expires_at: float | None
+    ) -> None:
+        """Create or replace chunk ``index`` of a broadcast's recipient list."""
+
+    @abc.abstractmethod
+    async def read_recipient_chunk(self, broadcast_id: str, index: int) -> list[str] | None:
+        """Chunk ``index`` of a broadcast's recipient list (None: no such chunk, or expired)."""
+
     # ---- proactive installation (docs/graph.md) -----------------------------------------------
     async def count_install_outcomes(self, broadcast_id: str) -> dict[str, int]:
         """Deliveries of a broadcast by ``install_outcome`` (installed, alreadyInstalled, failure codes).

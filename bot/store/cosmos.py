@@ -89,6 +89,7 @@ CONTAINERS: dict[str, tuple[str, list[str]]] = {
     "subscriptions": ("/id", ["/callback_url/?"]),
     "leases": ("/id", ["/*"]),  # only ever point-read
     "notifications": ("/id", ["/body/*"]),
+    "recipients": ("/id", ["/*"]),  # broadcast recipient lists in chunks; only ever point-read
 }
 
 _PLAIN_ID = re.compile(r"[A-Za-z0-9@._+:=;-]{1,200}")
@@ -674,6 +675,22 @@ class CosmosStore(Store):
     async def write_broadcast(self, broadcast: Broadcast, etag: str) -> Broadcast:
         stored = await self._replace("broadcasts", self._broadcast_doc(broadcast), etag)
         return Broadcast.from_doc(stored, etag=stored["_etag"])
+
+    async def write_recipient_chunk(
+        self, broadcast_id: str, index: int, recipients: list[str], expires_at: float | None
+    ) -> None:
+        chunk_id = f"{broadcast_id}.{index}"
+        doc = self._with_ttl(
+            {"id": chunk_id, "broadcast_id": broadcast_id, "index": index, "recipients": recipients,
+             "expires_at": expires_at},
+            expires_at,
+        )  # fmt: skip
+        await self.containers["recipients"].upsert_item(doc)
+
+    async def read_recipient_chunk(self, broadcast_id: str, index: int) -> list[str] | None:
+        chunk_id = f"{broadcast_id}.{index}"
+        doc = await self._read_live("recipients", chunk_id, chunk_id)
+        return list(doc["recipients"]) if doc is not None else None
 
     async def unfinished_broadcasts(self) -> list[Broadcast]:
         docs = await self._query(

@@ -33,6 +33,7 @@ RECIPIENT_CHUNK = 1_000
 CHUNK_WRITE_CONCURRENCY = 16
 MAX_SKIPPED_KEPT = 10_000  # per-recipient reasons kept on the broadcast record (counts stay exact)
 CHUNK = 500
+FIRST_CHUNK = 32
 # Recipients resolved at once while expanding a list: on Cosmos DB each is two point reads (~8 ms),
 # which one at a time would make a 20,000-person broadcast spend minutes "preparing".
 RESOLVE_CONCURRENCY = 32
@@ -251,6 +252,7 @@ class BroadcastService:
         seen: set[PersonKey] = set()
         chunk: list[Delivery] = []
         total = 0
+        flushed = False
 
         def skip(recipient: str, code: str, message: str) -> None:
             nonlocal skipped_total
@@ -286,7 +288,9 @@ class BroadcastService:
                 continue
             seen.add(person_key)
             chunk.append(self._delivery(broadcast, recipient, person_key))
-            if len(chunk) >= CHUNK:
+            # The first few go out at once, so sending starts while the rest is still being read.
+            if len(chunk) >= (CHUNK if flushed else FIRST_CHUNK):
+                flushed = True
                 await flush()
         await flush()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -187,8 +188,9 @@ class BroadcastService:
         skipped = broadcast.skipped
         failures += skipped[: max(0, failures_limit - len(failures))]
         skipped_count = broadcast.total - sum(counts.values()) if broadcast.status != "preparing" else len(skipped)
-        installs = await self._store.count_install_outcomes(broadcast_id)
-        for entry in skipped:
+        # Only a broadcast that installs has install outcomes to count (a count reads its deliveries).
+        installs = await self._store.count_install_outcomes(broadcast_id) if broadcast.install_if_missing else {}
+        for entry in skipped if broadcast.install_if_missing else []:
             if entry.get("code") == "UserNotFound":
                 installs["UserNotFound"] = installs.get("UserNotFound", 0) + 1
         by_status = {
@@ -249,7 +251,8 @@ class BroadcastService:
     async def _expand(self, broadcast: Broadcast) -> None:
         skipped: list[dict[str, Any]] = []
         skipped_total = 0
-        seen: set[PersonKey] = set()
+        # 16-byte digests instead of PersonKey objects: a third of the memory for 100,000 people.
+        seen: set[bytes] = set()
         chunk: list[Delivery] = []
         total = 0
         flushed = False
@@ -283,10 +286,11 @@ class BroadcastService:
                 skip(recipient, rejection.code, rejection.message)
                 continue
             assert person_key is not None
-            if person_key in seen:
+            digest = hashlib.blake2b(f"{person_key.tenant_id}\n{person_key.user_key}".encode(), digest_size=16).digest()
+            if digest in seen:
                 skip(recipient, "Duplicate", "The same person is already in this broadcast.")
                 continue
-            seen.add(person_key)
+            seen.add(digest)
             chunk.append(self._delivery(broadcast, recipient, person_key))
             # The first few go out at once, so sending starts while the rest is still being read.
             if len(chunk) >= (CHUNK if flushed else FIRST_CHUNK):

@@ -454,15 +454,15 @@ class Dispatcher:
         try:
             installed = await self._installer.install(delivery.tenant_id, delivery.user_key, repair=repair)
         except InstallFailed as exc:
-            raise self._install_failure(delivery, exc) from exc
+            raise self._install_failure(delivery, exc, repair=repair) from exc
         delivery.install_outcome = installed.outcome
         delivery.reached_by = "repaired" if repair else "installed"
         return installed.reference
 
-    def _install_failure(self, delivery: Delivery, exc: InstallFailed) -> _Failure:
+    def _install_failure(self, delivery: Delivery, exc: InstallFailed, *, repair: bool = False) -> _Failure:
         delivery.attempts += 1  # a Graph call counts as an attempt, so retries of it run out too
         if exc.retryable:
-            if delivery.repair_tried and delivery.reached_by is None:
+            if repair:
                 delivery.repair_tried = False  # Graph was down: the one repair is not spent yet
             return _Failure(Verdict(True, "GraphUnavailable", f"{exc.message}; the message will be retried."),
                             exc.retry_after)  # fmt: skip

@@ -35,6 +35,7 @@ once final and broadcasts from creation (``DELIVERY_RETENTION_DAYS``). Reads hid
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
 import logging
@@ -675,6 +676,17 @@ class CosmosStore(Store):
     async def write_broadcast(self, broadcast: Broadcast, etag: str) -> Broadcast:
         stored = await self._replace("broadcasts", self._broadcast_doc(broadcast), etag)
         return Broadcast.from_doc(stored, etag=stored["_etag"])
+
+    async def count_install_outcomes(self, broadcast_id: str) -> dict[str, int]:
+        # Only the deliveries that installed (or tried to) come back, one small field each; the local
+        # test server has no GROUP BY, so they are counted here.
+        outcomes = await self._query(
+            "deliveries",
+            "SELECT VALUE c.install_outcome FROM c WHERE c.broadcast_id = @b AND IS_DEFINED(c.install_outcome)"
+            f" AND NOT IS_NULL(c.install_outcome) AND {_LIVE}",
+            _params(b=broadcast_id, now=now()),
+        )
+        return dict(collections.Counter(str(o) for o in outcomes if o))
 
     async def write_recipient_chunk(
         self, broadcast_id: str, index: int, recipients: list[str], expires_at: float | None

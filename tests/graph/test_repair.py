@@ -8,7 +8,7 @@ from tests.delivery.conftest import eventually, final_delivery, send
 from tests.graph.conftest import TENANT
 from tests.support import activities as act
 from tests.support.fake_connector import FakeConnector, Member, Scripted
-from tests.support.fake_graph import FakeGraph, GraphUser
+from tests.support.fake_graph import FakeGraph, Fault, GraphUser
 from tests.support.live_app import LiveApp
 
 GONE = Scripted(404, "ConversationNotFound", "Conversation not found.")
@@ -94,3 +94,16 @@ def test_a_person_who_said_no_is_never_installed_for(
     assert sorted(f["code"] for f in report["failures"]) == ["RecipientOptedOut", "RecipientUnreachable",
                                                               "RecipientUnreachable"]  # fmt: skip
     assert graph.calls_matching(r"installedApps") == []
+
+
+def test_a_graph_outage_does_not_spend_the_repair(
+    graph_live: LiveApp, graph: FakeGraph, connector: FakeConnector
+) -> None:
+    user = _person(graph_live, graph, connector)
+    connector.fail_next(1, GONE, user.conversation_id)
+    # Graph keeps failing the install for longer than the client retries: the outbox tries again later.
+    graph.fail_next(r"^POST .*/installedApps", Fault(503, "ServiceUnavailable", "Service Unavailable"), count=4)
+    delivery = _send(graph_live, user)
+    assert delivery["status"] == "delivered", delivery
+    assert delivery["reachedBy"] == "repaired"
+    assert len(graph.calls_matching(r"^POST .*/installedApps")) == 5

@@ -16,7 +16,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -67,31 +67,44 @@ TEAMS_OTHER_READ = Lane("teamsOtherRead", 30.0)
 
 
 class _Bucket:
-    """A token bucket holding one second's worth of units; ``pause`` empties it for a Retry-After."""
+    """A token bucket that never lets more than ``rate`` units through in any one second: it refills
+    at 90% of the rate and holds a tenth of a second's worth as a burst. ``pause`` empties it for a
+    Retry-After."""
 
-    def __init__(self, rate: float) -> None:
+    def __init__(
+        self,
+        rate: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.rate = rate
-        self.tokens = rate
-        self.updated = time.monotonic()
+        self._refill = rate * 0.9
+        self._capacity = rate * 0.1
+        self._clock = clock
+        self._sleep = sleep
+        self.tokens = self._capacity
+        self.updated = clock()
         self.paused_until = 0.0
         self.lock = asyncio.Lock()
 
     async def take(self, cost: float) -> None:
         async with self.lock:  # first come, first served: a waiter is not overtaken
             while True:
-                at = time.monotonic()
+                at = self._clock()
                 if at < self.paused_until:
-                    await asyncio.sleep(self.paused_until - at)
+                    await self._sleep(self.paused_until - at)
                     continue
-                self.tokens = min(self.rate, self.tokens + (at - self.updated) * self.rate)
+                # A call dearer than the burst still goes, once the bucket holds its whole cost.
+                self.tokens = min(max(self._capacity, cost), self.tokens + (at - self.updated) * self._refill)
                 self.updated = at
-                if self.tokens >= cost:
-                    self.tokens -= cost
+                if self.tokens >= cost - 1e-9:  # float rounding must not leave a waiter spinning
+                    self.tokens = max(0.0, self.tokens - cost)
                     return
-                await asyncio.sleep((cost - self.tokens) / self.rate)
+                await self._sleep((cost - self.tokens) / self._refill)
 
     def pause(self, seconds: float) -> None:
-        self.paused_until = max(self.paused_until, time.monotonic() + seconds)
+        self.paused_until = max(self.paused_until, self._clock() + seconds)
         self.tokens = 0.0
 
 

@@ -64,6 +64,7 @@ var containers = [
   { name: 'subscriptions', partitionKey: '/id', pointReadsOnly: false, excluded: ['/callback_url/?'] }
   { name: 'leases', partitionKey: '/id', pointReadsOnly: true, excluded: [] }
   { name: 'notifications', partitionKey: '/id', pointReadsOnly: false, excluded: ['/body/*'] }
+  { name: 'recipients', partitionKey: '/id', pointReadsOnly: true, excluded: [] }
 ]
 
 resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {

@@ -111,3 +111,21 @@ def test_errors_carry_graphs_codes_and_unknown_people_are_none(graph: FakeGraph)
     with pytest.raises(GraphError) as unauthorized:
         asyncio.run(_get_user(wrong, "adele@contoso.example"))
     assert unauthorized.value.status == 401 and "AADSTS7000215" in unauthorized.value.message
+
+
+def test_a_managed_identity_gets_graph_tokens_through_azure_identity(
+    graph: FakeGraph, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # azure-identity reads App Service's managed identity endpoint from the process environment.
+    monkeypatch.setenv("IDENTITY_ENDPOINT", f"{graph.graph_url}/msi/token")
+    monkeypatch.setenv("IDENTITY_HEADER", graph.identity_header)
+    adele = graph.add_user(TENANT, GraphUser("Adele Vance", "adele@contoso.example"))
+    env = {"MicrosoftAppType": "UserAssignedMSI", "MicrosoftAppId": "msi-client-id", "MicrosoftAppTenantId": TENANT,
+           "GRAPH_URL": graph.graph_url}  # fmt: skip
+    settings = GraphSettings.from_env(env, BotSettings.from_env(env))
+    assert settings.managed_identity
+    user, _ = asyncio.run(_get_user(settings, adele.upn))
+    assert user is not None and user["id"] == adele.id
+    (asked,) = graph.identity_requests
+    assert asked["resource"] == graph.graph_url and asked.get("client_id") == "msi-client-id"
+    assert graph.token_requests == []  # no client secret flow

@@ -134,6 +134,10 @@ class FakeGraph:
         self.calls: list[Call] = []
         self.token_requests: list[dict[str, str]] = []
         self.trusted_certificate: bytes | None = None  # PEM of the app's certificate, when it uses one
+        # App Service's managed identity endpoint (IDENTITY_ENDPOINT / IDENTITY_HEADER), for this tenant.
+        self.identity_header = "fake-identity-header"
+        self.identity_tenant = "tenant-contoso"
+        self.identity_requests: list[dict[str, str]] = []
         self._faults: list[tuple[re.Pattern[str], Fault]] = []
         self._tokens: dict[str, str] = {}  # access token -> tenant
         self._ids = itertools.count(1)
@@ -214,6 +218,7 @@ class FakeGraph:
         graph.router.add_get("/v1.0/users/{user}/teamwork/installedApps/{installation}/chat", self._chat)
         graph.router.add_get("/v1.0/groups/{group}/transitiveMembers/microsoft.graph.user", self._transitive)
         graph.router.add_get("/v1.0/teams/{team}/members", self._team_members)
+        graph.router.add_get("/msi/token", self._managed_identity_token)
         login = web.Application()
         login.router.add_get("/{tenant}/v2.0/.well-known/openid-configuration", self._openid)
         login.router.add_post("/{tenant}/oauth2/v2.0/token", self._token)
@@ -302,6 +307,22 @@ class FakeGraph:
         except jwt.PyJWTError:
             return False
         return True
+
+    async def _managed_identity_token(self, request: web.Request) -> web.Response:
+        """The App Service managed identity endpoint ("How to use managed identities for App Service":
+        GET {IDENTITY_ENDPOINT}?resource=…&api-version=2019-08-01 with X-IDENTITY-HEADER)."""
+        with self._lock:
+            self.identity_requests.append(dict(request.query))
+        if request.headers.get("X-IDENTITY-HEADER") != self.identity_header:
+            return web.json_response({"statusCode": 400, "message": "Invalid identity header"}, status=400)
+        token = f"graph-token-msi-{next(self._ids)}"
+        with self._lock:
+            self._tokens[token] = self.identity_tenant
+        return web.json_response({
+            "access_token": token, "expires_on": str(int(time.time()) + 3600),
+            "resource": request.query.get("resource", ""), "token_type": "Bearer",
+            "client_id": request.query.get("client_id", ""),
+        })  # fmt: skip
 
     # ---- Graph ------------------------------------------------------------------------------
     def _error(self, status: int, code: str, message: str, **kwargs: Any) -> web.Response:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from bot.model import Surface
 from tests.conftest import API_KEY
-from tests.delivery.conftest import final_delivery, send
+from tests.delivery.conftest import eventually, final_delivery, send
 from tests.graph.conftest import TENANT
 from tests.support import activities as act
 from tests.support.fake_connector import FakeConnector
@@ -129,3 +129,42 @@ def test_a_new_person_needs_a_tenant(graph_live: LiveApp, graph: FakeGraph) -> N
     response = send(graph_live, {"recipient": "adele@contoso.example", "text": "Hi", "installIfMissing": True})
     assert response.status_code == 400
     assert response.json()["error"]["target"] == "tenantId"
+
+
+def test_a_card_waits_for_someone_the_app_was_installed_for(
+    graph_live: LiveApp, known_tenant: act.TeamsUser, graph: FakeGraph, connector: FakeConnector,
+    new_person: Callable[..., GraphUser],
+) -> None:  # fmt: skip
+    adele = new_person()
+    card = {"type": "AdaptiveCard", "version": "1.4", "body": [{"type": "TextBlock", "text": "Approve?"}],
+            "actions": [{"type": "Action.Submit", "title": "OK"}]}  # fmt: skip
+    response = graph_live.api("POST", "/api/v1/cards/wait", API_KEY, json={
+        "recipient": adele.upn, "card": card, "installIfMissing": True, "tenantId": TENANT})  # fmt: skip
+    assert response.status_code == 202, response.text
+    delivered = eventually(lambda: connector.sent(graph.chat_id(adele.id)))
+    assert delivered[0].activity["attachments"][0]["content"]["body"][0]["text"] == "Approve?"
+
+
+def test_a_broadcast_reports_what_installing_did(
+    graph_live: LiveApp, known_tenant: act.TeamsUser, graph: FakeGraph, new_person: Callable[..., GraphUser]
+) -> None:
+    fresh = new_person("Fresh", "fresh@contoso.example")
+    had_it = new_person("Had It", "hadit@contoso.example")
+    graph.installations[(TENANT, had_it.id)] = f"{had_it.id}##{FakeGraph.APP_ID}"
+    blocked = new_person("Blocked", "blocked@contoso.example")
+    graph.blocked_by_policy.add(blocked.id)
+    response = graph_live.api("POST", "/api/v1/broadcasts", API_KEY, json={
+        "recipients": [fresh.upn, had_it.upn, blocked.upn, "nobody@contoso.example", known_tenant.upn],
+        "text": "Hello all", "installIfMissing": True, "tenantId": TENANT})  # fmt: skip
+    assert response.status_code == 202, response.text
+
+    def done() -> dict | None:
+        body = graph_live.api("GET", f"/api/v1/broadcasts/{response.json()['id']}", API_KEY).json()
+        return body if body["status"] == "completed" else None
+
+    report = eventually(done)
+    assert report["counts"]["delivered"] == 3  # fresh, had it, and the person who had the bot already
+    assert report["installs"] == {
+        "installed": 1, "alreadyInstalled": 1, "failed": 2,
+        "failures": [{"code": "InstallBlockedByPolicy", "count": 1}, {"code": "UserNotFound", "count": 1}],
+    }  # fmt: skip

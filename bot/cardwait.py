@@ -78,6 +78,7 @@ class CardWaitRequest:
     idempotency_key: str | None = None
     timeout_minutes: float | None = None
     card_type: str | None = None
+    install_if_missing: bool = False
 
 
 # ---- the card -------------------------------------------------------------------------------
@@ -236,6 +237,7 @@ class CardWaitService:
             kind=KIND,
             card_type=request.card_type,
             wait_until=at + request.timeout_minutes * SECONDS_PER_MINUTE if request.timeout_minutes else None,
+            install_if_missing=request.install_if_missing,
         )
         delivery, created = await self._deliveries.submit(caller, message)
         if delivery.kind != KIND:

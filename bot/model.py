@@ -178,6 +178,12 @@ class Delivery(Record):
     recalled_at: float | None = None
     revision: int = 0
     target_id: str | None = None
+    # Proactive installation through Graph (docs/graph.md): asked for, how the person was reached
+    # (reference | installed | repaired), what the install did, and whether the one repair was spent.
+    install_if_missing: bool = False
+    reached_by: str | None = None
+    install_outcome: str | None = None
+    repair_tried: bool = False
     etag: str | None = None
 
     @property
@@ -210,6 +216,15 @@ class Broadcast(Record):
     update_completed_at: float | None = None
     recall_requested_at: float | None = None
     recall_completed_at: float | None = None
+    # Audiences and installation (docs/graph.md): Entra groups and teams expanded in the background.
+    install_if_missing: bool = False
+    groups: list[str] = field(default_factory=list)
+    teams: list[str] = field(default_factory=list)
+    include_guests: bool = False
+    expanded: int = 0  # audience members read so far while preparing (shown by GetBroadcast)
+    # A long recipient list lives in this many chunk records (Store.read_recipient_chunk), and
+    # ``recipients`` is then empty: one record of 100,000 addresses would pass Cosmos DB's 2 MB.
+    recipient_chunks: int = 0
     etag: str | None = None
 
 

@@ -173,13 +173,32 @@ async def forget(store: Store, person: PersonKey) -> dict[str, int]:
     scrubbed = 0
     for broadcast_id in sorted(broadcast_ids):
         await store.update_broadcast(broadcast_id, strip_person)
-        scrubbed += changed
+        chunks_changed = await _strip_chunks(store, broadcast_id, names, person.tenant_id)
+        scrubbed += changed or chunks_changed
     await store.forget_index(keys)
     # Events about the person still waiting for a flow's callback quote what they wrote.
     await store.forget_notifications(person.tenant_id, person.user_key)
     deleted = await store.delete_person(person.tenant_id, person.user_key)
     await store.compact()
     return {"references": deleted, "deliveries": erased, "broadcasts": scrubbed}
+
+
+async def _strip_chunks(store: Store, broadcast_id: str, names: set[str], tenant_id: str) -> bool:
+    """A long recipient list lives in chunk records (see Broadcast.recipient_chunks): scrub them too,
+    in the erasing tenant's broadcasts only (as strip_person). True when a chunk changed."""
+    broadcast = await store.get_broadcast(broadcast_id)
+    if broadcast is None or not broadcast.recipient_chunks or broadcast.tenant_id not in (None, tenant_id):
+        return False
+    changed = False
+    for index in range(broadcast.recipient_chunks):
+        chunk = await store.read_recipient_chunk(broadcast_id, index)
+        if chunk is None:
+            continue
+        stripped = [FORGOTTEN if r.strip().lower() in names else r for r in chunk]
+        if stripped != chunk:
+            await store.write_recipient_chunk(broadcast_id, index, stripped, broadcast.expires_at)
+            changed = True
+    return changed
 
 
 FORGOTTEN = "(forgotten)"

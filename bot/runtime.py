@@ -27,6 +27,9 @@ from bot.delivery.dispatcher import Dispatcher, DispatcherSettings
 from bot.delivery.housekeeping import Housekeeper
 from bot.delivery.service import DeliveryService
 from bot.events import EventSink, NoEvents
+from bot.graph.client import GraphClient
+from bot.graph.install import Installer
+from bot.graph.settings import GraphSettings
 from bot.model import Reference, ReferenceStatus
 from bot.outbound import BotConnectorClient
 from bot.settings import BotSettings
@@ -51,8 +54,10 @@ class BotRuntime:
         events: EventSink | None = None,
         webhook_settings: WebhookSettings | None = None,
         run_dispatcher: bool = True,
+        graph_settings: GraphSettings | None = None,
     ) -> None:
         self.settings = settings
+        self.graph_settings = graph_settings or GraphSettings.from_env(None, settings)
         self.store = store or create_store(settings)
         self._dispatcher_settings = dispatcher_settings or DispatcherSettings(
             rate_per_tenant=settings.send_rate_per_tenant,
@@ -85,6 +90,7 @@ class BotRuntime:
         self.cards: CardWaitService
         self.bot: ProactiveBot
         self.endpoint: BotEndpoint
+        self.graph: GraphClient | None = None
 
     def _serve_loop(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -113,15 +119,46 @@ class BotRuntime:
         if self._own_events:
             self.events = WebhookSink(self.store, self.callbacks, self._webhooks)
         self.housekeeper = Housekeeper(self.store, purge_every_seconds=self.settings.purge_interval_seconds)
+        installer = None
+        if self.graph_settings.configured:
+            # Graph shares the pooled session; without credentials audiences and installs are refused.
+            # A Graph call is bounded like a Bot Connector call, so a delivery's lease outlasts it.
+            self.graph = GraphClient(
+                self.session, self.graph_settings, timeout_seconds=self._dispatcher_settings.send_timeout_seconds
+            )
+            if self.graph_settings.can_install:
+                installer = Installer(
+                    self.store,
+                    self.graph,
+                    cloud_service_url=self.settings.cloud_service_url,
+                    bot_id=self._dispatcher_settings.bot_id,
+                )
         self.dispatcher = Dispatcher(
-            self.store, self.client, self._dispatcher_settings, events=self.events, housekeeping=self.housekeeper.run
+            self.store,
+            self.client,
+            self._dispatcher_settings,
+            events=self.events,
+            housekeeping=self.housekeeper.run,
+            installer=installer,
         )
         retention = self._dispatcher_settings.retention_seconds
         size = self.settings.max_message_kb
         self.deliveries = DeliveryService(
-            self.store, self.dispatcher, self.client, retention_seconds=retention, max_message_kb=size
+            self.store,
+            self.dispatcher,
+            self.client,
+            retention_seconds=retention,
+            max_message_kb=size,
+            graph=self.graph_settings,
         )
-        self.broadcasts = BroadcastService(self.store, self.dispatcher, retention_seconds=retention, max_message_kb=size)
+        self.broadcasts = BroadcastService(
+            self.store,
+            self.dispatcher,
+            retention_seconds=retention,
+            max_message_kb=size,
+            graph=self.graph,
+            graph_settings=self.graph_settings,
+        )
         sink = self.events if isinstance(self.events, WebhookSink) else None
         self.cards = CardWaitService(
             self.store,
@@ -200,6 +237,8 @@ class BotRuntime:
             await self.dispatcher.stop()
         if isinstance(self.events, WebhookSink):
             await self.events.close()
+        if self.graph is not None:
+            await self.graph.close()
         await self.session.close()
         await self.callbacks.close()
         await self.store.close()

@@ -11,6 +11,7 @@ from dotenv import load_dotenv
 from flask import Flask, request
 from werkzeug.exceptions import HTTPException
 
+from bot.graph.settings import GraphSettings
 from bot.runtime import BotRuntime
 from bot.settings import BotSettings
 from connector.errors import ApiError, error_response
@@ -42,7 +43,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, runtime: BotRunt
 
     init_api(app)
     _register_error_handlers(app)
-    init_runtime(app, runtime or BotRuntime(bot_settings))
+    init_runtime(app, runtime or BotRuntime(bot_settings, graph_settings=GraphSettings.from_env(env, bot_settings)))
 
     from connector.mcp import init_mcp
 

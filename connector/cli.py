@@ -291,9 +291,13 @@ class LocalBroadcasts:
             self.runtime.broadcasts.start_broadcast(
                 self.caller,
                 content=content,
-                recipients=body["recipients"],
+                recipients=body.get("recipients"),
                 tenant_id=body.get("tenantId"),
                 idempotency_key=body.get("idempotencyKey"),
+                groups=body.get("groups"),
+                teams=body.get("teams"),
+                include_guests=bool(body.get("includeGuests")),
+                install_if_missing=bool(body.get("installIfMissing")),
             )
         )
         return self.report(broadcast.id), created
@@ -394,21 +398,38 @@ def cmd_broadcast(args: argparse.Namespace) -> int:
     if not args.text and not args.card:
         print("error: give --text, --card, or both", file=sys.stderr)
         return 2
-    try:
-        recipients = read_recipients(Path(args.csv), args.column)
-    except (OSError, ValueError, csv.Error) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    groups, teams = args.group or [], args.team or []
+    if not args.csv and not groups and not teams:
+        print("error: give --csv FILE, --group ENTRA_GROUP_ID or --team TEAM_ID (any mix)", file=sys.stderr)
         return 2
-    if not recipients:
-        print(f"error: {args.csv} holds no recipients", file=sys.stderr)
-        return 2
+    recipients: list[str] = []
+    if args.csv:
+        try:
+            recipients = read_recipients(Path(args.csv), args.column)
+        except (OSError, ValueError, csv.Error) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if not recipients:
+            print(f"error: {args.csv} holds no recipients", file=sys.stderr)
+            return 2
     card = json.loads(Path(args.card).read_text()) if args.card else None
-    body: dict[str, Any] = {"recipients": recipients, "text": args.text, "card": card, "summary": args.summary}
+    body: dict[str, Any] = {"recipients": recipients or None, "text": args.text, "card": card, "summary": args.summary}
+    if groups:
+        body["groups"] = groups
+    if teams:
+        body["teams"] = teams
+    if args.include_guests:
+        body["includeGuests"] = True
+    if args.install_if_missing:
+        body["installIfMissing"] = True
     if args.tenant:
         body["tenantId"] = args.tenant
     # The same list and message give the same key: running the command again follows the first
     # broadcast instead of messaging everyone twice. --idempotency-key with a new value sends again.
-    fingerprint = json.dumps([recipients, args.text, card, args.summary, args.tenant], sort_keys=True)
+    audience: list[Any] = [recipients, args.text, card, args.summary, args.tenant]
+    if groups or teams or args.include_guests or args.install_if_missing:
+        audience += [sorted(groups), sorted(teams), args.include_guests, args.install_if_missing]
+    fingerprint = json.dumps(audience, sort_keys=True)
     body["idempotencyKey"] = args.idempotency_key or "cli-" + hashlib.sha256(fingerprint.encode()).hexdigest()[:32]
     body = {k: v for k, v in body.items() if v is not None}
 
@@ -434,7 +455,10 @@ def cmd_broadcast(args: argparse.Namespace) -> int:
                 " Pass a new --idempotency-key to send it again.",
                 file=sys.stderr,
             )
-        print(f"broadcast {report['id']}: {len(recipients)} recipients", file=sys.stderr)
+        audience = f"{len(recipients)} recipients"
+        if groups or teams:
+            audience += f", {len(groups)} groups and {len(teams)} teams (expanded by the service)"
+        print(f"broadcast {report['id']}: {audience}", file=sys.stderr)
         if args.no_wait:
             print(report["id"])
             return 0
@@ -601,8 +625,18 @@ def build_parser() -> argparse.ArgumentParser:
     package.add_argument("--outline-icon", help="your own 32x32 white-on-transparent PNG")
     package.set_defaults(func=cmd_app_package)
 
-    broadcast = sub.add_parser("broadcast", help="send one message to everyone in a CSV file, with progress")
-    broadcast.add_argument("--csv", required=True, help="CSV of UPNs, emails or Entra object IDs (one per row)")
+    broadcast = sub.add_parser(
+        "broadcast", help="send one message to everyone in a CSV file, Entra groups or teams, with progress"
+    )
+    broadcast.add_argument("--csv", help="CSV of UPNs, emails or Entra object IDs (one per row)")
+    broadcast.add_argument(
+        "--group", action="append", metavar="ENTRA_GROUP_ID", help="an Entra group (nested groups included); repeatable"
+    )
+    broadcast.add_argument("--team", action="append", metavar="TEAM_ID", help="a team's members; repeatable")
+    broadcast.add_argument("--include-guests", action="store_true", help="also message guests of groups and teams")
+    broadcast.add_argument(
+        "--install-if-missing", action="store_true", help="install the app through Graph for people who lack it"
+    )
     broadcast.add_argument("--column", help="the CSV column to read (default: upn/email/recipient, else the first)")
     broadcast.add_argument("--text")
     broadcast.add_argument("--card", help="path to an Adaptive Card JSON file")

@@ -19,6 +19,8 @@ STATUS_BY_CODE = {
     "SubscriptionLimitReached": 409,
     "IdempotencyKeyReused": 409,
     "BroadcastRecalled": 409,
+    "InstallNotEnabled": 409,  # installIfMissing while the operator has not switched GRAPH_INSTALL on
+    "GraphNotConfigured": 409,  # groups/teams without Graph credentials on the service
     "MessageTooLarge": 413,
     "UnsupportedMediaType": 415,
     "Throttled": 429,

@@ -45,6 +45,8 @@ def delivery(d: Delivery, bot_app_id: str | None = None) -> dict[str, Any]:
         "broadcastId": d.broadcast_id,
         "readAt": iso(d.read_at),
         "recalledAt": iso(d.recalled_at),
+        "reachedBy": d.reached_by,
+        "installOutcome": d.install_outcome,
     }
 
 

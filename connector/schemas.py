@@ -26,6 +26,7 @@ SURFACE_NAMES = ["teams", "teams-copilot", "m365-copilot", "group", "channel"]
 # further back is a mistake (year 1 would go at once), and more than a year ahead would be kept forever.
 DELIVER_AT_PAST = dt.timedelta(minutes=5)
 DELIVER_AT_FUTURE = dt.timedelta(days=365)
+GUID_PATTERN = re.compile(r"\A[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
 
 
 def meta(summary: str, description: str, visibility: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -145,6 +146,14 @@ class SendMessageSchema(MessageContentSchema):
             "advanced",
         )
     )
+    installIfMissing = fields.Boolean(
+        metadata=meta(
+            "Install If Missing",
+            "If the person has no chat with the bot, install the app for them through Microsoft Graph first"
+            " (the service's operator must allow it). Default: no.",
+            "advanced",
+        )
+    )
     wait = fields.Float(
         validate=validate.Range(min=0, max=90),
         metadata=meta(
@@ -251,6 +260,22 @@ class DeliverySchema(Schema):
         allow_none=True,
         metadata=meta("Recalled At", "When its broadcast was recalled and it was withdrawn (UTC).", **DATE_TIME),
     )
+    reachedBy = fields.String(
+        allow_none=True,
+        metadata=meta(
+            "Reached By",
+            "How the person was reached: reference (their chat with the bot), installed (the app was installed"
+            " for them) or repaired (their lost chat was restored by installing again).",
+        ),
+    )
+    installOutcome = fields.String(
+        allow_none=True,
+        metadata=meta(
+            "Install Outcome",
+            "With installIfMissing: installed, alreadyInstalled, or why installing failed (AppNotInCatalog,"
+            " InstallBlockedByPolicy, UserNotFound, NoTeamsLicence, ...).",
+        ),
+    )
 
 
 # ---- recipients -------------------------------------------------------------------------------
@@ -321,7 +346,7 @@ class RecipientPageSchema(Schema):
 class StartBroadcastSchema(MessageContentSchema):
     recipients = fields.List(
         fields.String(validate=validate.Length(min=1, max=320)),
-        validate=validate.Length(max=25_000),
+        validate=validate.Length(max=100_000),
         metadata=meta(
             "Recipients",
             "UPNs, email addresses or Entra object IDs. Leave empty and set allActiveUsers to reach everyone.",
@@ -353,10 +378,39 @@ class StartBroadcastSchema(MessageContentSchema):
         )
     )
 
+    groups = fields.List(
+        fields.String(validate=validate.Regexp(GUID_PATTERN, error="An Entra group id is a GUID.")),
+        validate=validate.Length(max=100),
+        metadata=meta(
+            "Entra Groups",
+            "Microsoft Entra group IDs: every user in them (nested groups included) gets the message once.",
+            "advanced",
+        ),
+    )
+    teams = fields.List(
+        fields.String(validate=validate.Regexp(GUID_PATTERN, error="A team id is a GUID.")),
+        validate=validate.Length(max=100),
+        metadata=meta("Teams", "Microsoft Teams team IDs: every member gets the message once.", "advanced"),
+    )
+    includeGuests = fields.Boolean(
+        metadata=meta("Include Guests", "Also message guest users of the groups and teams. Default: no.", "advanced")
+    )
+    installIfMissing = fields.Boolean(
+        metadata=meta(
+            "Install If Missing",
+            "Install the app through Microsoft Graph for people who do not have it yet (the service's operator"
+            " must allow it). Default: no.",
+            "advanced",
+        )
+    )
+
     @validates_schema
     def _audience(self, data: dict[str, Any], **_: Any) -> None:
-        if bool(data.get("recipients")) == bool(data.get("allActiveUsers")):
-            raise ValidationError("Give a list of recipients, or set allActiveUsers (not both).", "recipients")
+        listed = bool(data.get("recipients") or data.get("groups") or data.get("teams"))
+        if listed == bool(data.get("allActiveUsers")):
+            raise ValidationError(
+                "Give recipients, groups or teams (any mix), or set allActiveUsers (not both).", "recipients"
+            )
 
 
 class BroadcastCountsSchema(Schema):
@@ -376,6 +430,22 @@ class BroadcastCountsSchema(Schema):
         )
     )
     answered = fields.Integer(metadata=meta("Answered", "People who answered the card. Not part of the total."))
+
+
+class InstallFailureCountSchema(Schema):
+    code = fields.String(metadata=meta("Reason", "Why installing failed, as a code (e.g. InstallBlockedByPolicy)."))
+    count = fields.Integer(metadata=meta("People", "How many people it failed for with this reason."))
+
+
+class BroadcastInstallsSchema(Schema):
+    installed = fields.Integer(metadata=meta("Installed", "People the app was installed for by this broadcast."))
+    alreadyInstalled = fields.Integer(
+        metadata=meta("Already Installed", "People who had the app but no chat the bot knew of.")
+    )
+    failed = fields.Integer(metadata=meta("Failed", "People the app could not be installed for."))
+    failures = fields.List(
+        fields.Nested(InstallFailureCountSchema), metadata=meta("Failures", "Failed installs by reason.")
+    )
 
 
 class BroadcastFailureSchema(Schema):
@@ -503,6 +573,12 @@ class BroadcastSchema(Schema):
         CampaignChangeSchema, allow_none=True, metadata=meta("Recall", "Progress of the recall, if any.")
     )
     cardType = fields.String(allow_none=True, metadata=meta("Card Type", "The card type given when starting."))
+    expanded = fields.Integer(
+        metadata=meta("Audience Read", "While preparing: how many recipients and group or team members were read.")
+    )
+    installs = fields.Nested(
+        BroadcastInstallsSchema, metadata=meta("Installs", "With installIfMissing: what installing the app did.")
+    )
 
 
 # ---- card and wait ----------------------------------------------------------------------------
@@ -572,6 +648,15 @@ class SendCardAndWaitSchema(StrictSchema):
         ),
     )
     cardType = CARD_TYPE
+
+    installIfMissing = fields.Boolean(
+        metadata=meta(
+            "Install If Missing",
+            "If the person has no chat with the bot, install the app for them through Microsoft Graph first"
+            " (the service's operator must allow it). Default: no.",
+            "advanced",
+        )
+    )
 
     @validates("card")
     def _card(self, value: Any, **_: Any) -> None:

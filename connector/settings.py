@@ -21,8 +21,9 @@ class ConnectorSettings:
     entra_metadata_url: str = ""  # tests point it at a local issuer; empty = Microsoft's per tenant
     # Entra ID's sign-in host of the Teams cloud (TEAMS_CLOUD): its tenants' tokens are checked there.
     entra_login_url: str = "https://login.microsoftonline.com"
-    # Fits StartBroadcast's 25,000 recipients of up to ~150 characters; /api/messages has its own, smaller cap.
-    max_body_bytes: int = 4 * 1024 * 1024
+    # Fits StartBroadcast's 100,000 recipients of ~60 characters (or 25,000 of ~300); /api/messages has
+    # its own, smaller cap.
+    max_body_bytes: int = 8 * 1024 * 1024
     requests_per_minute_per_key: int = 600
     default_wait_seconds: float = 5.0
     max_wait_seconds: float = 90.0  # Power Automate gives a synchronous action 120 s in all
@@ -51,7 +52,7 @@ class ConnectorSettings:
             entra_required_role=env.get("ENTRA_REQUIRED_ROLE", "").strip() or "Notifications.Send",
             entra_metadata_url=env.get("ENTRA_METADATA_URL", "").strip(),
             entra_login_url=_cloud_login_url(env),
-            max_body_bytes=int(env.get("MAX_BODY_BYTES", "") or 4 * 1024 * 1024),
+            max_body_bytes=int(env.get("MAX_BODY_BYTES", "") or 8 * 1024 * 1024),
             requests_per_minute_per_key=int(env.get("RATE_LIMIT_PER_MINUTE", "") or 600),
             trusted_proxy_hops=_count("TRUSTED_PROXY_HOPS", env.get("TRUSTED_PROXY_HOPS", ""), 0),
             failed_auth_per_minute=_count("FAILED_AUTH_PER_MINUTE", env.get("FAILED_AUTH_PER_MINUTE", ""), 10),

@@ -66,6 +66,7 @@ var containers = [
   { name: 'notifications', partitionKey: '/id', pointReadsOnly: false, excluded: ['/body/*'] }
   { name: 'personindex', partitionKey: '/id', pointReadsOnly: true, excluded: [] }
   { name: 'erasures', partitionKey: '/id', pointReadsOnly: false, excluded: ['/tenant_id/?', '/user_key/?'] }
+  { name: 'recipients', partitionKey: '/id', pointReadsOnly: true, excluded: [] }
 ]
 
 resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {

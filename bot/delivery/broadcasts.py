@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 from bot import errors
@@ -19,16 +21,24 @@ from bot.delivery import campaigns
 from bot.delivery.dispatcher import Dispatcher
 from bot.delivery.engagement import engagement, operations_progress
 from bot.delivery.messages import DEFAULT_MAX_MESSAGE_KB
-from bot.delivery.service import Caller, replay, request_hash, validate_content
+from bot.delivery.service import Caller, replay, request_hash, require_install_allowed, validate_content
+from bot.graph.audiences import AudienceExpander, graph_required
+from bot.graph.client import GraphClient
+from bot.graph.settings import GraphSettings
 from bot.model import Broadcast, Delivery, DeliveryStatus, ReferenceStatus, Surface, now
 from bot.recipients import find_person, index_keys, require_reachable
 from bot.store.base import PersonKey, Store
 
 log = logging.getLogger(__name__)
 
-MAX_RECIPIENTS = 25_000
+MAX_RECIPIENTS = 100_000
+# Lists longer than this are stored in chunks of this many addresses (at most 320 characters each:
+# under 400 KB a chunk, far from Cosmos DB's 2 MB item limit); shorter ones stay on the record.
+RECIPIENT_CHUNK = 1_000
+CHUNK_WRITE_CONCURRENCY = 16
 MAX_SKIPPED_KEPT = 10_000  # per-recipient reasons kept on the broadcast record (counts stay exact)
 CHUNK = 500
+FIRST_CHUNK = 32
 # Recipients resolved at once while expanding a list: on Cosmos DB each is two point reads (~8 ms),
 # which one at a time would make a 20,000-person broadcast spend minutes "preparing".
 RESOLVE_CONCURRENCY = 32
@@ -50,9 +60,13 @@ class BroadcastService:
         retention_seconds: float | None = None,
         check_seconds: float = 1.0,
         max_message_kb: float = DEFAULT_MAX_MESSAGE_KB,
+        graph: GraphClient | None = None,
+        graph_settings: GraphSettings | None = None,
     ) -> None:
         self.max_message_kb = max_message_kb
         self._store = store
+        self._graph_settings = graph_settings or GraphSettings()
+        self._audiences = AudienceExpander(store, graph)
         self._dispatcher = dispatcher
         self._retention = retention_seconds
         self._check_seconds = check_seconds
@@ -71,18 +85,35 @@ class BroadcastService:
         tenant_id: str | None,
         idempotency_key: str | None = None,
         card_type: str | None = None,
+        groups: list[str] | None = None,
+        teams: list[str] | None = None,
+        include_guests: bool = False,
+        install_if_missing: bool = False,
     ) -> tuple[Broadcast, bool]:
         validate_content(content, self.max_message_kb)
         tenant = tenant_id or caller.tenant_id
         if caller.tenant_id and tenant_id and tenant_id != caller.tenant_id:
             raise errors.Rejected("Forbidden", "This API key may only message its own tenant.", "tenantId")
+        groups = sorted({g.strip().lower() for g in groups or [] if g and g.strip()})
+        teams = sorted({t.strip() for t in teams or [] if t and t.strip()})
+        if install_if_missing:
+            require_install_allowed(self._graph_settings)
+        if groups or teams:
+            graph_required(self._graph_settings, "groups" if groups else "teams")
+            tenant = tenant or self._graph_settings.home_tenant_id or None
+            if not tenant:
+                raise errors.Rejected(
+                    "ValidationError", "Say whose Entra groups or teams these are: pass tenantId.", "tenantId"
+                )
+            if recipients is None:
+                recipients = []  # an audience of groups and teams only
         if recipients is None and not tenant:
             raise errors.Rejected(
                 "ValidationError", "Give recipients, or a tenantId to message every active person in it.", "tenantId"
             )
         if recipients is not None:
             recipients = [r.strip() for r in recipients if r and r.strip()]
-            if not recipients:
+            if not recipients and not (groups or teams):
                 raise errors.Rejected("ValidationError", "The recipient list is empty.", "recipients")
             if len(recipients) > MAX_RECIPIENTS:
                 raise errors.Rejected(
@@ -105,6 +136,13 @@ class BroadcastService:
             # Its buttons carry the broadcast id: with the person who answers, that names the message.
             content = {**content, "card": tagged(content["card"], BROADCAST_KEY, broadcast_id)}
             validate_content(content, self.max_message_kb)
+        expires_at = now() + self._retention if self._retention else None
+        chunks = 0
+        total = len(recipients) if recipients is not None else 0
+        if recipients is not None and len(recipients) > RECIPIENT_CHUNK:
+            # The chunks first: a broadcast record never points at a list that is not there.
+            chunks = await self._write_chunks(broadcast_id, recipients, expires_at)
+            recipients = []
         broadcast = Broadcast(
             id=broadcast_id,
             owner=caller.key_id,
@@ -113,8 +151,13 @@ class BroadcastService:
             content=content,
             card_type=card_type,
             recipients=recipients,
-            total=len(recipients) if recipients is not None else 0,
-            expires_at=now() + self._retention if self._retention else None,
+            total=total,
+            recipient_chunks=chunks,
+            expires_at=expires_at,
+            install_if_missing=install_if_missing,
+            groups=groups,
+            teams=teams,
+            include_guests=include_guests,
         )
         try:
             stored = await self._store.create_broadcast(broadcast)
@@ -125,6 +168,27 @@ class BroadcastService:
             return replay(caller, earlier, fingerprint), False
         self._wake.set()
         return stored, True
+
+    async def _write_chunks(self, broadcast_id: str, recipients: list[str], expires_at: float | None) -> int:
+        starts = range(0, len(recipients), RECIPIENT_CHUNK)
+        writes = [
+            self._store.write_recipient_chunk(broadcast_id, i, recipients[start : start + RECIPIENT_CHUNK], expires_at)
+            for i, start in enumerate(starts)
+        ]
+        for first in range(0, len(writes), CHUNK_WRITE_CONCURRENCY):
+            await asyncio.gather(*writes[first : first + CHUNK_WRITE_CONCURRENCY])
+        return len(writes)
+
+    async def recipients_of(self, broadcast: Broadcast) -> AsyncIterator[list[str]]:
+        """The broadcast's recipient list, a chunk at a time (streamed, never all in memory)."""
+        if broadcast.recipient_chunks:
+            for index in range(broadcast.recipient_chunks):
+                chunk = await self._store.read_recipient_chunk(broadcast.id, index)
+                if chunk is None:
+                    raise RuntimeError(f"broadcast {broadcast.id}: recipient chunk {index} is missing")
+                yield chunk
+        elif broadcast.recipients:
+            yield broadcast.recipients
 
     def wake(self) -> None:
         """Look at the broadcasts now (an update or recall was just asked for)."""
@@ -149,6 +213,11 @@ class BroadcastService:
         skipped = broadcast.skipped
         failures += skipped[: max(0, failures_limit - len(failures))]
         skipped_count = broadcast.total - sum(counts.values()) if broadcast.status != "preparing" else len(skipped)
+        # Only a broadcast that installs has install outcomes to count (a count reads its deliveries).
+        installs = await self._store.count_install_outcomes(broadcast_id) if broadcast.install_if_missing else {}
+        for entry in skipped if broadcast.install_if_missing else []:
+            if entry.get("code") == "UserNotFound":
+                installs["UserNotFound"] = installs.get("UserNotFound", 0) + 1
         by_status = {
             "queued": counts.get(DeliveryStatus.QUEUED, 0) + counts.get(DeliveryStatus.SCHEDULED, 0),
             "sending": counts.get(DeliveryStatus.SENDING, 0),
@@ -168,6 +237,7 @@ class BroadcastService:
             "failures": failures,
             "engagement": await engagement(self._store, broadcast_id),
             **await operations_progress(self._store, broadcast),
+            "installs": installs,
         }
 
     # ---- background side --------------------------------------------------------------------
@@ -222,10 +292,12 @@ class BroadcastService:
     async def _expand(self, broadcast: Broadcast) -> None:
         skipped: list[dict[str, Any]] = []
         skipped_total = 0
-        seen: set[PersonKey] = set()
+        # 16-byte digests instead of PersonKey objects: a third of the memory for 100,000 people.
+        seen: set[bytes] = set()
         chunk: list[Delivery] = []
         named: list[str] = []  # recipients since the last flush, for the person index
         total = 0
+        flushed = False
 
         def skip(recipient: str, code: str, message: str) -> None:
             nonlocal skipped_total
@@ -249,27 +321,42 @@ class BroadcastService:
                 chunk.clear()
                 self._dispatcher.notify()
 
+        async def progress(read: int) -> None:
+            def count(current: Broadcast) -> Broadcast | None:
+                if current.expanded >= read:
+                    return None
+                current.expanded = read
+                return current
+
+            await self._store.update_broadcast(broadcast.id, count)
+
         async for recipient, person_key, rejection in self._people(broadcast):
             total += 1
             named.append(recipient)
             if len(named) >= CHUNK:
                 await flush()
+            if total % CHUNK == 0:
+                await progress(total)  # GetBroadcast shows how far the expansion got
             if rejection is not None:
                 skip(recipient, rejection.code, rejection.message)
                 continue
             assert person_key is not None
-            if person_key in seen:
+            digest = hashlib.blake2b(f"{person_key.tenant_id}\n{person_key.user_key}".encode(), digest_size=16).digest()
+            if digest in seen:
                 skip(recipient, "Duplicate", "The same person is already in this broadcast.")
                 continue
-            seen.add(person_key)
+            seen.add(digest)
             chunk.append(self._delivery(broadcast, recipient, person_key))
-            if len(chunk) >= CHUNK:
+            # The first few go out at once, so sending starts while the rest is still being read.
+            if len(chunk) >= (CHUNK if flushed else FIRST_CHUNK):
+                flushed = True
                 await flush()
         await flush()
 
         def running(current: Broadcast) -> Broadcast:
             current.status = "running"
             current.total = total
+            current.expanded = total
             current.skipped = skipped
             return current
 
@@ -279,11 +366,21 @@ class BroadcastService:
     async def _people(self, broadcast: Broadcast) -> Any:
         """(recipient, person, rejection) for each recipient of the broadcast."""
         if broadcast.recipients is not None:
-            recipients = broadcast.recipients
-            for start in range(0, len(recipients), RESOLVE_CONCURRENCY):
-                window = recipients[start : start + RESOLVE_CONCURRENCY]
-                # In list order, so duplicates are reported on their later mention.
-                for answer in await asyncio.gather(*(self._resolve(r, broadcast.tenant_id) for r in window)):
+            async for recipients in self.recipients_of(broadcast):
+                for start in range(0, len(recipients), RESOLVE_CONCURRENCY):
+                    window = recipients[start : start + RESOLVE_CONCURRENCY]
+                    # In list order, so duplicates are reported on their later mention.
+                    for answer in await asyncio.gather(*(self._resolve(r, broadcast) for r in window)):
+                        yield answer
+            if broadcast.groups or broadcast.teams:
+                assert broadcast.tenant_id is not None
+                async for answer in self._audiences.members(
+                    broadcast.tenant_id,
+                    groups=broadcast.groups,
+                    teams=broadcast.teams,
+                    include_guests=broadcast.include_guests,
+                    install=broadcast.install_if_missing,
+                ):
                     yield answer
             return
         token: str | None = None
@@ -304,12 +401,20 @@ class BroadcastService:
                 return
 
     async def _resolve(
-        self, recipient: str, tenant_id: str | None
+        self, recipient: str, broadcast: Broadcast
     ) -> tuple[str, PersonKey | None, errors.Rejected | None]:
+        tenant_id = broadcast.tenant_id
         try:
             person = await find_person(self._store, recipient, tenant_id)
-            require_reachable(person, recipient)
+            if not (broadcast.install_if_missing and person.reachability() == ReferenceStatus.NOT_FOUND):
+                require_reachable(person, recipient)  # a lost chat is repaired when installing is allowed
+            elif person.opted_out:
+                require_reachable(person, recipient)
         except errors.Rejected as rejection:
+            if rejection.code == "RecipientNotFound" and broadcast.install_if_missing and tenant_id:
+                # Never seen: found in Entra ID now, so that the person key is their object id and two
+                # addresses of one person get one message.
+                return await self._audiences.look_up(recipient, tenant_id)
             return recipient, None, rejection
         return recipient, person.key, None
 
@@ -328,6 +433,7 @@ class BroadcastService:
             not_before=at,
             created_at=at,
             updated_at=at,
+            install_if_missing=broadcast.install_if_missing,
         )
 
 

@@ -26,6 +26,7 @@ from bot.delivery.operations import OPERATION_KINDS, run_operation
 from bot.delivery.pacing import ConversationPacer, TenantRateLimiter
 from bot.delivery.policy import Verdict, backoff_seconds, judge
 from bot.events import BotEvent, EventSink, NoEvents
+from bot.graph.install import UNRESOLVED, Installer, InstallFailed
 from bot.model import Delivery, DeliveryStatus, Reference, ReferenceStatus, Surface, now
 from bot.outbound import BotConnectorClient, ConnectorError
 from bot.store.base import ConcurrencyConflict, PersonKey, Store
@@ -90,6 +91,7 @@ class Dispatcher:
         *,
         events: EventSink | None = None,
         housekeeping: Callable[[], Awaitable[None]] | None = None,
+        installer: Installer | None = None,
     ) -> None:
         self._store = store
         # Run by the leader only, as a task of its own, so a long purge never holds up sending.
@@ -97,6 +99,8 @@ class Dispatcher:
         self._housekeeping_task: asyncio.Task[None] | None = None
         self._housekeeping_asked = False
         self._last_housekeeping = 0.0
+        # Present only when the operator allows proactive installation (GRAPH_INSTALL, docs/graph.md).
+        self._installer = installer
         self._client = client
         self.settings = settings
         self._events = events or NoEvents()
@@ -385,6 +389,12 @@ class Dispatcher:
 
     async def _failed(self, delivery: Delivery, failure: _Failure) -> None:
         verdict = failure.verdict
+        if verdict.reference_status == ReferenceStatus.NOT_FOUND and self._may_repair(delivery):
+            # The chat is gone (404 ConversationNotFound): mark it, and come straight back to repair it
+            # through Graph once (see _target).
+            await self._mark_reference(delivery, verdict)
+            await self._finish(delivery, retry_in=0.0)
+            return
         if failure.status == 429:
             # Pacing should prevent this; when Teams still says 429, every send to the tenant waits.
             self.stats["throttled"] += 1
@@ -478,15 +488,68 @@ class Dispatcher:
 
     # ---- target conversation ----------------------------------------------------------------
     async def _target(self, delivery: Delivery) -> Reference:
-        """The person's Teams chat as stored now (a newer service URL wins); opened if missing."""
+        """The person's Teams chat as stored now (a newer service URL wins); opened if missing, or
+        installed through Graph when the send asked for it and the operator allows it."""
+        if delivery.user_key.startswith(UNRESOLVED):
+            await self._resolve_person(delivery)
         ref = await self._store.get_reference(delivery.tenant_id, delivery.user_key, delivery.surface)
+        if ref is None and self._may_install(delivery):
+            if not await self._store.person_references(delivery.tenant_id, delivery.user_key):
+                return await self._install(delivery, repair=False)
         if ref is None:
             ref = await self._open_chat(delivery)
         if ref.opted_out:
             raise _Failure(Verdict(False, "RecipientOptedOut", "The person turned notifications off (typed 'stop')."))
+        if ref.status == ReferenceStatus.NOT_FOUND and self._may_repair(delivery):
+            return await self._install(delivery, repair=True)
         if ref.status != ReferenceStatus.ACTIVE:
             raise _Failure(Verdict(False, "RecipientUnreachable", f"The person's chat with the bot is {ref.status}."))
+        if delivery.reached_by is None:
+            delivery.reached_by = "reference"
         return ref
+
+    # ---- proactive installation through Graph ------------------------------------------------
+    def _may_install(self, delivery: Delivery) -> bool:
+        return self._installer is not None and delivery.install_if_missing and delivery.surface == Surface.TEAMS
+
+    def _may_repair(self, delivery: Delivery) -> bool:
+        """Repair once per delivery; never for a blocked, opted-out or uninstalled person (the callers
+        check the reference's status: only a notFound chat is repaired)."""
+        return self._may_install(delivery) and not delivery.repair_tried
+
+    async def _resolve_person(self, delivery: Delivery) -> None:
+        """A send to someone the bot has never seen: find them in Entra ID to get their object id."""
+        if self._installer is None or not delivery.install_if_missing:
+            raise _Failure(Verdict(False, "RecipientNotFound", "The bot has no conversation with this person."))
+        await self._keep_lease(delivery)
+        try:
+            user = await self._installer.find_user(delivery.tenant_id, delivery.user_key[len(UNRESOLVED) :])
+        except InstallFailed as exc:
+            raise self._install_failure(delivery, exc) from exc
+        delivery.user_key = str(user["id"]).lower()
+
+    async def _install(self, delivery: Delivery, *, repair: bool) -> Reference:
+        assert self._installer is not None
+        await self._keep_lease(delivery)
+        if repair:
+            delivery.repair_tried = True
+        try:
+            installed = await self._installer.install(delivery.tenant_id, delivery.user_key, repair=repair)
+        except InstallFailed as exc:
+            raise self._install_failure(delivery, exc, repair=repair) from exc
+        delivery.install_outcome = installed.outcome
+        delivery.reached_by = "repaired" if repair else "installed"
+        return installed.reference
+
+    def _install_failure(self, delivery: Delivery, exc: InstallFailed, *, repair: bool = False) -> _Failure:
+        delivery.attempts += 1  # a Graph call counts as an attempt, so retries of it run out too
+        if exc.retryable:
+            if repair:
+                delivery.repair_tried = False  # Graph was down: the one repair is not spent yet
+            return _Failure(Verdict(True, "GraphUnavailable", f"{exc.message}; the message will be retried."),
+                            exc.retry_after)  # fmt: skip
+        delivery.install_outcome = exc.code
+        return _Failure(Verdict(False, exc.code, exc.message))
 
     async def _open_chat(self, delivery: Delivery) -> Reference:
         """Create the 1:1 Teams chat from what other surfaces told us about the person."""

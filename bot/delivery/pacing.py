@@ -7,8 +7,10 @@ the wall clock.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import math
 import time
+from array import array
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -46,7 +48,9 @@ class ConversationPacer:
         self._margin = margin
         self._longest = max(w for w, _ in windows)
         self._clock = clock
-        self._sends: dict[str, deque[float]] = {}
+        # Send times as packed doubles: a broadcast to 100,000 people keeps one entry per conversation
+        # for the longest window (an hour), and a deque each cost ~90 MB where these cost ~25 MB.
+        self._sends: dict[str, array[float]] = {}
         self._reserved: dict[str, int] = {}
         self._idle_check_every = idle_check_every
         self._since_idle_check = 0
@@ -58,9 +62,10 @@ class ConversationPacer:
         reserved = self._reserved.get(conversation_id, 0)
         if not sends and not reserved:
             return 0.0
-        sends = sends if sends is not None else deque()
-        while sends and sends[0] <= at - self._longest:
-            sends.popleft()
+        sends = sends if sends is not None else array("d")
+        expired = bisect.bisect_right(sends, at - self._longest)
+        if expired:
+            del sends[:expired]
         wait = 0.0
         for window, allowed in self._windows:
             if len(sends) + reserved < allowed:
@@ -91,7 +96,7 @@ class ConversationPacer:
         at = self._clock() if at is None else at
         sends = self._sends.get(conversation_id)
         if sends is None:
-            sends = self._sends[conversation_id] = deque()
+            sends = self._sends[conversation_id] = array("d")
         sends.append(at)
         self._since_idle_check += 1
         # Sweep now and then (not on every send: with many conversations a sweep walks them all).

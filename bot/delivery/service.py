@@ -16,7 +16,9 @@ from bot import errors
 from bot.cardtags import MESSAGE_KEY, tagged
 from bot.delivery.dispatcher import Dispatcher
 from bot.delivery.messages import DEFAULT_MAX_MESSAGE_KB, TEAMS_LIMIT_KB, activity_size, build_activity
-from bot.model import FINAL_STATUSES, Delivery, DeliveryStatus, Surface, now
+from bot.graph.install import unresolved_key
+from bot.graph.settings import GraphSettings
+from bot.model import FINAL_STATUSES, Delivery, DeliveryStatus, ReferenceStatus, Surface, now
 from bot.outbound import BotConnectorClient, ConnectorError
 from bot.recipients import Person, find_person, require_reachable
 from bot.store.base import Store
@@ -71,6 +73,7 @@ class MessageRequest:
     kind: str = "message"
     card_type: str | None = None
     wait_until: float | None = None  # card-and-wait only
+    install_if_missing: bool = False
 
     @property
     def content(self) -> dict[str, Any]:
@@ -171,12 +174,14 @@ class DeliveryService:
         *,
         retention_seconds: float | None = None,
         max_message_kb: float = DEFAULT_MAX_MESSAGE_KB,
+        graph: GraphSettings | None = None,
     ) -> None:
         self._store = store
         self._dispatcher = dispatcher
         self._client = client
         self._retention = retention_seconds
         self.max_message_kb = max_message_kb
+        self._graph = graph or GraphSettings()
 
     # ---- send -------------------------------------------------------------------------------
     async def submit(self, caller: Caller, request: MessageRequest) -> tuple[Delivery, bool]:
@@ -195,15 +200,20 @@ class DeliveryService:
         tenant = request.tenant_id or caller.tenant_id
         if caller.tenant_id and request.tenant_id and request.tenant_id != caller.tenant_id:
             raise errors.not_found(request.recipient)
-        person = await find_person(self._store, request.recipient, tenant)
-        require_reachable(person, request.recipient)
+        if request.install_if_missing:
+            require_install_allowed(self._graph)
+            person, tenant_id, user_key = await self._person_or_install(request, tenant)
+        else:
+            person = await find_person(self._store, request.recipient, tenant)
+            require_reachable(person, request.recipient)
+            tenant_id, user_key = person.key.tenant_id, person.key.user_key
         deliver_at = self._deliver_at(request, person)
         at = now()
         delivery = Delivery(
             id=delivery_id,
             owner=caller.key_id,
-            tenant_id=person.key.tenant_id,
-            user_key=person.key.user_key,
+            tenant_id=tenant_id,
+            user_key=user_key,
             recipient=request.recipient.strip(),
             content=content,
             kind=request.kind,
@@ -217,6 +227,7 @@ class DeliveryService:
             wait_until=request.wait_until,
             created_at=at,
             updated_at=at,
+            install_if_missing=request.install_if_missing,
         )
         stored, created = await self._store.create_delivery(delivery)
         if created:
@@ -235,7 +246,31 @@ class DeliveryService:
             return delivery
         return await self.wait(delivery, wait_seconds)
 
-    def _deliver_at(self, request: MessageRequest, person: Person) -> float | None:
+    async def _person_or_install(
+        self, request: MessageRequest, tenant: str | None
+    ) -> tuple[Person | None, str, str]:
+        """The person to send to when installing is allowed: someone known (a lost chat is repaired by
+        the dispatcher), or someone new whom the dispatcher finds in Entra ID and installs the app for."""
+        try:
+            person = await find_person(self._store, request.recipient, tenant)
+        except errors.Rejected as rejection:
+            if rejection.code != "RecipientNotFound":
+                raise
+            tenant = tenant or self._graph.home_tenant_id or None
+            if not tenant:
+                raise errors.Rejected(
+                    "ValidationError",
+                    f"The bot has never talked with '{request.recipient}'; to install the app for them, say in"
+                    " which organisation: pass tenantId (or use an API key limited to one tenant).",
+                    "tenantId",
+                ) from None
+            return None, tenant, unresolved_key(request.recipient)
+        if person.opted_out or person.reachability() not in (ReferenceStatus.ACTIVE, ReferenceStatus.NOT_FOUND):
+            # Blocked, uninstalled or opted out: the person said no, and installing again would overrule them.
+            require_reachable(person, request.recipient)
+        return person, person.key.tenant_id, person.key.user_key
+
+    def _deliver_at(self, request: MessageRequest, person: Person | None) -> float | None:
         if request.deliver_at is not None:
             when = request.deliver_at
             if when.tzinfo is None:
@@ -244,7 +279,7 @@ class DeliveryService:
                 )
             return when.timestamp()
         if request.deliver_at_local_time:
-            zone = person.timezone
+            zone = person.timezone if person is not None else None
             if not zone:
                 raise errors.Rejected(
                     "ValidationError",
@@ -381,6 +416,13 @@ class DeliveryService:
                 raise errors.Rejected(
                     "TeamsError", f"Teams could not change the message ({exc.status} {exc.code}).", "id"
                 ) from exc
+
+
+def require_install_allowed(graph: GraphSettings) -> None:
+    """installIfMissing needs the operator's switch (GRAPH_INSTALL) and Graph credentials."""
+    refusal = graph.install_refusal()
+    if refusal is not None:
+        raise errors.Rejected("InstallNotEnabled", refusal, "installIfMissing")
 
 
 def is_final_status(status: str) -> bool:

@@ -315,6 +315,37 @@ class Store(abc.ABC):
 
         return await _read_modify_write(read, guarded, write)
 
+    # ---- broadcast recipient lists, in chunks ------------------------------------------------
+    # A list of 100,000 addresses is several megabytes: one record would pass Cosmos DB's 2 MB item
+    # limit and be rewritten whole on every change of the broadcast. Chunks are written once, before
+    # the broadcast record that points at them, and read one at a time while it is expanded.
+    @abc.abstractmethod
+    async def write_recipient_chunk(
+        self, broadcast_id: str, index: int, recipients: list[str], expires_at: float | None
+    ) -> None:
+        """Create or replace chunk ``index`` of a broadcast's recipient list."""
+
+    @abc.abstractmethod
+    async def read_recipient_chunk(self, broadcast_id: str, index: int) -> list[str] | None:
+        """Chunk ``index`` of a broadcast's recipient list (None: no such chunk, or expired)."""
+
+    # ---- proactive installation (docs/graph.md) -----------------------------------------------
+    async def count_install_outcomes(self, broadcast_id: str) -> dict[str, int]:
+        """Deliveries of a broadcast by ``install_outcome`` (installed, alreadyInstalled, failure codes).
+
+        The portable way reads the broadcast's deliveries page by page; a backend that can count in
+        the database overrides it."""
+        counts: dict[str, int] = {}
+        token: str | None = None
+        while True:
+            page = await self.list_deliveries(broadcast_id=broadcast_id, limit=500, token=token)
+            for delivery in page.items:
+                if delivery.install_outcome:
+                    counts[delivery.install_outcome] = counts.get(delivery.install_outcome, 0) + 1
+            token = page.next_token
+            if not token:
+                return counts
+
     def reference_expiry(self, last_seen: float) -> float | None:
         """The sliding expiry of a reference seen at ``last_seen`` (None: never expires)."""
         if self.reference_ttl_seconds is None:

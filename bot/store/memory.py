@@ -30,6 +30,7 @@ class MemoryStore(Store):
         self._refs: dict[str, Reference] = {}
         self._deliveries: dict[str, Delivery] = {}
         self._broadcasts: dict[str, Broadcast] = {}
+        self._recipient_chunks: dict[tuple[str, int], tuple[list[str], float | None]] = {}
         self._keys: dict[str, ApiKey] = {}
         self._subscriptions: dict[str, Subscription] = {}
         self._leases: dict[str, tuple[str, float]] = {}
@@ -218,6 +219,17 @@ class MemoryStore(Store):
 
     async def write_broadcast(self, broadcast: Broadcast, etag: str) -> Broadcast:
         return self._replace(self._broadcasts, broadcast.id, broadcast, etag)
+
+    async def write_recipient_chunk(
+        self, broadcast_id: str, index: int, recipients: list[str], expires_at: float | None
+    ) -> None:
+        self._recipient_chunks[(broadcast_id, index)] = (list(recipients), expires_at)
+
+    async def read_recipient_chunk(self, broadcast_id: str, index: int) -> list[str] | None:
+        chunk = self._recipient_chunks.get((broadcast_id, index))
+        if chunk is None or (chunk[1] is not None and chunk[1] <= now()):
+            return None
+        return list(chunk[0])
 
     async def unfinished_broadcasts(self) -> list[Broadcast]:
         return [b.copy() for b in self._broadcasts.values() if b.status != "completed" and self._visible(b) is not None]

@@ -57,6 +57,9 @@ CREATE INDEX IF NOT EXISTS deliveries_broadcast ON deliveries (broadcast_id, sta
 CREATE INDEX IF NOT EXISTS deliveries_person ON deliveries (tenant_id, user_key);
 CREATE TABLE IF NOT EXISTS broadcasts (
     id TEXT PRIMARY KEY, status TEXT NOT NULL, expires_at REAL, etag TEXT NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS broadcast_recipients (
+    broadcast_id TEXT NOT NULL, idx INTEGER NOT NULL, expires_at REAL, body TEXT NOT NULL,
+    PRIMARY KEY (broadcast_id, idx));
 CREATE TABLE IF NOT EXISTS api_keys (
     id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, etag TEXT NOT NULL, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS subscriptions (
@@ -464,6 +467,17 @@ class SqliteStore(Store):
         )
         return {status: count for status, count in rows}
 
+    async def count_install_outcomes(self, broadcast_id: str) -> dict[str, int]:
+        rows = await self._run(
+            lambda c: c.execute(
+                "SELECT json_extract(body, '$.install_outcome') AS outcome, COUNT(*) FROM deliveries"
+                " WHERE broadcast_id=? AND (expires_at IS NULL OR expires_at > ?) AND outcome IS NOT NULL"
+                " GROUP BY outcome",
+                (broadcast_id, now()),
+            ).fetchall()
+        )
+        return {outcome: count for outcome, count in rows}
+
     async def list_deliveries(
         self,
         *,
@@ -501,6 +515,36 @@ class SqliteStore(Store):
 
     async def write_broadcast(self, broadcast: Broadcast, etag: str) -> Broadcast:
         return await self._replace_doc("broadcasts", broadcast, broadcast.id, etag, {"status": broadcast.status})
+
+    async def write_recipient_chunk(
+        self, broadcast_id: str, index: int, recipients: list[str], expires_at: float | None
+    ) -> None:
+        body = json.dumps(recipients)
+
+        def write(c: sqlite3.Connection) -> None:
+            def upsert() -> None:
+                c.execute(
+                    "INSERT OR REPLACE INTO broadcast_recipients (broadcast_id, idx, expires_at, body)"
+                    " VALUES (?, ?, ?, ?)",
+                    (broadcast_id, index, expires_at, body),
+                )
+                if index == 0:
+                    # Lists whose broadcast's retention ran out are physically removed here.
+                    c.execute("DELETE FROM broadcast_recipients WHERE expires_at <= ?", (now(),))
+
+            self._tx(c, upsert)
+
+        await self._run(write, write=True)
+
+    async def read_recipient_chunk(self, broadcast_id: str, index: int) -> list[str] | None:
+        rows = await self._run(
+            lambda c: c.execute(
+                "SELECT body FROM broadcast_recipients WHERE broadcast_id=? AND idx=?"
+                " AND (expires_at IS NULL OR expires_at > ?)",
+                (broadcast_id, index, now()),
+            ).fetchall()
+        )
+        return list(json.loads(rows[0][0])) if rows else None
 
     async def unfinished_broadcasts(self) -> list[Broadcast]:
         rows = await self._run(

@@ -35,7 +35,7 @@ def present(report: dict[str, Any]) -> dict[str, Any]:
     broadcast = report["broadcast"]
     engagement = report["engagement"]
     counts = dict(report["counts"], read=engagement.read, answered=engagement.answered)
-    return {
+    body = {
         "id": broadcast.id,
         "status": broadcast.status,
         "total": broadcast.total,
@@ -54,7 +54,11 @@ def present(report: dict[str, Any]) -> dict[str, Any]:
         },
         "update": _change(report.get("update")),
         "recall": _change(report.get("recall")),
+        "expanded": broadcast.expanded,
     }
+    if broadcast.install_if_missing:
+        body["installs"] = installs_body(report.get("installs") or {})
+    return body
 
 
 def _change(progress: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -66,6 +70,17 @@ def _change(progress: dict[str, Any] | None) -> dict[str, Any] | None:
 def _pending(report: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
     location = absolute_url(f"/api/v1/broadcasts/{report['broadcast'].id}/status")
     return present(report), 202, {"Location": location, "Retry-After": str(RETRY_AFTER_SECONDS)}
+
+
+def installs_body(outcomes: dict[str, int]) -> dict[str, Any]:
+    """Install outcomes of a broadcast's deliveries, as GetBroadcast shows them."""
+    failures = {code: n for code, n in outcomes.items() if code not in ("installed", "alreadyInstalled")}
+    return {
+        "installed": outcomes.get("installed", 0),
+        "alreadyInstalled": outcomes.get("alreadyInstalled", 0),
+        "failed": sum(failures.values()),
+        "failures": [{"code": code, "count": n} for code, n in sorted(failures.items())],
+    }
 
 
 @blp.route("")
@@ -94,6 +109,10 @@ class Broadcasts(MethodView):
                 tenant_id=args.get("tenantId"),
                 idempotency_key=args.get("idempotencyKey"),
                 card_type=args.get("cardType"),
+                groups=args.get("groups"),
+                teams=args.get("teams"),
+                include_guests=bool(args.get("includeGuests")),
+                install_if_missing=bool(args.get("installIfMissing")),
             )
         )
         report = run(service.report(caller, broadcast.id))

@@ -61,6 +61,7 @@ class CardsWait(MethodView):
             idempotency_key=args.get("idempotencyKey"),
             timeout_minutes=args.get("timeoutMinutes"),
             card_type=args.get("cardType"),
+            install_if_missing=bool(args.get("installIfMissing")),
         )
         card = run(runtime().cards.start(caller, request))
         return present(card), 201, {"Location": absolute_url(f"{WAIT_PATH}/{card.id}")}

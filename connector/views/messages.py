@@ -55,6 +55,7 @@ class Messages(MethodView):
             deliver_at_local_time=args.get("deliverAtLocalTime"),
             tenant_id=args.get("tenantId"),
             card_type=args.get("cardType"),
+            install_if_missing=bool(args.get("installIfMissing")),
         )
         delivery = run(runtime().deliveries.send(caller, request, wait), timeout=wait + 30)
         # A scheduled message, or one the caller chose not to wait for, is a final answer for the flow

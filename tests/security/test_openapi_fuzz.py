@@ -22,6 +22,7 @@ from bot.events import NoEvents
 from tests.conftest import API_KEY
 from tests.support import activities as act
 from tests.support.fake_connector import FakeConnector, Member
+from tests.support.fake_graph import FakeGraph
 from tests.support.live_app import LiveApp
 
 EXAMPLES_PER_OPERATION = 25
@@ -67,9 +68,12 @@ def fuzzed_app(fake: FakeConnector, tmp_path_factory: pytest.TempPathFactory) ->
         "CONNECTOR_API_KEY": API_KEY,
         "SEND_RATE_PER_TENANT": "500",
         "RATE_LIMIT_PER_MINUTE": "0",  # the fuzzer is one key sending hundreds of requests a minute
+        # Graph (a local fake) and a home tenant: generated installIfMissing, groups and teams are
+        # accepted, so StartBroadcast's success path is reached with them too.
+        "MicrosoftAppTenantId": USER.tenant_id,
     }
     # No webhook sink: generated subscriptions carry made-up callback URLs that must not be called.
-    with LiveApp(env, runtime_kwargs={"events": NoEvents()}) as live:
+    with FakeGraph(path) as graph, LiveApp({**env, **graph.env()}, runtime_kwargs={"events": NoEvents()}) as live:
         assert live.activity(act.install(USER, fake.service_url("a"))).status_code == 200
         sent = live.api("POST", "/api/v1/messages", API_KEY, json={"recipient": USER.upn, "text": "seed"}).json()
         broadcast = live.api("POST", "/api/v1/broadcasts", API_KEY, json={"recipients": [USER.upn], "text": "b"}).json()

@@ -14,6 +14,7 @@ from typing import Any
 import requests
 from werkzeug.serving import make_server
 
+from bot.graph.settings import GraphSettings
 from bot.runtime import BotRuntime
 from bot.settings import BotSettings
 from connector import create_app
@@ -22,7 +23,9 @@ from connector import create_app
 class LiveApp:
     def __init__(self, env: Mapping[str, str], *, runtime_kwargs: dict[str, Any] | None = None) -> None:
         self.env = dict(env)
-        self.runtime = BotRuntime(BotSettings.from_env(self.env), **(runtime_kwargs or {}))
+        settings = BotSettings.from_env(self.env)
+        kwargs = {"graph_settings": GraphSettings.from_env(self.env, settings), **(runtime_kwargs or {})}
+        self.runtime = BotRuntime(settings, **kwargs)
         self.app = create_app({"ENV": self.env}, runtime=self.runtime)
         # Request lines would only add noise to captured logs.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)

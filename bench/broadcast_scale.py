@@ -1,0 +1,180 @@
+"""One broadcast to 100,000 people: accept time, server memory, time to the first send, rate, lost, duplicates.
+
+    python -m bench.broadcast_scale [--people 100000] [--store sqlite|cosmos|both] [--cosmos-people 5000]
+                                    [--rate 1000] [--concurrency 64]
+
+For each store, the people are seeded straight into it (reachable: an active Teams reference each),
+the real server process starts on it (``teams-proactive serve``), and one StartBroadcast names every
+one of them by UPN (the list is stored in chunks). A fake Bot Connector on loopback answers at once
+and without a rate cap; the server's per-tenant budget is raised (``SEND_RATE_PER_TENANT``) so the
+figures show the engine, not Teams' 50/s. Printed: how long the API took to accept the broadcast;
+the server's resident memory growth from before the call to the highest seen during the run (read
+from /proc every half second); the time from the call to the first message at the fake; the
+sustained send rate (5th to 95th percentile send); and how many people got no message (lost) or more
+than one (duplicates).
+
+The local Cosmos DB server is one Node process holding every document in memory and answering
+queries by scanning them, so it gets a smaller crowd by default (``--cosmos-people``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from bench.common import API_KEY
+from bot.store.base import Store
+from tests.support.fake_connector import FakeConnector
+from tests.support.people import SeededPerson, people, reference
+from tests.support.server_process import ServerProcess
+
+TEXT = "Hello from the scale bench"
+SEED_CONCURRENCY = 64
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def seed(store: Store, crowd: list[SeededPerson], service_url: str) -> None:
+    await store.open()
+    try:
+        for start in range(0, len(crowd), SEED_CONCURRENCY):
+            window = crowd[start : start + SEED_CONCURRENCY]
+            await asyncio.gather(*(store.write_reference(reference(p, service_url), None) for p in window))
+    finally:
+        await store.close()
+
+
+def run(store_env: dict[str, str], crowd: list[SeededPerson], fake: FakeConnector, workdir: Path,
+        rate: float, concurrency: int) -> dict[str, Any]:  # fmt: skip
+    env = {
+        **store_env,
+        "CONNECTOR_API_KEY": API_KEY,
+        "RATE_LIMIT_PER_MINUTE": "0",
+        "SEND_RATE_PER_TENANT": str(rate),
+        "SEND_CONCURRENCY": str(concurrency),
+        "SERVER_CWD": str(workdir),
+    }
+    upns = [p.upn for p in crowd]
+    with ServerProcess(env, log_path=workdir / "server.log") as server:
+        warm = server.api("POST", "/api/v1/messages", API_KEY, json={"recipient": upns[0], "text": "warm-up"})
+        assert warm.status_code == 200, warm.text
+        time.sleep(1)
+        rss_before = rss_mb(server.pid)
+        sent_before = len(fake.received)
+        started = time.monotonic()
+        response = server.api("POST", "/api/v1/broadcasts", API_KEY, json={"recipients": upns, "text": TEXT},
+                              timeout=300)  # fmt: skip
+        accept = time.monotonic() - started
+        assert response.status_code == 202, response.text
+        location = response.headers["Location"]
+        rss_peak = rss_mb(server.pid)
+        first_send: float | None = None
+        report: dict[str, Any] = {}
+        last_poll = 0.0
+        deadline = started + max(600.0, len(crowd) / rate * 5)
+        while time.monotonic() < deadline:
+            time.sleep(0.5)  # sampling interval of a measurement, not synchronisation
+            rss_peak = max(rss_peak, rss_mb(server.pid))
+            if first_send is None and len(fake.received) > sent_before:
+                first_send = min(r.at for r in fake.received[sent_before:]) - started
+            if time.monotonic() - last_poll >= 2.0:
+                last_poll = time.monotonic()
+                answer = server.http.get(location, headers={"X-API-Key": API_KEY}, timeout=60)
+                report = answer.json()
+                if answer.status_code == 200:
+                    break
+        finished = report.get("status") == "completed"
+    sends = [r for r in fake.sent() if r.activity.get("text") == TEXT]
+    copies = collections.Counter(r.conversation_id for r in sends)
+    times = sorted(r.at for r in sends)
+    lo, hi = int(len(times) * 0.05), int(len(times) * 0.95) - 1
+    return {
+        "people": len(crowd),
+        "finished": finished,
+        "accept_s": accept,
+        "rss_before_mb": rss_before,
+        "rss_growth_mb": rss_peak - rss_before,
+        "first_send_s": first_send,
+        "rate": (hi - lo) / (times[hi] - times[lo]) if hi > lo else float("nan"),
+        "total_s": (times[-1] - started) if times else float("nan"),
+        "lost": sum(1 for p in crowd if p.conversation_id not in copies),
+        "duplicates": sum(c - 1 for c in copies.values()),
+        "counts": report.get("counts"),
+    }
+
+
+def sqlite_run(count: int, rate: float, concurrency: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="tp-scale-") as tmp, FakeConnector() as fake:
+        from bot.store.sqlite import SqliteStore
+
+        workdir = Path(tmp)
+        crowd = people(count, tenant_id="tenant-scale")
+        started = time.monotonic()
+        asyncio.run(seed(SqliteStore(str(workdir / "store.db")), crowd, fake.service_url("scale")))
+        print(f"  seeded {count:,} people in {time.monotonic() - started:.0f} s", flush=True)
+        return run({"STORE_URL": f"sqlite:///{workdir / 'store.db'}"}, crowd, fake, workdir, rate, concurrency)
+
+
+def cosmos_run(count: int, rate: float, concurrency: int) -> dict[str, Any]:
+    from bot.store.cosmos import CosmosStore
+    from tests.support.cosmos_server import CosmosServer
+
+    with tempfile.TemporaryDirectory(prefix="tp-scale-") as tmp, FakeConnector() as fake, CosmosServer() as cosmos:
+        workdir = Path(tmp)
+        database = f"tp-scale-{uuid.uuid4().hex[:8]}"
+        crowd = people(count, tenant_id="tenant-scale")
+        started = time.monotonic()
+        store = CosmosStore(cosmos.endpoint, key=cosmos.key, database=database)
+        asyncio.run(seed(store, crowd, fake.service_url("scale")))
+        print(f"  seeded {count:,} people in {time.monotonic() - started:.0f} s", flush=True)
+        env = {"STORE_URL": "cosmos", "COSMOS_ENDPOINT": cosmos.endpoint, "COSMOS_KEY": cosmos.key,
+               "COSMOS_DATABASE": database}  # fmt: skip
+        return run(env, crowd, fake, workdir, rate, concurrency)
+
+
+def show(name: str, figures: dict[str, Any]) -> None:
+    first = figures["first_send_s"]
+    print(
+        f"{name}: {figures['people']:,} people, {'completed' if figures['finished'] else 'NOT completed'}\n"
+        f"  accept {figures['accept_s']:.2f} s (target <= 2 s)\n"
+        f"  server RSS {figures['rss_before_mb']:.0f} MB before, growth {figures['rss_growth_mb']:.0f} MB"
+        " (target <= 100 MB)\n"
+        f"  first send {first:.2f} s after the call\n" if first is not None else "  no send seen\n",
+        end="",
+    )
+    print(
+        f"  rate {figures['rate']:.0f} messages/s sustained; last send {figures['total_s']:.0f} s after the call\n"
+        f"  lost {figures['lost']}, duplicates {figures['duplicates']} (targets 0, 0); report {figures['counts']}",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--people", type=int, default=100_000)
+    parser.add_argument("--cosmos-people", type=int, default=5_000)
+    parser.add_argument("--store", choices=["sqlite", "cosmos", "both"], default="both")
+    parser.add_argument("--rate", type=float, default=1000.0, help="SEND_RATE_PER_TENANT for the run")
+    parser.add_argument("--concurrency", type=int, default=64)
+    args = parser.parse_args()
+    if args.store in ("sqlite", "both"):
+        print("SQLite:", flush=True)
+        show("SQLite", sqlite_run(args.people, args.rate, args.concurrency))
+    if args.store in ("cosmos", "both"):
+        print("Cosmos DB (local test server):", flush=True)
+        show("Cosmos", cosmos_run(args.cosmos_people, args.rate, args.concurrency))
+
+
+if __name__ == "__main__":
+    main()

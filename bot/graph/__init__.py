@@ -1,0 +1,1 @@
+"""Microsoft Graph access: app-only tokens, a paced client, proactive installation and audiences."""

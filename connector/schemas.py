@@ -26,7 +26,10 @@ SURFACE_NAMES = ["teams", "teams-copilot", "m365-copilot", "group", "channel"]
 # further back is a mistake (year 1 would go at once), and more than a year ahead would be kept forever.
 DELIVER_AT_PAST = dt.timedelta(minutes=5)
 DELIVER_AT_FUTURE = dt.timedelta(days=365)
-GUID_PATTERN = re.compile(r"\A[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
+# "^...$" is what a JSON schema pattern understands; Python's "$" also matches before a final newline,
+# so the validators pair it with an exact length (a GUID is 36 characters).
+GUID_PATTERN = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+GUID_LENGTH = 36
 
 
 def meta(summary: str, description: str, visibility: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -379,7 +382,12 @@ class StartBroadcastSchema(MessageContentSchema):
     )
 
     groups = fields.List(
-        fields.String(validate=validate.Regexp(GUID_PATTERN, error="An Entra group id is a GUID.")),
+        fields.String(
+            validate=validate.And(
+                validate.Length(equal=GUID_LENGTH, error="An Entra group id is a GUID."),
+                validate.Regexp(GUID_PATTERN, error="An Entra group id is a GUID."),
+            )
+        ),
         validate=validate.Length(max=100),
         metadata=meta(
             "Entra Groups",
@@ -388,7 +396,12 @@ class StartBroadcastSchema(MessageContentSchema):
         ),
     )
     teams = fields.List(
-        fields.String(validate=validate.Regexp(GUID_PATTERN, error="A team id is a GUID.")),
+        fields.String(
+            validate=validate.And(
+                validate.Length(equal=GUID_LENGTH, error="A team id is a GUID."),
+                validate.Regexp(GUID_PATTERN, error="A team id is a GUID."),
+            )
+        ),
         validate=validate.Length(max=100),
         metadata=meta("Teams", "Microsoft Teams team IDs: every member gets the message once.", "advanced"),
     )

@@ -32,6 +32,16 @@ GUID_PATTERN = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-
 GUID_LENGTH = 36
 
 
+def _guid(message: str) -> Any:
+    """A validator for one GUID (fullmatch: no trailing newline), with one maker-facing message."""
+
+    def check(value: str) -> None:
+        if len(value) != GUID_LENGTH or not GUID_PATTERN.match(value):
+            raise ValidationError(message)
+
+    return check
+
+
 def meta(summary: str, description: str, visibility: str | None = None, **extra: Any) -> dict[str, Any]:
     data: dict[str, Any] = {"x-ms-summary": summary, "description": description, **extra}
     if visibility:
@@ -383,10 +393,8 @@ class StartBroadcastSchema(MessageContentSchema):
 
     groups = fields.List(
         fields.String(
-            validate=validate.And(
-                validate.Length(equal=GUID_LENGTH, error="An Entra group id is a GUID."),
-                validate.Regexp(GUID_PATTERN, error="An Entra group id is a GUID."),
-            )
+            validate=_guid("An Entra group id is a GUID."),
+            metadata={"pattern": GUID_PATTERN.pattern},
         ),
         validate=validate.Length(max=100),
         metadata=meta(
@@ -397,10 +405,8 @@ class StartBroadcastSchema(MessageContentSchema):
     )
     teams = fields.List(
         fields.String(
-            validate=validate.And(
-                validate.Length(equal=GUID_LENGTH, error="A team id is a GUID."),
-                validate.Regexp(GUID_PATTERN, error="A team id is a GUID."),
-            )
+            validate=_guid("A team id is a GUID."),
+            metadata={"pattern": GUID_PATTERN.pattern},
         ),
         validate=validate.Length(max=100),
         metadata=meta("Teams", "Microsoft Teams team IDs: every member gets the message once.", "advanced"),

@@ -213,7 +213,7 @@ def test_answer_by_action_submit_and_a_retried_start_returns_the_same_card(
     assert result["response"] == {"decision": "reject", "comment": "Too expensive"}
     # Power Automate repeats the call (same key, a new callback URL): the same card, not a second
     # one, and the new callback hears the answer too.
-    again = start(live, user, hooks.url("retry"), idempotencyKey="po-4711")
+    again = start(live, user, hooks.url("retry"), text="Please decide by Friday.", idempotencyKey="po-4711")
     assert again.json()["id"] == started.json()["id"] and again.json()["status"] == "responded"
     (repeated,) = wait_until(lambda: hooks.bodies("retry"), what="the repeated call's callback")
     assert repeated["response"] == result["response"]

@@ -85,7 +85,7 @@ def test_a_broadcast_answer_lists_at_most_the_capped_failures() -> None:
         {"recipient": f"p{i}@contoso.com", "code": "RecipientNotFound", "message": "x" * 400} for i in range(5000)
     ]
     broadcast = SimpleNamespace(
-        id="b1", status="completed", total=5000, created_at=dt.datetime(2026, 11, 30, tzinfo=dt.UTC).timestamp(),
+        id="b1", status="completed", total=5000, card_type=None, created_at=dt.datetime(2026, 11, 30, tzinfo=dt.UTC).timestamp(),
         completed_at=dt.datetime(2026, 11, 30, 1, tzinfo=dt.UTC).timestamp(),
     )  # fmt: skip
     counts = {"queued": 0, "sending": 0, "delivered": 0, "failed": 5000, "skipped": 0}

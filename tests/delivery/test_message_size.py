@@ -71,7 +71,8 @@ def test_60000_characters_are_refused_with_413_before_the_outbox(
             "body": [{"type": "TextBlock", "text": big}],
             "actions": [{"type": "Action.Submit", "title": "OK", "data": {"ok": True}}],
         }
-        response = live.api("POST", "/api/v1/cards/wait", API_KEY, json={"recipient": user.upn, "card": card})
+        body = {"recipient": user.upn, "card": card, "notificationUrl": "http://127.0.0.1:9/run?sig=x"}
+        response = live.api("POST", "/api/v1/cards/wait", API_KEY, json=body)
     assert response.status_code == 413, response.text
     error = response.json()["error"]
     assert error["code"] == "MessageTooLarge"

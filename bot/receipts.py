@@ -138,7 +138,7 @@ def read_event(d: Delivery) -> dict[str, Any]:
         "id": d.id,
         "recipient": d.recipient,
         "broadcastId": d.broadcast_id,
-        "messageId": d.message_id,
+        "teamsMessageId": d.message_id,
         "conversationId": d.conversation_id,
         "deliveredAt": _iso(d.delivered_at),
         "readAt": _iso(d.read_at),

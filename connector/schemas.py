@@ -871,7 +871,9 @@ class MessageReadEventSchema(EventEnvelopeSchema):
     broadcastId = fields.String(
         allow_none=True, metadata=meta("Broadcast ID", "The broadcast the message belongs to, if any.")
     )
-    messageId = fields.String(allow_none=True, metadata=meta("Chat Message ID", "The ID the chat gave the message."))
+    teamsMessageId = fields.String(
+        allow_none=True, metadata=meta("Teams Activity ID", "Teams' own ID of the message that was read (its activity ID).")
+    )
     conversationId = fields.String(allow_none=True, metadata=meta("Conversation ID", "The chat it was read in."))
     deliveredAt = fields.String(
         allow_none=True, metadata=meta("Delivered At", "When it reached the person's chat (UTC).", **DATE_TIME)

@@ -44,10 +44,10 @@ def test_a_receipt_marks_the_messages_up_to_it_read_in_that_chat_only(
     first, second = _send(engage_live, ana, "one"), _send(engage_live, ana, "two")
     bens = _send(engage_live, ben, "for ben")
     # Ids grow with time: Ben's message, sent last, has the highest id.
-    assert int(first["messageId"]) < int(second["messageId"]) < int(bens["messageId"])
+    assert int(first["teamsMessageId"]) < int(second["teamsMessageId"]) < int(bens["teamsMessageId"])
 
     # Ana read up to her first message.
-    answer = engage_live.activity(read_receipt(ana, connector.service_url(), first["messageId"]))
+    answer = engage_live.activity(read_receipt(ana, connector.service_url(), first["teamsMessageId"]))
     assert answer.status_code == 200, answer.text
     read_first = _message(engage_live, first["id"])["readAt"]
     assert read_first is not None
@@ -55,13 +55,13 @@ def test_a_receipt_marks_the_messages_up_to_it_read_in_that_chat_only(
     assert _message(engage_live, bens["id"])["readAt"] is None
 
     # Ana's next receipt goes past Ben's message id: only Ana's chat is concerned.
-    engage_live.activity(read_receipt(ana, connector.service_url(), bens["messageId"]))
+    engage_live.activity(read_receipt(ana, connector.service_url(), bens["teamsMessageId"]))
     assert _message(engage_live, second["id"])["readAt"] is not None
     assert _message(engage_live, first["id"])["readAt"] == read_first  # the first receipt's time stays
     assert _message(engage_live, bens["id"])["readAt"] is None
 
     # Ben's receipt marks Ben's message.
-    engage_live.activity(read_receipt(ben, connector.service_url(), bens["messageId"]))
+    engage_live.activity(read_receipt(ben, connector.service_url(), bens["teamsMessageId"]))
     assert _message(engage_live, bens["id"])["readAt"] is not None
 
 
@@ -74,13 +74,13 @@ def test_receipts_that_concern_nothing_of_ours_change_nothing(
     install(engage_live, connector, ben)
     sent = _send(engage_live, ana, "hello")
     url = connector.service_url()
-    highest = str(int(sent["messageId"]) + 1_000_000)
+    highest = str(int(sent["teamsMessageId"]) + 1_000_000)
 
     receipts = [
         read_receipt(ana, url, "not-a-number"),  # not a Teams message id
         read_receipt(ana, url, ""),
         read_receipt(ana, url, None),
-        read_receipt(ana, url, str(int(sent["messageId"]) - 1)),  # before any message of ours
+        read_receipt(ana, url, str(int(sent["teamsMessageId"]) - 1)),  # before any message of ours
         read_receipt(ben, url, highest),  # Ben's own chat: Ana's message is not in it
         read_receipt(ben, url, highest, conversation_id=ana.conversation_id),  # another person's chat
         read_receipt(stranger, url, highest),  # someone the bot never talked to
@@ -104,12 +104,12 @@ def test_on_message_read_trigger_tells_the_flow_once(
     subscribe(engage_live, hooks, "/message-reads", "reads")
     subscribe(engage_live, hooks, "", "any", event="any")
     sent = _send(engage_live, ana, "please read")
-    engage_live.activity(read_receipt(ana, connector.service_url(), sent["messageId"]))
-    engage_live.activity(read_receipt(ana, connector.service_url(), sent["messageId"]))  # again: no second event
+    engage_live.activity(read_receipt(ana, connector.service_url(), sent["teamsMessageId"]))
+    engage_live.activity(read_receipt(ana, connector.service_url(), sent["teamsMessageId"]))  # again: no second event
     (payload,) = wait_until(lambda: hooks.bodies("reads"), what="the read callback")
     assert_documented(payload, "/message-reads")
     assert payload["event"] == "messageRead" and payload["id"] == sent["id"]
-    assert payload["recipient"] == ana.upn and payload["messageId"] == sent["messageId"]
+    assert payload["recipient"] == ana.upn and payload["teamsMessageId"] == sent["teamsMessageId"]
     assert payload["readAt"] == _message(engage_live, sent["id"])["readAt"]
     # A later event proves the relay has moved on; the read was told once, and not to "any".
     engage_live.activity(act.message(ana, connector.service_url(), "thanks"))
@@ -124,6 +124,6 @@ def test_read_at_comes_after_delivered_at(
     ana = make_user("Ana", "ana@contoso.example")
     install(engage_live, connector, ana)
     sent = _send(engage_live, ana, "plain")
-    engage_live.activity(read_receipt(ana, connector.service_url(), sent["messageId"]))
+    engage_live.activity(read_receipt(ana, connector.service_url(), sent["teamsMessageId"]))
     final = final_delivery(engage_live, sent["id"])
     assert final["readAt"] and final["readAt"] >= final["deliveredAt"]

@@ -13,7 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot import errors
-from bot.cardtags import MESSAGE_KEY, tagged
+from bot.cardtags import MESSAGE_KEY, retagged, tagged
 from bot.delivery.dispatcher import Dispatcher
 from bot.delivery.messages import DEFAULT_MAX_MESSAGE_KB, TEAMS_LIMIT_KB, activity_size, build_activity
 from bot.model import FINAL_STATUSES, Delivery, DeliveryStatus, Surface, now
@@ -290,6 +290,9 @@ class DeliveryService:
     async def update(self, caller: Caller, delivery_id: str, content: dict[str, Any]) -> Delivery:
         validate_content(content, self.max_message_kb)
         delivery = await self.get(caller, delivery_id)
+        # The new card's buttons carry the same ids as the old one's: a press answers the same message.
+        content = retagged(content, kind=delivery.kind, delivery_id=delivery.id, broadcast_id=delivery.broadcast_id)
+        validate_content(content, self.max_message_kb)
         if delivery.deleted_at:
             raise errors.Rejected("MessageNotDelivered", "The message was deleted; it cannot be changed.", "id")
         if delivery.status in (DeliveryStatus.QUEUED, DeliveryStatus.SCHEDULED):

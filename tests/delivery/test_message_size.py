@@ -90,6 +90,13 @@ def test_max_message_kb_lowers_the_cap(app_env: dict[str, str], connector: FakeC
         assert send(app, {"recipient": user.upn, "text": "x" * 9_000, "wait": 30}).status_code == 200
         refused = send(app, {"recipient": user.upn, "text": "x" * 11_000})
         assert refused.status_code == 413 and "20 KB" in refused.json()["error"]["message"]
+        # Every route that sends content applies the operator's cap, not the default one.
+        started = app.api("POST", "/api/v1/broadcasts", API_KEY, json={"recipients": [user.upn], "text": "small"})
+        assert started.status_code == 200, started.text
+        changed = app.api("PUT", f"/api/v1/broadcasts/{started.json()['id']}", API_KEY, json={"text": "x" * 11_000})
+        assert changed.status_code == 413 and "20 KB" in changed.json()["error"]["message"]
+        stored = app.runtime.call(app.runtime.store.get_broadcast(started.json()["id"]))
+        assert stored is not None and stored.content == {"text": "small"} and stored.revision == 0
 
 
 @pytest.mark.parametrize("value", ["0", "-5", "101", "lots"])

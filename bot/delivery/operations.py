@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from bot.delivery.messages import build_activity
 from bot.delivery.metrics import THROTTLED
-from bot.delivery.policy import backoff_seconds, judge
+from bot.delivery.policy import backoff_seconds, judge, mark_reference
 from bot.model import Delivery, DeliveryStatus, now
 from bot.outbound import ConnectorError
 
@@ -139,3 +139,5 @@ async def _failed(dispatcher: Dispatcher, operation: Delivery, exc: ConnectorErr
     operation.error = {"code": verdict.error_code, "message": f"The {what} failed: {verdict.message}"}
     log.warning("campaign %s of %s failed: %s %s", what, operation.target_id, exc.status, exc.code)
     await dispatcher._finish(operation)
+    # A blocked or gone chat is the person's status, whichever call to Teams found out.
+    await mark_reference(dispatcher._store, operation, verdict)

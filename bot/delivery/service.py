@@ -16,6 +16,7 @@ from bot import errors
 from bot.cardtags import MESSAGE_KEY, retagged, tagged
 from bot.delivery.dispatcher import Dispatcher
 from bot.delivery.messages import DEFAULT_MAX_MESSAGE_KB, TEAMS_LIMIT_KB, activity_size, build_activity
+from bot.delivery.policy import judge, mark_reference
 from bot.model import FINAL_STATUSES, Delivery, DeliveryStatus, Surface, now
 from bot.outbound import BotConnectorClient, ConnectorError
 from bot.recipients import Person, find_person, require_reachable
@@ -377,10 +378,16 @@ class DeliveryService:
                     raise errors.Rejected(
                         "Throttled", "Teams is busy; try again shortly.", None, exc.retry_after
                     ) from exc
-                if exc.status in (403, 404):
-                    raise errors.Rejected(
-                        "RecipientUnreachable", f"Teams refused the change ({exc.status} {exc.code}).", "id"
-                    ) from exc
+                # Teams' documented answers mean what they mean for a send: a blocked or gone chat
+                # changes the person's status; a message no longer in the chat is not the person's doing.
+                verdict = judge(exc)
+                if verdict.reference_status is not None:
+                    await mark_reference(self._store, delivery, verdict)
+                    raise errors.Rejected("RecipientUnreachable", verdict.message, "id") from exc
+                if verdict.error_code == "MessageNotFound":
+                    raise errors.Rejected("MessageNotDelivered", verdict.message, "id") from exc
+                if verdict.error_code == "MessageTooLarge":
+                    raise errors.Rejected("MessageTooLarge", verdict.message, "card") from exc
                 raise errors.Rejected(
                     "TeamsError", f"Teams could not change the message ({exc.status} {exc.code}).", "id"
                 ) from exc

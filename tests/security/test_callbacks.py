@@ -148,6 +148,29 @@ def test_subscriptions_per_key_are_capped(app_env: dict[str, str], connector: Fa
         assert len(live.runtime.call(live.runtime.store.list_subscriptions())) == 2
 
 
+def test_waiting_cards_do_not_use_up_the_trigger_cap(
+    app_env: dict[str, str], connector: FakeConnector, make_user
+) -> None:
+    """A waiting card's callback registration is not a trigger: a key with many approvals waiting (they
+    may wait 30 days) can still turn a flow with a trigger on."""
+    with LiveApp({**app_env, "MAX_SUBSCRIPTIONS_PER_KEY": "2"}) as live, CallbackServer() as hooks:
+        user = make_user()
+        assert live.activity(act.install(user, connector.service_url())).status_code == 200
+        card = {
+            "type": "AdaptiveCard",
+            "version": "1.5",
+            "body": [{"type": "TextBlock", "text": "Approve?"}],
+            "actions": [{"type": "Action.Submit", "title": "OK"}],
+        }
+        for run in range(3):
+            body = {"recipient": user.upn, "card": card, "notificationUrl": hooks.url(f"run{run}")}
+            assert live.api("POST", "/api/v1/cards/wait", API_KEY, json=body).status_code == 201
+        trigger = live.api(
+            "POST", "/api/v1/subscriptions/user-messages", API_KEY, json={"notificationUrl": hooks.url("t")}
+        )
+        assert trigger.status_code == 201, trigger.text
+
+
 # ---- connect time: names, rebinding ------------------------------------------------------------
 class ScriptedResolver(AbstractResolver):
     """Answers each name with the next address of its script (the last one repeats)."""

@@ -116,6 +116,26 @@ def test_get_recipient_and_send_message_reach_a_person_installed_through_the_bot
     assert delivery == rest_delivery
 
 
+def test_a_delivered_message_carries_the_same_chat_link_as_the_rest_api(
+    live: LiveApp, connector: FakeConnector, make_user
+) -> None:
+    """With a bot app id (production), a delivery has a Teams deep link: the tool's object is the REST one."""
+    import dataclasses
+
+    user = installed(live, connector, make_user())
+    live.runtime.settings = dataclasses.replace(live.runtime.settings, app_id="00000000-0000-0000-0000-0000000000b0")
+
+    async def work(session: ClientSession) -> Any:
+        sent = await session.call_tool("send_message", {"recipient": user.upn, "text": "with a link", "wait": 30})
+        return sent, await session.call_tool("get_message", {"id": sent.structured_content["id"]})
+
+    sent, got = with_session(live.url, API_KEY, work)
+    assert sent.structured_content["status"] == "delivered"
+    rest = live.api("GET", f"/api/v1/messages/{sent.structured_content['id']}", API_KEY).json()
+    assert rest["chatUrl"] and "28:00000000-0000-0000-0000-0000000000b0" in rest["chatUrl"]
+    assert sent.structured_content == rest and got.structured_content == rest
+
+
 def test_get_message_card_and_broadcast_tools_return_the_rest_objects(
     live: LiveApp, connector: FakeConnector, make_user
 ) -> None:

@@ -113,6 +113,34 @@ def test_subscribe_refuses_internal_targets_userinfo_and_plain_http(
         assert ok.status_code == 201, ok.text
 
 
+def test_send_card_and_wait_refuses_the_same_callbacks_before_sending(
+    closed_env: dict[str, str], connector: FakeConnector, make_user
+) -> None:
+    """A webhook action's callback URL (the engine's, or anyone's with a send key) follows the same rules."""
+    card = {
+        "type": "AdaptiveCard",
+        "version": "1.5",
+        "body": [{"type": "TextBlock", "text": "Approve?"}],
+        "actions": [{"type": "Action.Submit", "title": "OK"}],
+    }
+    with LiveApp(closed_env) as live:
+        user = make_user()
+        assert live.activity(act.install(user, connector.service_url())).status_code == 200
+        wrong: list[str] = []
+        cases = {name: (url, "addresses") for name, url in INTERNAL_URLS.items()} | OTHER_REFUSED
+        for name, (url, words) in cases.items():
+            body = {"recipient": user.upn, "card": card, "notificationUrl": url}
+            response = live.api("POST", "/api/v1/cards/wait", API_KEY, json=body)
+            error = response.json().get("error", {})
+            message = error.get("message", "")
+            if response.status_code != 400 or (words not in message and "Not a valid URL" not in message):
+                wrong.append(f"{name}: {response.status_code} {response.text}")
+        assert not wrong, "\n".join(wrong)
+        # Nothing was sent or registered.
+        assert [r for r in connector.sent(user.conversation_id) if r.activity.get("attachments")] == []
+        assert live.runtime.call(live.runtime.store.list_subscriptions()) == []
+
+
 def test_the_guard_itself_refuses_every_spelling() -> None:
     """Some spellings are already refused by the schema's URL check; the guard must not rely on it."""
     for name, url in INTERNAL_URLS.items():

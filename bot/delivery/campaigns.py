@@ -166,7 +166,8 @@ async def _sweep(store: Store, broadcast: Broadcast, kind: str) -> bool:
                     settled = False  # claimed meanwhile: look again once it is delivered
             elif d.status == DeliveryStatus.SENDING:
                 settled = False
-            elif d.status == DeliveryStatus.DELIVERED and d.message_id:
+            elif d.status == DeliveryStatus.DELIVERED and d.message_id and d.deleted_at is None:
+                # (A message deleted on its own with DeleteMessage is no longer in the chat.)
                 operations.append(_operation(d, kind, revision, key))
         if operations:
             queued += await store.create_deliveries(operations)

@@ -84,6 +84,8 @@ async def run_operation(dispatcher: Dispatcher, operation: Delivery) -> None:
 def _needed(operation: Delivery, target: Delivery | None, revision: int) -> bool:
     if target is None or target.status != DeliveryStatus.DELIVERED or not target.message_id:
         return False
+    if target.deleted_at is not None:
+        return False  # deleted on its own (DeleteMessage): nothing of it is left in the chat
     if not (target.conversation_id and target.service_url):
         return False  # erased by ForgetRecipient: nothing points at the chat any more
     if operation.kind == RECALL_KIND:

@@ -79,3 +79,32 @@ def test_a_recall_refused_as_blocked_marks_the_person_blocked(
     )
     assert report["recall"]["failed"] == 1
     assert _status(fast_live, user.upn) == "blocked"
+
+
+def test_a_broadcast_update_leaves_a_message_deleted_on_its_own_alone(
+    fast_live: LiveApp, connector: FakeConnector, make_user
+) -> None:
+    """DeleteMessage removed one person's copy: UpdateBroadcast must not PUT into the chat for it (Teams
+    would answer 404, and the update would report a failure that is not one)."""
+    ana, ben = make_user("Ana", "ana@contoso.example"), make_user("Ben", "ben@contoso.example")
+    for user in (ana, ben):
+        install(fast_live, connector, user)
+    started = fast_live.api(
+        "POST", "/api/v1/broadcasts", API_KEY, json={"recipients": [ana.upn, ben.upn], "text": "v1"}
+    )
+    broadcast_id = started.json()["id"]
+    eventually(
+        lambda: fast_live.api("GET", f"/api/v1/broadcasts/{broadcast_id}", API_KEY).json()["status"] == "completed"
+    )
+    rows = fast_live.api("GET", f"/api/v1/broadcasts/{broadcast_id}/recipients", API_KEY).json()["value"]
+    anas = next(r["messageId"] for r in rows if r["recipient"] == ana.upn)
+    assert fast_live.api("DELETE", f"/api/v1/messages/{anas}", API_KEY).status_code == 200
+    assert fast_live.api("PUT", f"/api/v1/broadcasts/{broadcast_id}", API_KEY, json={"text": "v2"}).status_code == 200
+    report = eventually(
+        lambda: (r := fast_live.api("GET", f"/api/v1/broadcasts/{broadcast_id}", API_KEY).json())["update"]["status"]
+        == "completed"
+        and r
+    )
+    assert report["update"]["failed"] == 0
+    puts = [r.conversation_id for r in connector.received if r.method == "PUT"]
+    assert puts == [ben.conversation_id]

@@ -296,3 +296,35 @@ def test_every_protocol_era_the_sdk_speaks(live: LiveApp, connector: FakeConnect
     count, found = asyncio.run(run())
     assert count == len(TOOL_NAMES)
     assert found.is_error is False and found.structured_content["upn"] == user.upn
+
+
+def test_a_key_of_another_tenant_cannot_read_this_tenants_objects_by_id(
+    live: LiveApp, connector: FakeConnector, make_user
+) -> None:
+    user = installed(live, connector, make_user())
+    own = new_key(live, "contoso-all", tenant_id=user.tenant_id, scopes=["send", "broadcast"])
+    other = new_key(live, "fabrikam-all", tenant_id="tenant-fabrikam", scopes=["send", "broadcast"])
+
+    async def make(session: ClientSession) -> Any:
+        return (
+            await session.call_tool("send_message", {"recipient": user.upn, "text": "mine", "wait": 0}),
+            await session.call_tool("send_card", {"recipient": user.upn, "card": APPROVAL_CARD}),
+            await session.call_tool("start_broadcast", {"recipients": [user.upn], "text": "mine too"}),
+        )
+
+    sent, card, broadcast = with_session(live.url, own, make)
+    ids = {
+        "get_message": sent.structured_content["id"],
+        "get_card_response": card.structured_content["id"],
+        "get_broadcast": broadcast.structured_content["id"],
+    }
+
+    async def peek(session: ClientSession) -> Any:
+        return {tool: await session.call_tool(tool, {"id": value}) for tool, value in ids.items()}
+
+    for tool, result in with_session(live.url, other, peek).items():
+        assert result.is_error is True, tool
+        assert result.structured_content == {
+            "error": {"code": "NotFound", "message": result.structured_content["error"]["message"], "target": "id"}
+        }, tool
+        assert ids[tool] in result.structured_content["error"]["message"]

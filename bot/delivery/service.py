@@ -32,7 +32,7 @@ class Caller:
     """Who is asking and the tenant it is limited to (None: any).
 
     ``key_id`` is the caller's identity: a stored API key's immutable id, or a built-in caller's
-    fixed id (``builtin:bootstrap``, ``entra:<tenant>:<client>``, ...). Ownership, idempotency and
+    fixed id (``builtin:bootstrap``, ``entra:<tenant>:<client>[:<user oid>]``, ...). Ownership, idempotency and
     rate-limit buckets go by it; ``name`` is for people (logs, the dashboard) and may be reused.
     """
 

@@ -19,7 +19,8 @@ SUBMIT_ACTIONS = ("Action.Submit", "Action.Execute")
 
 
 def tagged(card: dict[str, Any], key: str, value: str) -> dict[str, Any]:
-    """A copy of ``card`` whose submit buttons all carry ``key: value`` in their data."""
+    """A copy of ``card`` whose submit buttons all carry ``key: value`` in their data, and no other of
+    our keys: a maker's card that names another card's id (ids can be predictable) must not answer it."""
     copied = copy.deepcopy(card)
 
     def visit(node: Any) -> None:
@@ -31,9 +32,13 @@ def tagged(card: dict[str, Any], key: str, value: str) -> dict[str, Any]:
                 elif not isinstance(data, dict):
                     # A string payload stays available to the flow under "value".
                     data = {"value": data}
+                for other in TAG_KEYS:
+                    data.pop(other, None)
                 data[key] = value
                 msteams = data.get("msteams")
                 if isinstance(msteams, dict) and isinstance(msteams.get("value"), dict):
+                    for other in TAG_KEYS:
+                        msteams["value"].pop(other, None)
                     msteams["value"][key] = value  # messageBack posts msteams.value
                 node["data"] = data
             for inner in node.values():
@@ -67,3 +72,18 @@ def input_ids(card: Any) -> list[dict[str, Any]]:
 
     visit(card)
     return found
+
+
+def retagged(content: dict[str, Any], *, kind: str, delivery_id: str, broadcast_id: str | None) -> dict[str, Any]:
+    """``content`` with its card tagged as the message it replaces was (UpdateMessage): the same ids, so a
+    press on the new card answers the same message, waiting card or broadcast."""
+    card = content.get("card")
+    if not isinstance(card, dict):
+        return content
+    if kind == "cardWait":  # bot.cardwait.KIND (that module depends on the delivery service)
+        key, value = CARD_WAIT_KEY, delivery_id
+    elif broadcast_id:
+        key, value = BROADCAST_KEY, broadcast_id
+    else:
+        key, value = MESSAGE_KEY, delivery_id
+    return {**content, "card": tagged(card, key, value)}

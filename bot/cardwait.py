@@ -321,7 +321,12 @@ class CardWaitService:
         """The relay's hook: the body to post, a time to look again, or None to drop the notification."""
         card_id = card_id_of(notification.id)
         delivery = await self._store.get_delivery(card_id)
-        if delivery is None or delivery.wait_outcome == "cancelled":
+        if delivery is None:
+            # The card is gone (retention, or never written): nothing will ever be posted, so its
+            # registration, whose URL carries the run's signature, goes too.
+            await self._store.delete_subscription(subscription_id(card_id))
+            return None
+        if delivery.wait_outcome == "cancelled":
             return None
         status = wait_status(delivery)
         if status in ("sending", "waiting"):

@@ -109,7 +109,10 @@ async def subscribe(
     )
     # A cap per key, so one key cannot make every event fan out to thousands of callbacks. Two
     # Subscribe calls racing may pass it together: it bounds abuse, it is not an exact quota.
-    owned = sum(1 for s in await store.list_subscriptions() if s.owner == subscription.owner)
+    # Only triggers count: a waiting card's one-shot callback (SendCardAndWait) is not a trigger, and a key
+    # may have many approvals waiting for weeks.
+    triggers = (*EVENTS, ANY_EVENT)
+    owned = sum(1 for s in await store.list_subscriptions() if s.owner == subscription.owner and s.event in triggers)
     if owned >= policy.max_subscriptions_per_key:
         raise errors.Rejected(
             "SubscriptionLimitReached",

@@ -155,7 +155,15 @@ def verify_bearer(token: str, settings: ConnectorSettings) -> Caller:
         )
     scopes = {"send"} | {ROLE_SCOPES[p] for p in granted if p in ROLE_SCOPES}
     client = claims.get("azp") or claims.get("appid") or claims.get("oid") or "unknown"
-    return Caller(name=f"entra:{tenant_id}:{client}", tenant_id=tenant_id, scopes=frozenset(scopes))
+    name = f"entra:{tenant_id}:{client}"
+    oid = claims.get("oid")
+    if claims.get("scp") and isinstance(oid, str) and oid:
+        # A delegated token: every Power Automate connection of the connector uses the same OAuth client,
+        # so the client alone would make all makers of a tenant one caller (shared idempotency keys, rate
+        # bucket and triggers). The signed-in user is the caller; what the shared identity made before
+        # stays theirs (legacy_owner).
+        return Caller(name=f"{name}:{oid}", tenant_id=tenant_id, scopes=frozenset(scopes), legacy_owner=name)
+    return Caller(name=name, tenant_id=tenant_id, scopes=frozenset(scopes))
 
 
 def permissions(claims: dict[str, Any]) -> set[str]:

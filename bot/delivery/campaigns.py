@@ -23,6 +23,8 @@ import logging
 from typing import Any
 
 from bot import errors
+from bot.cardtags import BROADCAST_KEY, tagged
+from bot.delivery.messages import DEFAULT_MAX_MESSAGE_KB
 from bot.delivery.operations import RECALL_KIND, UPDATE_KIND
 from bot.delivery.service import Caller, validate_content
 from bot.model import Broadcast, Delivery, DeliveryStatus, now
@@ -57,10 +59,21 @@ def _recalled(broadcast_id: str) -> errors.Rejected:
     )
 
 
-async def update_broadcast(store: Store, caller: Caller, broadcast_id: str, content: dict[str, Any]) -> Broadcast:
+async def update_broadcast(
+    store: Store,
+    caller: Caller,
+    broadcast_id: str,
+    content: dict[str, Any],
+    *,
+    max_message_kb: float = DEFAULT_MAX_MESSAGE_KB,
+) -> Broadcast:
     """Record new content for every message of the broadcast; the coordinator applies it."""
-    validate_content(content)
+    validate_content(content, max_message_kb)
     await _visible_broadcast(store, caller, broadcast_id)
+    if isinstance(content.get("card"), dict):
+        # As StartBroadcast does: its buttons carry the broadcast id, so a press names the message.
+        content = {**content, "card": tagged(content["card"], BROADCAST_KEY, broadcast_id)}
+        validate_content(content, max_message_kb)
     refused = False
 
     def change(current: Broadcast) -> Broadcast | None:
@@ -153,7 +166,8 @@ async def _sweep(store: Store, broadcast: Broadcast, kind: str) -> bool:
                     settled = False  # claimed meanwhile: look again once it is delivered
             elif d.status == DeliveryStatus.SENDING:
                 settled = False
-            elif d.status == DeliveryStatus.DELIVERED and d.message_id:
+            elif d.status == DeliveryStatus.DELIVERED and d.message_id and d.deleted_at is None:
+                # (A message deleted on its own with DeleteMessage is no longer in the chat.)
                 operations.append(_operation(d, kind, revision, key))
         if operations:
             queued += await store.create_deliveries(operations)

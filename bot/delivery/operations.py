@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from bot.delivery.messages import build_activity
 from bot.delivery.metrics import THROTTLED
-from bot.delivery.policy import backoff_seconds, judge
+from bot.delivery.policy import backoff_seconds, judge, mark_reference
 from bot.model import Delivery, DeliveryStatus, now
 from bot.outbound import ConnectorError
 
@@ -84,6 +84,8 @@ async def run_operation(dispatcher: Dispatcher, operation: Delivery) -> None:
 def _needed(operation: Delivery, target: Delivery | None, revision: int) -> bool:
     if target is None or target.status != DeliveryStatus.DELIVERED or not target.message_id:
         return False
+    if target.deleted_at is not None:
+        return False  # deleted on its own (DeleteMessage): nothing of it is left in the chat
     if not (target.conversation_id and target.service_url):
         return False  # erased by ForgetRecipient: nothing points at the chat any more
     if operation.kind == RECALL_KIND:
@@ -139,3 +141,5 @@ async def _failed(dispatcher: Dispatcher, operation: Delivery, exc: ConnectorErr
     operation.error = {"code": verdict.error_code, "message": f"The {what} failed: {verdict.message}"}
     log.warning("campaign %s of %s failed: %s %s", what, operation.target_id, exc.status, exc.code)
     await dispatcher._finish(operation)
+    # A blocked or gone chat is the person's status, whichever call to Teams found out.
+    await mark_reference(dispatcher._store, operation, verdict)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from bot.model import ReferenceStatus
+from bot.model import Delivery, Reference, ReferenceStatus
 from bot.outbound import ConnectorError
+from bot.store.base import Store
 
 RETRYABLE_STATUSES = frozenset({0, 412, 429, 502, 503, 504})  # 0: timeout or network error
 
@@ -118,3 +119,20 @@ def backoff_seconds(attempt: int, retry_after: float | None, *, base: float = 1.
     ceiling = min(cap, base * (2 ** max(0, attempt - 1)))
     delay = random.uniform(ceiling / 2, ceiling)
     return max(delay, retry_after or 0.0)
+
+
+async def mark_reference(store: Store, delivery: Delivery, verdict: Verdict) -> None:
+    """Teams' refusal says the person's chat is blocked, gone or uninstalled: record it on their reference
+    (for a send, an update, a delete or a recall alike: DESIGN.md section 7)."""
+    if verdict.reference_status is None:
+        return
+
+    def mark(current: Reference | None) -> Reference | None:
+        if current is None:
+            return None
+        current.status = verdict.reference_status or current.status
+        current.failures += 1
+        current.last_error = verdict.message
+        return current
+
+    await store.update_reference(delivery.tenant_id, delivery.user_key, delivery.surface, mark)

@@ -13,9 +13,10 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot import errors
-from bot.cardtags import MESSAGE_KEY, tagged
+from bot.cardtags import MESSAGE_KEY, retagged, tagged
 from bot.delivery.dispatcher import Dispatcher
 from bot.delivery.messages import DEFAULT_MAX_MESSAGE_KB, TEAMS_LIMIT_KB, activity_size, build_activity
+from bot.delivery.policy import judge, mark_reference
 from bot.graph.install import unresolved_key
 from bot.graph.settings import GraphSettings
 from bot.model import FINAL_STATUSES, Delivery, DeliveryStatus, ReferenceStatus, Surface, now
@@ -33,7 +34,7 @@ class Caller:
     """Who is asking and the tenant it is limited to (None: any).
 
     ``key_id`` is the caller's identity: a stored API key's immutable id, or a built-in caller's
-    fixed id (``builtin:bootstrap``, ``entra:<tenant>:<client>``, ...). Ownership, idempotency and
+    fixed id (``builtin:bootstrap``, ``entra:<tenant>:<client>[:<user oid>]``, ...). Ownership, idempotency and
     rate-limit buckets go by it; ``name`` is for people (logs, the dashboard) and may be reused.
     """
 
@@ -325,6 +326,9 @@ class DeliveryService:
     async def update(self, caller: Caller, delivery_id: str, content: dict[str, Any]) -> Delivery:
         validate_content(content, self.max_message_kb)
         delivery = await self.get(caller, delivery_id)
+        # The new card's buttons carry the same ids as the old one's: a press answers the same message.
+        content = retagged(content, kind=delivery.kind, delivery_id=delivery.id, broadcast_id=delivery.broadcast_id)
+        validate_content(content, self.max_message_kb)
         if delivery.deleted_at:
             raise errors.Rejected("MessageNotDelivered", "The message was deleted; it cannot be changed.", "id")
         if delivery.status in (DeliveryStatus.QUEUED, DeliveryStatus.SCHEDULED):
@@ -409,10 +413,16 @@ class DeliveryService:
                     raise errors.Rejected(
                         "Throttled", "Teams is busy; try again shortly.", None, exc.retry_after
                     ) from exc
-                if exc.status in (403, 404):
-                    raise errors.Rejected(
-                        "RecipientUnreachable", f"Teams refused the change ({exc.status} {exc.code}).", "id"
-                    ) from exc
+                # Teams' documented answers mean what they mean for a send: a blocked or gone chat
+                # changes the person's status; a message no longer in the chat is not the person's doing.
+                verdict = judge(exc)
+                if verdict.reference_status is not None:
+                    await mark_reference(self._store, delivery, verdict)
+                    raise errors.Rejected("RecipientUnreachable", verdict.message, "id") from exc
+                if verdict.error_code == "MessageNotFound":
+                    raise errors.Rejected("MessageNotDelivered", verdict.message, "id") from exc
+                if verdict.error_code == "MessageTooLarge":
+                    raise errors.Rejected("MessageTooLarge", verdict.message, "card") from exc
                 raise errors.Rejected(
                     "TeamsError", f"Teams could not change the message ({exc.status} {exc.code}).", "id"
                 ) from exc

@@ -118,12 +118,12 @@ async def send_message(runtime: BotRuntime, caller: Caller, args: dict[str, Any]
         deliver_at_local_time=args.get("deliverAtLocalTime"),
         tenant_id=args.get("tenantId"),
     )
-    body = presenters.delivery(await runtime.deliveries.send(caller, request, wait))
+    body = presenters.delivery(await runtime.deliveries.send(caller, request, wait), runtime.settings.app_id)
     return body, _delivery_line(body)
 
 
 async def get_message(runtime: BotRuntime, caller: Caller, args: dict[str, Any]) -> Answer:
-    body = presenters.delivery(await runtime.deliveries.get(caller, args["id"]))
+    body = presenters.delivery(await runtime.deliveries.get(caller, args["id"]), runtime.settings.app_id)
     return body, _delivery_line(body)
 
 

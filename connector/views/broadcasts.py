@@ -145,7 +145,11 @@ class Broadcast(MethodView):
         caller = current_caller("broadcast")
         content = {k: args[k] for k in ("text", "card", "summary") if k in args}
         service = runtime().broadcasts
-        run(campaigns.update_broadcast(runtime().store, caller, broadcast_id, content))
+        run(
+            campaigns.update_broadcast(
+                runtime().store, caller, broadcast_id, content, max_message_kb=service.max_message_kb
+            )
+        )
         service.wake()
         return present(run(service.report(caller, broadcast_id)))
 

@@ -363,3 +363,33 @@ def test_deleting_a_waiting_card_ends_the_wait_with_cancelled(
     assert live.api("DELETE", f"/api/v1/messages/{started.json()['id']}", API_KEY).status_code == 200
     wait_until(lambda: card_events(live) == [], what="the card's callback outbox to empty")
     assert len(hooks.bodies("run", ok_only=False)) == 1
+
+
+def test_a_card_purged_by_retention_leaves_no_callback_registration(
+    live: LiveApp, connector: FakeConnector, hooks: CallbackServer, make_user
+) -> None:
+    """The run's callback URL carries a signature (a secret): once the card itself is gone (retention),
+    its one-shot registration goes too, instead of staying in the store for good."""
+    from bot.model import Notification, now
+
+    user = make_user()
+    install(live, connector, user)
+    card_id = start(live, user, hooks.url("run")).json()["id"]
+    delivered_card(connector, user)
+    store = live.runtime.store
+
+    def expire(current: Any) -> Any:
+        current.expires_at = now() - 1
+        return current
+
+    live.runtime.call(store.update_delivery(card_id, expire))
+    live.runtime.call(store.purge_expired(now()))
+    assert live.runtime.call(store.get_delivery(card_id)) is None
+    # The card's waiting notification falls due (its daily look at the card).
+    waiting = Notification(
+        id=f"cardwait.{card_id}.wait", subscription_id=f"cardwait.{card_id}", body={},
+        tenant_id=user.tenant_id, user_key="x", not_before=now(), created_at=now(), updated_at=now(),
+    )  # fmt: skip
+    assert live.runtime.call(live.runtime.cards.callback_body(waiting)) is None
+    assert live.runtime.call(store.get_subscription(f"cardwait.{card_id}")) is None
+    assert hooks.bodies("run", ok_only=False) == []

@@ -116,6 +116,26 @@ def test_get_recipient_and_send_message_reach_a_person_installed_through_the_bot
     assert delivery == rest_delivery
 
 
+def test_a_delivered_message_carries_the_same_chat_link_as_the_rest_api(
+    live: LiveApp, connector: FakeConnector, make_user
+) -> None:
+    """With a bot app id (production), a delivery has a Teams deep link: the tool's object is the REST one."""
+    import dataclasses
+
+    user = installed(live, connector, make_user())
+    live.runtime.settings = dataclasses.replace(live.runtime.settings, app_id="00000000-0000-0000-0000-0000000000b0")
+
+    async def work(session: ClientSession) -> Any:
+        sent = await session.call_tool("send_message", {"recipient": user.upn, "text": "with a link", "wait": 30})
+        return sent, await session.call_tool("get_message", {"id": sent.structured_content["id"]})
+
+    sent, got = with_session(live.url, API_KEY, work)
+    assert sent.structured_content["status"] == "delivered"
+    rest = live.api("GET", f"/api/v1/messages/{sent.structured_content['id']}", API_KEY).json()
+    assert rest["chatUrl"] and "28:00000000-0000-0000-0000-0000000000b0" in rest["chatUrl"]
+    assert sent.structured_content == rest and got.structured_content == rest
+
+
 def test_get_message_card_and_broadcast_tools_return_the_rest_objects(
     live: LiveApp, connector: FakeConnector, make_user
 ) -> None:
@@ -276,3 +296,35 @@ def test_every_protocol_era_the_sdk_speaks(live: LiveApp, connector: FakeConnect
     count, found = asyncio.run(run())
     assert count == len(TOOL_NAMES)
     assert found.is_error is False and found.structured_content["upn"] == user.upn
+
+
+def test_a_key_of_another_tenant_cannot_read_this_tenants_objects_by_id(
+    live: LiveApp, connector: FakeConnector, make_user
+) -> None:
+    user = installed(live, connector, make_user())
+    own = new_key(live, "contoso-all", tenant_id=user.tenant_id, scopes=["send", "broadcast"])
+    other = new_key(live, "fabrikam-all", tenant_id="tenant-fabrikam", scopes=["send", "broadcast"])
+
+    async def make(session: ClientSession) -> Any:
+        return (
+            await session.call_tool("send_message", {"recipient": user.upn, "text": "mine", "wait": 0}),
+            await session.call_tool("send_card", {"recipient": user.upn, "card": APPROVAL_CARD}),
+            await session.call_tool("start_broadcast", {"recipients": [user.upn], "text": "mine too"}),
+        )
+
+    sent, card, broadcast = with_session(live.url, own, make)
+    ids = {
+        "get_message": sent.structured_content["id"],
+        "get_card_response": card.structured_content["id"],
+        "get_broadcast": broadcast.structured_content["id"],
+    }
+
+    async def peek(session: ClientSession) -> Any:
+        return {tool: await session.call_tool(tool, {"id": value}) for tool, value in ids.items()}
+
+    for tool, result in with_session(live.url, other, peek).items():
+        assert result.is_error is True, tool
+        assert result.structured_content == {
+            "error": {"code": "NotFound", "message": result.structured_content["error"]["message"], "target": "id"}
+        }, tool
+        assert ids[tool] in result.structured_content["error"]["message"]

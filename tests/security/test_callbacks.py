@@ -113,6 +113,34 @@ def test_subscribe_refuses_internal_targets_userinfo_and_plain_http(
         assert ok.status_code == 201, ok.text
 
 
+def test_send_card_and_wait_refuses_the_same_callbacks_before_sending(
+    closed_env: dict[str, str], connector: FakeConnector, make_user
+) -> None:
+    """A webhook action's callback URL (the engine's, or anyone's with a send key) follows the same rules."""
+    card = {
+        "type": "AdaptiveCard",
+        "version": "1.5",
+        "body": [{"type": "TextBlock", "text": "Approve?"}],
+        "actions": [{"type": "Action.Submit", "title": "OK"}],
+    }
+    with LiveApp(closed_env) as live:
+        user = make_user()
+        assert live.activity(act.install(user, connector.service_url())).status_code == 200
+        wrong: list[str] = []
+        cases = {name: (url, "addresses") for name, url in INTERNAL_URLS.items()} | OTHER_REFUSED
+        for name, (url, words) in cases.items():
+            body = {"recipient": user.upn, "card": card, "notificationUrl": url}
+            response = live.api("POST", "/api/v1/cards/wait", API_KEY, json=body)
+            error = response.json().get("error", {})
+            message = error.get("message", "")
+            if response.status_code != 400 or (words not in message and "Not a valid URL" not in message):
+                wrong.append(f"{name}: {response.status_code} {response.text}")
+        assert not wrong, "\n".join(wrong)
+        # Nothing was sent or registered.
+        assert [r for r in connector.sent(user.conversation_id) if r.activity.get("attachments")] == []
+        assert live.runtime.call(live.runtime.store.list_subscriptions()) == []
+
+
 def test_the_guard_itself_refuses_every_spelling() -> None:
     """Some spellings are already refused by the schema's URL check; the guard must not rely on it."""
     for name, url in INTERNAL_URLS.items():
@@ -146,6 +174,29 @@ def test_subscriptions_per_key_are_capped(app_env: dict[str, str], connector: Fa
         assert third.json()["error"]["code"] == "SubscriptionLimitReached"
         assert "MAX_SUBSCRIPTIONS_PER_KEY=2" in third.json()["error"]["message"]
         assert len(live.runtime.call(live.runtime.store.list_subscriptions())) == 2
+
+
+def test_waiting_cards_do_not_use_up_the_trigger_cap(
+    app_env: dict[str, str], connector: FakeConnector, make_user
+) -> None:
+    """A waiting card's callback registration is not a trigger: a key with many approvals waiting (they
+    may wait 30 days) can still turn a flow with a trigger on."""
+    with LiveApp({**app_env, "MAX_SUBSCRIPTIONS_PER_KEY": "2"}) as live, CallbackServer() as hooks:
+        user = make_user()
+        assert live.activity(act.install(user, connector.service_url())).status_code == 200
+        card = {
+            "type": "AdaptiveCard",
+            "version": "1.5",
+            "body": [{"type": "TextBlock", "text": "Approve?"}],
+            "actions": [{"type": "Action.Submit", "title": "OK"}],
+        }
+        for run in range(3):
+            body = {"recipient": user.upn, "card": card, "notificationUrl": hooks.url(f"run{run}")}
+            assert live.api("POST", "/api/v1/cards/wait", API_KEY, json=body).status_code == 201
+        trigger = live.api(
+            "POST", "/api/v1/subscriptions/user-messages", API_KEY, json={"notificationUrl": hooks.url("t")}
+        )
+        assert trigger.status_code == 201, trigger.text
 
 
 # ---- connect time: names, rebinding ------------------------------------------------------------

@@ -200,3 +200,32 @@ def test_unreachable_key_server_is_503_not_a_pass(app_env: dict[str, str], issue
         response = _get(app, ALICE, issuer.entra_auth_header(AUDIENCE, TENANT_A, roles=SEND))
         assert response.status_code == 503, response.text
         assert response.headers["Retry-After"]
+
+
+def test_delegated_callers_of_one_client_app_are_different_callers(entra: LiveApp, issuer: LocalTokenIssuer) -> None:
+    """Power Automate's connections all use the connector's one OAuth client: with delegated tokens, the
+    signed-in user (oid) is the caller, so two makers' idempotency keys, rate buckets and triggers stay apart."""
+
+    def header(oid: str) -> dict[str, str]:
+        token = issuer.entra_auth_header(CLIENT_ID, TENANT_A, scp="Notifications.Send", object_id=oid)
+        return {"Authorization": token}
+
+    maker_1, maker_2 = header("0000aaaa-0000-4000-8000-000000000001"), header("0000aaaa-0000-4000-8000-000000000002")
+    first = entra.api(
+        "POST", "/api/v1/messages", headers=maker_1,
+        json={"recipient": "alice@a.example", "text": "from maker 1", "idempotencyKey": "run-1", "wait": 0},
+    )  # fmt: skip
+    second = entra.api(
+        "POST", "/api/v1/messages", headers=maker_2,
+        json={"recipient": "alice@a.example", "text": "from maker 2", "idempotencyKey": "run-1", "wait": 0},
+    )  # fmt: skip
+    assert first.status_code == 200, first.text
+    assert second.status_code == 200, second.text
+    assert first.json()["id"] != second.json()["id"]
+    # One maker's trigger is not the other's to remove (neither is an admin).
+    hook = "https://prod-00.westeurope.logic.azure.com/workflows/1/triggers/manual/paths/invoke?sig=x"
+    made = entra.api("POST", "/api/v1/subscriptions/user-messages", headers=maker_1, json={"notificationUrl": hook})
+    assert made.status_code == 201, made.text
+    refused = entra.api("DELETE", f"/api/v1/subscriptions/{made.json()['id']}", headers=maker_2)
+    assert refused.status_code == 404
+    assert entra.api("DELETE", f"/api/v1/subscriptions/{made.json()['id']}", headers=maker_1).status_code == 204

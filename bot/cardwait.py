@@ -305,7 +305,8 @@ class CardWaitService:
         for suffix in (WAIT_SUFFIX, ANSWER_SUFFIX):
             await self._store.delete_notification(f"{subscription_id(card_id)}.{suffix}")
         log.info("card %s: wait cancelled", card_id)
-        assert stored is not None
+        if stored is None:  # removed by the retention purge a moment ago: nothing is waiting any more
+            raise errors.Rejected("NotFound", f"No card waiting for a response with id '{card_id}'.", "id")
         return stored
 
     async def finished(self, delivery: Delivery) -> None:

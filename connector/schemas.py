@@ -42,6 +42,15 @@ def _guid(message: str) -> Any:
     return check
 
 
+def _guid_list(message: str, label: str, description: str) -> fields.List:
+    """Up to 100 GUIDs (Entra groups, teams) as an advanced field."""
+    return fields.List(
+        fields.String(validate=_guid(message), metadata={"pattern": GUID_PATTERN.pattern}),
+        validate=validate.Length(max=100),
+        metadata=meta(label, description, "advanced"),
+    )
+
+
 def meta(summary: str, description: str, visibility: str | None = None, **extra: Any) -> dict[str, Any]:
     data: dict[str, Any] = {"x-ms-summary": summary, "description": description, **extra}
     if visibility:
@@ -391,26 +400,12 @@ class StartBroadcastSchema(MessageContentSchema):
         )
     )
 
-    groups = fields.List(
-        fields.String(
-            validate=_guid("An Entra group id is a GUID."),
-            metadata={"pattern": GUID_PATTERN.pattern},
-        ),
-        validate=validate.Length(max=100),
-        metadata=meta(
-            "Entra Groups",
-            "Microsoft Entra group IDs: every user in them (nested groups included) gets the message once.",
-            "advanced",
-        ),
+    groups = _guid_list(
+        "An Entra group id is a GUID.",
+        "Entra Groups",
+        "Microsoft Entra group IDs: every user in them (nested groups included) gets the message once.",
     )
-    teams = fields.List(
-        fields.String(
-            validate=_guid("A team id is a GUID."),
-            metadata={"pattern": GUID_PATTERN.pattern},
-        ),
-        validate=validate.Length(max=100),
-        metadata=meta("Teams", "Microsoft Teams team IDs: every member gets the message once.", "advanced"),
-    )
+    teams = _guid_list("A team id is a GUID.", "Teams", "Microsoft Teams team IDs: every member gets the message once.")
     includeGuests = fields.Boolean(
         metadata=meta("Include Guests", "Also message guest users of the groups and teams. Default: no.", "advanced")
     )

@@ -14,10 +14,11 @@ from flask import current_app
 from marshmallow import Schema, ValidationError, fields, validate
 
 from bot.cardwait import CardWaitRequest
-from bot.delivery.service import Caller, MessageRequest
+from bot.delivery.service import Caller
 from bot.recipients import find_person
 from bot.runtime import BotRuntime
 from connector import presenters, schemas
+from connector.message_requests import message_request
 
 # The REST API's own helpers, private to their modules but the single source of what they do: the one
 # readable ValidationError sentence, and the card and broadcast bodies the views answer with.
@@ -108,16 +109,7 @@ def _settings() -> Any:
 async def send_message(runtime: BotRuntime, caller: Caller, args: dict[str, Any]) -> Answer:
     settings = _settings()
     wait = min(float(args.get("wait", settings.default_wait_seconds)), settings.max_wait_seconds)
-    request = MessageRequest(
-        recipient=args["recipient"],
-        text=args.get("text"),
-        card=args.get("card"),
-        summary=args.get("summary"),
-        idempotency_key=args.get("idempotencyKey"),
-        deliver_at=args.get("deliverAt"),
-        deliver_at_local_time=args.get("deliverAtLocalTime"),
-        tenant_id=args.get("tenantId"),
-    )
+    request = message_request(args)
     body = presenters.delivery(await runtime.deliveries.send(caller, request, wait), runtime.settings.app_id)
     return body, _delivery_line(body)
 

@@ -9,9 +9,9 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from bot.cardwait import KIND as CARD_WAIT
-from bot.delivery.service import MessageRequest
 from connector import presenters
 from connector.auth import current_caller
+from connector.message_requests import message_request
 from connector.schemas import DeliverySchema, SendMessageSchema, UpdateMessageSchema
 from connector.views.common import absolute_url, run, runtime
 
@@ -45,18 +45,7 @@ class Messages(MethodView):
         caller = current_caller("send")
         settings = current_app.extensions["teams_proactive.connector_settings"]
         wait = min(float(args.get("wait", settings.default_wait_seconds)), settings.max_wait_seconds)
-        request = MessageRequest(
-            recipient=args["recipient"],
-            text=args.get("text"),
-            card=args.get("card"),
-            summary=args.get("summary"),
-            idempotency_key=args.get("idempotencyKey"),
-            deliver_at=args.get("deliverAt"),
-            deliver_at_local_time=args.get("deliverAtLocalTime"),
-            tenant_id=args.get("tenantId"),
-            card_type=args.get("cardType"),
-            install_if_missing=bool(args.get("installIfMissing")),
-        )
+        request = message_request(args)
         delivery = run(runtime().deliveries.send(caller, request, wait), timeout=wait + 30)
         # A scheduled message, or one the caller chose not to wait for, is a final answer for the flow
         # (and for a Copilot Studio tool, which cannot follow a 202).

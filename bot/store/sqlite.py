@@ -31,7 +31,7 @@ from bot.model import (
     Subscription,
     now,
 )
-from bot.store.base import ConcurrencyConflict, Page, PersonKey, Store, visible
+from bot.store.base import ConcurrencyConflict, Page, PersonKey, ReadTally, Store, visible
 
 log = logging.getLogger(__name__)
 
@@ -477,6 +477,29 @@ class SqliteStore(Store):
             ).fetchall()
         )
         return {outcome: count for outcome, count in rows}
+
+    async def tally_reads(self, broadcast_id: str) -> ReadTally:
+        # Counted in SQLite (json_extract in C) rather than by loading every delivery: GetBroadcast
+        # asks on every call, and a report is polled while the broadcast runs.
+        where = (
+            " FROM deliveries WHERE broadcast_id=? AND (expires_at IS NULL OR expires_at > ?)"
+            " AND json_extract(body, '$.delivered_at') IS NOT NULL"
+        )
+
+        def tally(c: sqlite3.Connection) -> ReadTally:
+            params = (broadcast_id, now())
+            delivered, answered = c.execute(
+                "SELECT COUNT(*), COALESCE(SUM(json_extract(body, '$.responded_at') IS NOT NULL), 0)" + where, params
+            ).fetchone()
+            # SQLite's two-argument min() is NULL when either is: coalesce both ways first.
+            seen = c.execute(
+                "SELECT min(coalesce(r, a), coalesce(a, r)) FROM (SELECT json_extract(body, '$.read_at') AS r,"
+                " json_extract(body, '$.responded_at') AS a" + where + ") WHERE r IS NOT NULL OR a IS NOT NULL",
+                params,
+            ).fetchall()
+            return ReadTally(int(delivered), int(answered), [float(row[0]) for row in seen])
+
+        return await self._run(tally)
 
     async def list_deliveries(
         self,

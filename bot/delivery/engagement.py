@@ -17,7 +17,7 @@ from bot.delivery.operations import RECALL_KIND, UPDATE_KIND
 from bot.model import Broadcast, Delivery, DeliveryStatus
 from bot.store.base import Page, Store
 
-PAGE = 500
+PAGE = 500  # rows per page when the report is read out (connector/broadcast_report.py)
 TIMELINE_BUCKET_SECONDS = 3600  # reads per hour: what a communications team looks at
 MAX_TIMELINE_POINTS = 24 * 14  # two weeks of hours; older buckets are merged into the first
 
@@ -84,33 +84,18 @@ class Engagement:
 
 
 async def engagement(store: Store, broadcast_id: str) -> Engagement:
-    """One pass over the broadcast's deliveries (25,000 at most) counting reads and answers."""
-    delivered = read = answered = 0
-    seen: list[float] = []
-    token: str | None = None
-    while True:
-        page = await store.list_deliveries(broadcast_id=broadcast_id, limit=PAGE, token=token)
-        for d in page.items:
-            if d.delivered_at is None:
-                continue
-            delivered += 1
-            answered += d.responded_at is not None
-            moment = first_seen(d)
-            if moment is not None:
-                read += 1
-                seen.append(moment)
-        token = page.next_token
-        if not token:
-            break
+    """Reads and answers of the broadcast's delivered messages, counted by the store (25,000 at most)."""
+    tally = await store.tally_reads(broadcast_id)
+    seen = tally.seen
     buckets = Counter(int(t // TIMELINE_BUCKET_SECONDS) * TIMELINE_BUCKET_SECONDS for t in seen)
     timeline = sorted(buckets.items())
     if len(timeline) > MAX_TIMELINE_POINTS:
         head, timeline = timeline[: -MAX_TIMELINE_POINTS + 1], timeline[-MAX_TIMELINE_POINTS + 1 :]
         timeline.insert(0, (head[0][0], sum(n for _, n in head)))
     return Engagement(
-        delivered=delivered,
-        read=read,
-        answered=answered,
+        delivered=tally.delivered,
+        read=len(seen),
+        answered=tally.answered,
         first_read_at=min(seen) if seen else None,
         last_read_at=max(seen) if seen else None,
         timeline=[(float(at), n) for at, n in timeline],

@@ -40,6 +40,15 @@ class Page(Generic[T]):
     next_token: str | None
 
 
+@dataclass(slots=True)
+class ReadTally:
+    """What GetBroadcast's engagement needs from a broadcast's delivered messages, without the messages."""
+
+    delivered: int  # deliveries with ``delivered_at`` (recalled ones included)
+    answered: int  # of those, with ``responded_at``
+    seen: list[float]  # of those, the first of ``read_at`` / ``responded_at`` where either is set
+
+
 @dataclass(slots=True, frozen=True)
 class PersonKey:
     tenant_id: str
@@ -345,6 +354,27 @@ class Store(abc.ABC):
             token = page.next_token
             if not token:
                 return counts
+
+    async def tally_reads(self, broadcast_id: str) -> ReadTally:
+        """Delivered, answered and first-seen moments of a broadcast's live deliveries.
+
+        The portable way reads the deliveries page by page; a backend that can count in the database
+        overrides it (GetBroadcast asks on every call, and a report is polled)."""
+        tally = ReadTally(0, 0, [])
+        token: str | None = None
+        while True:
+            page = await self.list_deliveries(broadcast_id=broadcast_id, limit=500, token=token)
+            for d in page.items:
+                if d.delivered_at is None:
+                    continue
+                tally.delivered += 1
+                tally.answered += d.responded_at is not None
+                times = [t for t in (d.read_at, d.responded_at) if t is not None]
+                if times:
+                    tally.seen.append(min(times))
+            token = page.next_token
+            if not token:
+                return tally
 
     def reference_expiry(self, last_seen: float) -> float | None:
         """The sliding expiry of a reference seen at ``last_seen`` (None: never expires)."""

@@ -73,7 +73,7 @@ from bot.model import (
     person_id,
 )
 from bot.settings import BotSettings
-from bot.store.base import MAX_CONFLICT_RETRIES, ConcurrencyConflict, Page, PersonKey, Store, StoreError
+from bot.store.base import MAX_CONFLICT_RETRIES, ConcurrencyConflict, Page, PersonKey, ReadTally, Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -698,6 +698,28 @@ class CosmosStore(Store):
             _params(b=broadcast_id, now=now()),
         )
         return dict(collections.Counter(str(o) for o in outcomes if o))
+
+    async def tally_reads(self, broadcast_id: str) -> ReadTally:
+        # A COUNT for the delivered ones, and two small fields of only those read or answered, rather
+        # than every delivery document: GetBroadcast asks on every call. IS_NUMBER is false for both
+        # null and a field missing from a document written before it existed.
+        where = f"c.broadcast_id = @b AND IS_NUMBER(c.delivered_at) AND {_LIVE}"
+        params = _params(b=broadcast_id, now=now())
+        counted, rows = await asyncio.gather(
+            self._query("deliveries", f"SELECT VALUE COUNT(1) FROM c WHERE {where}", params),
+            self._query(
+                "deliveries",
+                f"SELECT c.read_at, c.responded_at FROM c WHERE {where}"
+                " AND (IS_NUMBER(c.read_at) OR IS_NUMBER(c.responded_at))",
+                params,
+            ),
+        )
+        tally = ReadTally(int(counted[0]) if counted else 0, 0, [])
+        for row in rows:
+            times = [float(t) for t in (row.get("read_at"), row.get("responded_at")) if isinstance(t, int | float)]
+            tally.answered += isinstance(row.get("responded_at"), int | float)
+            tally.seen.append(min(times))
+        return tally
 
     async def write_recipient_chunk(
         self, broadcast_id: str, index: int, recipients: list[str], expires_at: float | None

@@ -24,7 +24,7 @@ from bot.delivery.messages import build_activity
 from bot.delivery.metrics import DELIVERIES, FAILURES, RETRIES, SEND_LATENCY, THROTTLED
 from bot.delivery.operations import OPERATION_KINDS, run_operation
 from bot.delivery.pacing import ConversationPacer, TenantRateLimiter
-from bot.delivery.policy import Verdict, backoff_seconds, judge
+from bot.delivery.policy import Verdict, backoff_seconds, judge, mark_reference
 from bot.events import BotEvent, EventSink, NoEvents
 from bot.graph.install import UNRESOLVED, Installer, InstallFailed
 from bot.model import Delivery, DeliveryStatus, Reference, ReferenceStatus, Surface, now
@@ -392,7 +392,7 @@ class Dispatcher:
         if verdict.reference_status == ReferenceStatus.NOT_FOUND and self._may_repair(delivery):
             # The chat is gone (404 ConversationNotFound): mark it, and come straight back to repair it
             # through Graph once (see _target).
-            await self._mark_reference(delivery, verdict)
+            await mark_reference(self._store, delivery, verdict)
             await self._finish(delivery, retry_in=0.0)
             return
         if failure.status == 429:
@@ -420,8 +420,7 @@ class Dispatcher:
         DELIVERIES.labels("failed").inc()
         FAILURES.labels(verdict.error_code).inc()
         await self._finish(delivery)
-        if verdict.reference_status is not None:
-            await self._mark_reference(delivery, verdict)
+        await mark_reference(self._store, delivery, verdict)  # when Teams' refusal concerns the person
         await self._events.publish(
             BotEvent.DELIVERY_FAILED,
             delivery.tenant_id,
@@ -602,17 +601,6 @@ class Dispatcher:
 
         stored = await self._store.update_reference(delivery.tenant_id, delivery.user_key, Surface.TEAMS, create)
         return stored or chat
-
-    async def _mark_reference(self, delivery: Delivery, verdict: Verdict) -> None:
-        def mark(current: Reference | None) -> Reference | None:
-            if current is None:
-                return None
-            current.status = verdict.reference_status or current.status
-            current.failures += 1
-            current.last_error = verdict.message
-            return current
-
-        await self._store.update_reference(delivery.tenant_id, delivery.user_key, delivery.surface, mark)
 
 
 def _shifted(state: dict[str, Any], offset: float) -> dict[str, Any]:

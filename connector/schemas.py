@@ -595,20 +595,23 @@ class BroadcastSchema(Schema):
     )
 
 
-# ---- card and wait ----------------------------------------------------------------------------
-class SendCardAndWaitSchema(StrictSchema):
-    notificationUrl = fields.Url(
+def _notification_url(label: str, description: str) -> fields.Url:
+    """The engine's callback URL of a webhook trigger or action: internal, required, marked for the engine."""
+    return fields.Url(
         required=True,
         schemes={"http", "https"},
         require_tld=False,
         validate=validate.Length(max=4000),
-        metadata=meta(
-            "Callback URL",
-            "The URL the flow engine creates for this run; the answer is posted to it. Filled in automatically.",
-            "internal",
-            format="uri",
-            **{"x-ms-notification-url": True},
-        ),
+        # Power Platform knows "uri", not apispec's "url".
+        metadata=meta(label, description, "internal", format="uri", **{"x-ms-notification-url": True}),
+    )
+
+
+# ---- card and wait ----------------------------------------------------------------------------
+class SendCardAndWaitSchema(StrictSchema):
+    notificationUrl = _notification_url(
+        "Callback URL",
+        "The URL the flow engine creates for this run; the answer is posted to it. Filled in automatically.",
     )
     recipient = fields.String(
         required=True,
@@ -818,19 +821,8 @@ EVENT_NAMES = ["userMessage", "cardSubmitted", "installationChanged", "deliveryF
 
 
 class TriggerSubscriptionSchema(StrictSchema):
-    notificationUrl = fields.Url(
-        required=True,
-        schemes={"http", "https"},
-        require_tld=False,
-        validate=validate.Length(max=4000),
-        metadata=meta(
-            "Notification URL",
-            "The callback URL the flow engine creates for the flow; filled in automatically.",
-            "internal",
-            # Power Platform knows "uri", not apispec's "url".
-            format="uri",
-            **{"x-ms-notification-url": True},
-        ),
+    notificationUrl = _notification_url(
+        "Notification URL", "The callback URL the flow engine creates for the flow; filled in automatically."
     )
     tenantId = fields.String(
         validate=validate.Length(max=64),

@@ -7,7 +7,6 @@ botbuilder 4.17); inbound turns still use the SDK.
 from __future__ import annotations
 
 import email.utils
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -15,6 +14,8 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+
+from bot import jsoncodec
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ class BotConnectorClient:
         token = await self._token()
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        data = json.dumps(body) if body is not None else None
+        data = jsoncodec.dumps_bytes(body) if body is not None else None
         try:
             async with self._session.request(method, url, data=data, headers=headers, timeout=self._timeout) as resp:
                 raw = await resp.read()
@@ -113,7 +114,7 @@ def _json_object(raw: bytes) -> dict[str, Any]:
     if not raw:
         return {}
     try:
-        value = json.loads(raw)
+        value = jsoncodec.loads(raw)
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}

@@ -26,6 +26,7 @@ from bot.delivery.budget import PacedRepliesMiddleware
 from bot.delivery.dispatcher import Dispatcher, DispatcherSettings
 from bot.delivery.housekeeping import Housekeeper
 from bot.delivery.service import DeliveryService
+from bot.eventloop import new_event_loop
 from bot.events import EventSink, NoEvents
 from bot.graph.client import GraphClient
 from bot.graph.install import Installer
@@ -76,7 +77,7 @@ class BotRuntime:
         self._webhooks = webhook_settings if events is None else None
         self._own_events = events is None
         self._run_dispatcher = run_dispatcher
-        self.loop = asyncio.new_event_loop()
+        self.loop = new_event_loop()
         self._thread = threading.Thread(target=self._serve_loop, name="bot-loop", daemon=True)
         self._started = False
         self._closers: list[Callable[[], Awaitable[None]]] = []

@@ -23,6 +23,7 @@ from bot.delivery.budget import TeamsBudget
 from bot.delivery.messages import build_activity
 from bot.delivery.metrics import DELIVERIES, FAILURES, RETRIES, SEND_LATENCY, THROTTLED
 from bot.delivery.operations import OPERATION_KINDS, run_operation
+from bot.delivery.outcomes import OutcomeWriter
 from bot.delivery.pacing import ConversationPacer, TenantRateLimiter
 from bot.delivery.policy import Verdict, backoff_seconds, judge, mark_reference
 from bot.events import BotEvent, EventSink, NoEvents
@@ -107,6 +108,7 @@ class Dispatcher:
         self.owner = uuid.uuid4().hex
         self._limiter = TenantRateLimiter(settings.rate_per_tenant, smooth=settings.smooth_pacing)
         self._pacer = ConversationPacer()
+        self._outcomes = OutcomeWriter(store)
         # Shared with every other caller of Teams in this process (updates, deletes, cards, lookups).
         self.budget = TeamsBudget(self._limiter, self._pacer)
         self._wake = asyncio.Event()
@@ -147,6 +149,7 @@ class Dispatcher:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=1.0)
+        await self._outcomes.drain()
         if self.is_leader:
             with contextlib.suppress(Exception):
                 await self.save_pacing()
@@ -448,8 +451,11 @@ class Dispatcher:
         # The lease fields stay on ``delivery`` until the write is done: a re-claim of our own may
         # update them meanwhile (see _claim_and_send), and the merge below must see that.
         outcome = dataclasses.replace(delivery, lease_owner=None, lease_until=None)
+        # A broadcast's outcomes are written in groups; a single message's at once (a flow may be
+        # waiting for it).
+        write = self._outcomes.write if delivery.broadcast_id else self._store.write_delivery
         try:
-            stored = await self._store.write_delivery(outcome, delivery.etag or "")
+            stored = await write(outcome, delivery.etag or "")
         except ConcurrencyConflict:
             stored = await self._merge_outcome(outcome, delivery.lease_until)
             if stored is None:

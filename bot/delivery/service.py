@@ -247,9 +247,7 @@ class DeliveryService:
             return delivery
         return await self.wait(delivery, wait_seconds)
 
-    async def _person_or_install(
-        self, request: MessageRequest, tenant: str | None
-    ) -> tuple[Person | None, str, str]:
+    async def _person_or_install(self, request: MessageRequest, tenant: str | None) -> tuple[Person | None, str, str]:
         """The person to send to when installing is allowed: someone known (a lost chat is repaired by
         the dispatcher), or someone new whom the dispatcher finds in Entra ID and installs the app for."""
         try:

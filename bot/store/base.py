@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -123,6 +124,18 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def write_delivery(self, delivery: Delivery, etag: str) -> Delivery:
         """Conditionally replace a delivery."""
+
+    async def write_deliveries(self, writes: list[tuple[Delivery, str]]) -> list[Delivery | None]:
+        """Conditionally replace several deliveries (each against its own etag), in order; None where
+        the etag no longer matched. Stores that can (SQLite) write them in one transaction."""
+
+        async def write(delivery: Delivery, etag: str) -> Delivery | None:
+            try:
+                return await self.write_delivery(delivery, etag)
+            except ConcurrencyConflict:
+                return None
+
+        return list(await asyncio.gather(*(write(d, etag) for d, etag in writes)))
 
     @abc.abstractmethod
     async def claim_due(self, owner: str, at: float, limit: int, lease_seconds: float) -> list[Delivery]:

@@ -398,6 +398,26 @@ async def test_delivery_conditional_writes(store: Store) -> None:
         await store.write_delivery(make_delivery("never-created"), "some-etag")
 
 
+async def test_write_deliveries_writes_each_against_its_own_etag(store: Store) -> None:
+    first, _ = await store.create_delivery(make_delivery("g1"))
+    stale, _ = await store.create_delivery(make_delivery("g2"))
+    third, _ = await store.create_delivery(make_delivery("g3"))
+    moved_on = await store.write_delivery(stale, stale.etag or "")  # someone else wrote g2 meanwhile
+    for d in (first, stale, third):
+        d.status = DeliveryStatus.DELIVERED
+    results = await store.write_deliveries(
+        [(first, first.etag or ""), (stale, stale.etag or ""), (third, third.etag or "")]
+    )
+    assert [r.id if r else None for r in results] == ["g1", None, "g3"]  # the stale one alone is refused
+    assert results[0] is not None and results[0].etag not in (None, first.etag)
+    read = {d: await store.get_delivery(d) for d in ("g1", "g2", "g3")}
+    assert read["g1"] is not None and read["g1"].status == DeliveryStatus.DELIVERED
+    assert read["g1"].etag == results[0].etag  # the returned etag is the stored one: it writes again
+    assert read["g2"] is not None and read["g2"].status == DeliveryStatus.QUEUED and read["g2"].etag == moved_on.etag
+    assert read["g3"] is not None and read["g3"].status == DeliveryStatus.DELIVERED
+    assert await store.write_deliveries([]) == []
+
+
 async def test_update_delivery_retries_when_a_concurrent_writer_wins(store: Store) -> None:
     await store.create_delivery(make_delivery("d1"))
 

@@ -58,8 +58,13 @@ class Record:
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any], etag: str | None = None) -> Self:
-        names = _field_set(cls)
-        record = cls(**{k: v for k, v in doc.items() if k in names and k != "etag"})
+        try:
+            # A document this version wrote holds exactly the fields (every claim and reference
+            # read comes through here); anything else is filtered below.
+            record = cls(**doc)
+        except TypeError:
+            names = _field_set(cls)
+            record = cls(**{k: v for k, v in doc.items() if k in names and k != "etag"})
         record.etag = etag
         return record
 

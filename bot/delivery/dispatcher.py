@@ -21,7 +21,7 @@ from typing import Any
 
 from bot.delivery.budget import TeamsBudget
 from bot.delivery.messages import build_activity
-from bot.delivery.metrics import DELIVERIES, FAILURES, RETRIES, SEND_LATENCY, THROTTLED
+from bot.delivery.metrics import DELIVERED, FAILED, FAILURES, RETRIES, SEND_LATENCY, THROTTLED
 from bot.delivery.operations import OPERATION_KINDS, run_operation
 from bot.delivery.outcomes import OutcomeWriter
 from bot.delivery.pacing import ConversationPacer, TenantRateLimiter
@@ -351,7 +351,7 @@ class Dispatcher:
         delivery.delivered_at = now()
         delivery.error = None
         self.stats["sent"] += 1
-        DELIVERIES.labels("delivered").inc()
+        DELIVERED.inc()
         await self._finish(delivery)
         if ref.failures:
             await self._store.update_reference(ref.tenant_id, ref.user_key, ref.surface, _clear_failures)
@@ -420,7 +420,7 @@ class Dispatcher:
         delivery.status = DeliveryStatus.FAILED
         delivery.error = {**verdict.error(), "message": message}
         self.stats["failed"] += 1
-        DELIVERIES.labels("failed").inc()
+        FAILED.inc()
         FAILURES.labels(verdict.error_code).inc()
         await self._finish(delivery)
         await mark_reference(self._store, delivery, verdict)  # when Teams' refusal concerns the person

@@ -96,6 +96,7 @@ def _dispatcher_alone(db: str, service_url: str, count: int, rate: float, concur
     import aiohttp
 
     from bot.delivery.dispatcher import Dispatcher, DispatcherSettings
+    from bot.eventloop import new_event_loop
     from bot.model import Delivery
     from bot.outbound import BotConnectorClient
     from bot.store.sqlite import SqliteStore
@@ -138,7 +139,9 @@ def _dispatcher_alone(db: str, service_url: str, count: int, rate: float, concur
         await store.close()
         return {"cpu": cpu, "elapsed": elapsed, "stats": dict(dispatcher.stats)}
 
-    pipe.send(asyncio.run(run()))
+    # The loop the server's dispatcher runs on (uvloop where it installs).
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        pipe.send(runner.run(run()))
 
 
 def run_dispatcher_alone(bench: Bench, count: int, concurrency: int) -> dict[str, Any]:

@@ -159,8 +159,9 @@ def _alias_values(ref: Reference) -> set[str]:
 
 
 def _proxy_configured() -> bool:
-    """Whether the environment names an HTTP proxy (``HTTPS_PROXY`` and the like, any case)."""
-    return bool(urllib.request.getproxies())
+    """Whether the environment names an HTTP proxy (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``,
+    any case; ``NO_PROXY`` alone names none)."""
+    return any(scheme in ("http", "https", "all") for scheme in urllib.request.getproxies())
 
 
 def _transport() -> AioHttpTransport:

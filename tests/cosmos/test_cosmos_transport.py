@@ -36,6 +36,7 @@ async def test_a_netrc_entry_for_the_account_host_does_not_break_the_store(
     netrc.write_text(f"machine {host} login someone password not-a-cosmos-key\n")
     netrc.chmod(0o600)
     monkeypatch.setenv("NETRC", str(netrc))  # read by aiohttp when it trusts the environment
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")  # names no proxy
     store = await open_store()  # with a trusting transport: ValueError "Cannot combine AUTHORIZATION header ..."
     created = await store.create_broadcast(
         Broadcast(id="b-netrc", owner="k1", tenant_id="t1", content={"text": "hi"}, recipients=["a@contoso.example"])
@@ -47,5 +48,7 @@ async def test_a_netrc_entry_for_the_account_host_does_not_break_the_store(
 def test_the_environment_is_trusted_only_when_it_names_a_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     no_proxy(monkeypatch)
     assert not _proxy_configured()
-    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.contoso.example:8080")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")  # what tests/support/server_process.py sets
+    assert not _proxy_configured()
+    monkeypatch.setenv("https_proxy", "http://proxy.contoso.example:8080")
     assert _proxy_configured()

@@ -4,7 +4,7 @@
 //
 // Usage: node tests/support/cosmos_server.cjs [PORT] [--stock]
 //   PORT     0 or absent = pick a free port.
-//   --stock  do not apply the fix below (serve the package exactly as published).
+//   --stock  do not apply the fixes below (serve the package exactly as published).
 //
 // Prints exactly one line "LISTENING <port>" on stdout once the socket accepts connections.
 // Stops on SIGTERM/SIGINT, and when its stdin reaches EOF (so a test runner that dies without
@@ -17,7 +17,7 @@
 // expired cert.pem (CN=cosmosdb): the azure-cosmos SDK skips TLS verification for the hosts
 // "localhost" and "127.0.0.1", so no client configuration is needed for it.
 //
-// Two fixes are applied unless --stock is given:
+// Three fixes are applied unless --stock is given:
 // 1. A point read (GET .../docs/{id}) of an item that does not exist, or exists under another
 //    partition key value, crashes the package's handler (TypeError -> HTTP 500, which the SDK
 //    retries once, ~0.5 s, then raises CosmosHttpResponseError 500). With the fix it answers 404

@@ -1,8 +1,7 @@
 """What the Cosmos DB backend promises beyond the shared conformance suite, shown on the wire.
 
 Against the local ``@vercel/cosmosdb-server`` (or a real account, see docs/cosmos.md). What the local
-server cannot show: TTL expiry itself (it stores ``ttl`` but never deletes), per-partition query
-scoping, 429 throttling. The tests check what we write and what the server answers; the reads that
+server cannot show: TTL expiry itself (it stores ``ttl`` but never deletes), 429 throttling. The tests check what we write and what the server answers; the reads that
 hide expired records are covered for every backend by tests/store.
 """
 

@@ -12,8 +12,10 @@ verification off by itself when the endpoint host is ``127.0.0.1`` or ``localhos
 not check request signatures, but the SDK needs a well-formed base64 key to sign with; ``key`` is the
 public, well-known emulator key. Data lives in the node process and is lost when it stops.
 
-Unless ``stock=True``, the launcher fixes one bug of the package: a point read of a missing item
-answers 404 (``CosmosResourceNotFoundError``) instead of crashing into a 500.
+Unless ``stock=True``, the launcher fixes three bugs of the package: a point read of a missing item
+answers 404 (``CosmosResourceNotFoundError``) instead of crashing into a 500; a query with a
+partition key is evaluated over that partition's items only (as on Cosmos DB), not the whole
+container; and the query engine reads a container's items in linear time, not quadratic.
 
 Known gaps of the fake are listed in ``tests/support/COSMOS_NOTES.md``.
 """
@@ -63,7 +65,8 @@ class CosmosServer:
         startup_timeout: seconds to wait for the server to listen and answer.
         node: path of the ``node`` executable; default: ``node`` found on ``PATH``.
         stock: serve the package exactly as published (a read of a missing item then answers
-            HTTP 500, raised by the SDK as ``CosmosHttpResponseError`` after one retry).
+            HTTP 500, raised by the SDK as ``CosmosHttpResponseError`` after one retry, a query's
+            partition key is ignored, and a query over n items costs n² steps).
 
     The child is started with a stdin pipe: if this Python process dies without calling
     :meth:`stop`, the launcher sees EOF and exits too.

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+from yarl import URL
 
 from bot import jsoncodec
 
@@ -46,9 +47,10 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _url(service_url: str, *parts: str) -> str:
+def _url(service_url: str, *parts: str) -> URL:
     base = service_url.rstrip("/")
-    return base + "/v3/conversations" + "".join("/" + quote(p, safe="") for p in parts)
+    # Already percent-encoded here (each part quoted whole): yarl need not parse and quote it again.
+    return URL(base + "/v3/conversations" + "".join("/" + quote(p, safe="") for p in parts), encoded=True)
 
 
 class BotConnectorClient:
@@ -91,7 +93,7 @@ class BotConnectorClient:
             raise ConnectorError(502, "BadConnectorAnswer", "create conversation returned no id")
         return str(conversation_id)
 
-    async def _call(self, method: str, url: str, body: dict[str, Any] | None) -> dict[str, Any]:
+    async def _call(self, method: str, url: URL, body: dict[str, Any] | None) -> dict[str, Any]:
         headers = {"Content-Type": "application/json"}
         token = await self._token()
         if token:

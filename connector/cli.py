@@ -46,6 +46,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from waitress import serve
 
     from connector import create_app
+    from connector.heap import freeze_startup_heap
     from connector.local_mode import LocalModeRefused, check_bind
     from connector.logs import configure_logging
 
@@ -57,6 +58,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     configure_logging(args.log_format, logging.DEBUG if args.verbose else logging.INFO)
     app = create_app()
+    freeze_startup_heap()
     print(f"teams-proactive listening on http://{args.host}:{args.port} (bot endpoint /api/messages)", flush=True)
     serve(app, host=args.host, port=args.port, threads=args.threads, ident="teams-proactive")
     return 0

@@ -22,6 +22,7 @@ from flask import Flask
 from bot.settings import BotSettings
 from connector import create_app
 from connector.extension import runtime_of
+from connector.heap import freeze_startup_heap
 from connector.local_mode import LocalModeRefused, check_wsgi
 from connector.logs import configure_logging
 
@@ -60,6 +61,7 @@ class PerProcessApp:
                         # Inherited from the parent without its loop thread: its exit hook would hang.
                         atexit.unregister(runtime_of(self.flask).stop)
                     self.flask = self._factory()
+                    freeze_startup_heap()
                     self._pid = os.getpid()
                 flask = self.flask
         return flask

@@ -108,7 +108,6 @@ class Dispatcher:
         self.owner = uuid.uuid4().hex
         self._limiter = TenantRateLimiter(settings.rate_per_tenant, smooth=settings.smooth_pacing)
         self._pacer = ConversationPacer()
-        self._outcomes = OutcomeWriter(store)
         # Shared with every other caller of Teams in this process (updates, deletes, cards, lookups).
         self.budget = TeamsBudget(self._limiter, self._pacer)
         self._wake = asyncio.Event()
@@ -121,6 +120,9 @@ class Dispatcher:
         self.is_leader = False
         # Claim in batches once busy: one claim transaction per message would cost more than the send.
         self._claim_batch = max(1, settings.concurrency // 4)
+        # A group of outcomes is also a claim batch's worth: its write frees the slots the next claim
+        # fills, and a send never holds its slot long waiting for a group (at 500/s: every 50 ms).
+        self._outcomes = OutcomeWriter(store, max_group=self._claim_batch)
         # Read by metrics: sends that reached Teams, retries scheduled, final failures, 429s seen,
         # sends put back to respect a conversation's window, and lost leases.
         self.stats = {"sent": 0, "retried": 0, "failed": 0, "throttled": 0, "paced": 0, "lease_lost": 0}

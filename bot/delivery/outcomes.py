@@ -16,13 +16,13 @@ class OutcomeWriter:
     but the writes that arrive within ``window`` seconds of the first go to the store together.
 
     At Teams' pace a broadcast finishes a send every 20 ms; written one by one, each outcome is its
-    own SQLite transaction, whose commit costs more than the UPDATE itself. A group of a quarter of a
-    second's outcomes shares one. The wait adds at most ``window`` to when a broadcast's report shows
-    the send; it adds nothing to what a crash can cost (the send keeps its place among those in
+    own SQLite transaction, whose commit costs more than the UPDATE itself. A group (a claim
+    batch's worth, or what finished within a tenth of a second) shares one. The wait adds at most
+    ``window`` to when a broadcast's report shows the send; it adds nothing to what a crash can cost (the send keeps its place among those in
     flight until its outcome is written, and only those can be sent again after a crash).
     """
 
-    def __init__(self, store: Store, *, window: float = 0.25, max_group: int = 100) -> None:
+    def __init__(self, store: Store, *, window: float = 0.1, max_group: int = 100) -> None:
         self._store = store
         self._window = window
         self._max_group = max_group

@@ -107,7 +107,13 @@ def test_a_broadcast_card_press_names_the_persons_message(
     (event,) = wait_until(lambda: hooks.bodies("cards"), what="the card event")
     assert event["broadcastId"] == broadcast_id and event["cardType"] == "survey"
     assert event["user"]["upn"] == ben.upn and event["messageId"].startswith(f"{broadcast_id}-")
-    message = live.api("GET", f"/api/v1/messages/{event['messageId']}", API_KEY).json()
+    # A broadcast's send outcomes are written in groups (bot/delivery/outcomes.py): the press may
+    # come before the group holding Ben's is written.
+    message = wait_until(
+        lambda: (m := live.api("GET", f"/api/v1/messages/{event['messageId']}", API_KEY).json())["teamsMessageId"]
+        and m,
+        what="the message's recorded send",
+    )
     assert message["recipient"] == ben.upn and message["teamsMessageId"] == card.activity_id
 
 

@@ -50,7 +50,9 @@ class ConversationPacer:
         self._clock = clock
         # Send times as packed doubles: a broadcast to 100,000 people keeps one entry per conversation
         # for the longest window (an hour), and a deque each cost ~90 MB where these cost ~25 MB.
-        self._sends: dict[str, array[float]] = {}
+        # A conversation with a single send (nearly every one in a broadcast) keeps a bare float, a
+        # quarter of an array's size; its second send turns it into an array.
+        self._sends: dict[str, float | array[float]] = {}
         self._reserved: dict[str, int] = {}
         self._idle_check_every = idle_check_every
         self._since_idle_check = 0
@@ -60,12 +62,24 @@ class ConversationPacer:
         at = self._clock() if at is None else at
         sends = self._sends.get(conversation_id)
         reserved = self._reserved.get(conversation_id, 0)
-        if not sends and not reserved:
+        if sends is None and not reserved:
             return 0.0
-        sends = sends if sends is not None else array("d")
-        expired = bisect.bisect_right(sends, at - self._longest)
-        if expired:
-            del sends[:expired]
+        if isinstance(sends, float):
+            if sends <= at - self._longest:
+                del self._sends[conversation_id]
+                if not reserved:
+                    return 0.0
+                sends = array("d")
+            else:
+                sends = array("d", (sends,))
+        elif sends is None:
+            sends = array("d")
+        else:
+            expired = bisect.bisect_right(sends, at - self._longest)
+            if expired:
+                del sends[:expired]
+            if not sends and not reserved:
+                return 0.0
         wait = 0.0
         for window, allowed in self._windows:
             if len(sends) + reserved < allowed:
@@ -96,8 +110,11 @@ class ConversationPacer:
         at = self._clock() if at is None else at
         sends = self._sends.get(conversation_id)
         if sends is None:
-            sends = self._sends[conversation_id] = array("d")
-        sends.append(at)
+            self._sends[conversation_id] = float(at)
+        elif isinstance(sends, float):
+            self._sends[conversation_id] = array("d", (sends, at))
+        else:
+            sends.append(at)
         self._since_idle_check += 1
         # Sweep now and then (not on every send: with many conversations a sweep walks them all).
         if self._since_idle_check >= self._idle_check_every:
@@ -117,7 +134,7 @@ class ConversationPacer:
         found: dict[str, list[float]] = {}
         total = 0
         for cid, sends in self._sends.items():
-            recent = [t for t in sends if t > at - horizon]
+            recent = [t for t in _times(sends) if t > at - horizon]
             if recent:
                 found[cid] = recent
                 total += len(recent)
@@ -128,12 +145,26 @@ class ConversationPacer:
     def restore(self, sends: dict[str, list[float]]) -> None:
         """Take over another dispatcher's recent sends (times on this pacer's clock)."""
         for cid, times in sends.items():
-            merged = sorted([*self._sends.get(cid, ()), *times])
-            self._sends[cid] = deque(merged)
+            merged = sorted([*_times(self._sends.get(cid)), *times])
+            if merged:
+                self._sends[cid] = float(merged[0]) if len(merged) == 1 else array("d", merged)
 
     def _forget_idle(self, at: float) -> None:
-        for cid in [c for c, s in self._sends.items() if not s or s[-1] <= at - self._longest]:
+        for cid in [c for c, s in self._sends.items() if _last(s) <= at - self._longest]:
             del self._sends[cid]
+
+
+def _times(sends: float | array[float] | None) -> tuple[float, ...] | array[float]:
+    """A conversation's kept send times, whichever form they are kept in."""
+    if sends is None:
+        return ()
+    return (sends,) if isinstance(sends, float) else sends
+
+
+def _last(sends: float | array[float]) -> float:
+    if isinstance(sends, float):
+        return sends
+    return sends[-1] if sends else float("-inf")
 
 
 @dataclass

@@ -95,6 +95,37 @@ def test_idle_conversations_are_forgotten() -> None:
     assert pacer.tracked() < 150
 
 
+def test_a_conversation_with_one_send_keeps_a_bare_time_and_still_counts() -> None:
+    # A broadcast sends once to each of up to 100,000 chats and keeps each time for an hour: one
+    # float each, not an array (which is about four times the size in memory).
+    pacer = ConversationPacer(margin=0)
+    pacer.record("c", at=10.0)
+    assert isinstance(pacer._sends["c"], float)
+    assert pacer.snapshot(at=10.5) == {"c": [10.0]}
+    for i in range(1, 7):
+        assert pacer.delay("c", at=10.0 + i * 0.1) == 0
+        pacer.record("c", at=10.0 + i * 0.1)
+    assert not isinstance(pacer._sends["c"], float)  # a second send turns it into the packed form
+    assert pacer.delay("c", at=10.65) == pytest.approx(0.35)  # the first send still counts
+    # The lone time of another chat expires after the hour like any other, reservations included.
+    pacer.record("d", at=0.0)
+    pacer.reserve("d")
+    assert pacer.delay("d", at=3600.5) == 0
+    pacer.release("d")
+    assert pacer.delay("d", at=3600.5) == 0 and "d" not in pacer._sends
+
+
+def test_restored_sends_count_and_take_more() -> None:
+    pacer = ConversationPacer(margin=0)
+    pacer.restore({"c": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5], "one": [0.2]})
+    assert isinstance(pacer._sends["one"], float)
+    assert pacer.delay("c", at=0.6) == 0
+    pacer.record("c", at=0.6)
+    assert pacer.delay("c", at=0.65) == pytest.approx(0.35)
+    pacer.record("one", at=0.3)
+    assert pacer.snapshot(at=0.7)["one"] == [0.2, 0.3]
+
+
 # ---- TenantRateLimiter ---------------------------------------------------------------------
 @pytest.mark.parametrize("rate", [5.0, 30.0, 50.0, 100.0, 200.0])
 def test_schedule_stays_under_the_rate_in_every_second(rate: float) -> None:

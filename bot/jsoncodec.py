@@ -21,7 +21,5 @@ def dumps_bytes(value: Any) -> bytes:
 
 
 def loads(text: str | bytes) -> Any:
+    """Raises orjson.JSONDecodeError, a ValueError like json's."""
     return orjson.loads(text)
-
-
-JSONDecodeError = orjson.JSONDecodeError  # a ValueError, like json.JSONDecodeError

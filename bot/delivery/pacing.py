@@ -60,26 +60,10 @@ class ConversationPacer:
     def delay(self, conversation_id: str, at: float | None = None) -> float:
         """Seconds to wait before one more send to this conversation stays within every window."""
         at = self._clock() if at is None else at
-        sends = self._sends.get(conversation_id)
+        sends = self._live(conversation_id, at)
         reserved = self._reserved.get(conversation_id, 0)
-        if sends is None and not reserved:
+        if not sends and not reserved:
             return 0.0
-        if isinstance(sends, float):
-            if sends <= at - self._longest:
-                del self._sends[conversation_id]
-                if not reserved:
-                    return 0.0
-                sends = array("d")
-            else:
-                sends = array("d", (sends,))
-        elif sends is None:
-            sends = array("d")
-        else:
-            expired = bisect.bisect_right(sends, at - self._longest)
-            if expired:
-                del sends[:expired]
-            if not sends and not reserved:
-                return 0.0
         wait = 0.0
         for window, allowed in self._windows:
             if len(sends) + reserved < allowed:
@@ -89,6 +73,21 @@ class ConversationPacer:
                 # The send that must leave the window before one more fits (reservations leave last).
                 wait = max(wait, in_window[-allowed] + window + self._margin - at)
         return wait
+
+    def _live(self, conversation_id: str, at: float) -> tuple[float, ...] | array[float]:
+        """The conversation's sends within the longest window; older ones are dropped as they go."""
+        sends = self._sends.get(conversation_id)
+        if isinstance(sends, float):
+            if sends > at - self._longest:
+                return (sends,)
+            del self._sends[conversation_id]
+            return ()
+        if sends is None:
+            return ()
+        expired = bisect.bisect_right(sends, at - self._longest)
+        if expired:
+            del sends[:expired]
+        return sends
 
     def reserve(self, conversation_id: str) -> None:
         self._reserved[conversation_id] = self._reserved.get(conversation_id, 0) + 1
@@ -182,7 +181,7 @@ class TenantRateLimiter:
     Callers reserve slots and sleep until theirs, so sends leave in arrival order; a send to an idle
     tenant leaves at once. Under load, slots come in small groups (about a tenth of a second's worth:
     7 every 144 ms at 48.7/s): waking the event loop once per group instead of once per send more than
-    halves the CPU each send costs. The schedule runs half a send per second under ``per_second``
+    halves the CPU each send costs. The schedule runs 0.3 of a send per second under ``per_second``
     (or ``headroom`` under the configured rate, when that is faster).
     Because a busy machine wakes sleepers late (and a late group then leaves right before the next
     one), the sends that actually left are counted too: no second ever holds more than

@@ -398,6 +398,18 @@ async def test_delivery_conditional_writes(store: Store) -> None:
         await store.write_delivery(make_delivery("never-created"), "some-etag")
 
 
+async def test_a_card_with_an_integer_beyond_64_bits_is_stored(store: Store) -> None:
+    # A maker's card may carry any number; the JSON a store writes must not refuse it.
+    card = {"type": "AdaptiveCard", "body": [{"type": "TextBlock", "text": "x"}], "data": {"n": 10**30}}
+    stored, created = await store.create_delivery(make_delivery("big", content={"card": card}))
+    assert created
+    stored.status = DeliveryStatus.DELIVERED
+    await store.write_delivery(stored, stored.etag or "")
+    read = await store.get_delivery("big")
+    assert read is not None and read.status == DeliveryStatus.DELIVERED
+    assert float(read.content["card"]["data"]["n"]) == float(10**30)
+
+
 async def test_write_deliveries_writes_each_against_its_own_etag(store: Store) -> None:
     first, _ = await store.create_delivery(make_delivery("g1"))
     stale, _ = await store.create_delivery(make_delivery("g2"))

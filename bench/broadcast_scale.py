@@ -155,7 +155,7 @@ def sqlite_run(count: int, rate: float, concurrency: int) -> dict[str, Any]:
         from bot.store.sqlite import SqliteStore
 
         workdir = Path(tmp)
-        crowd = people(count, tenant_id="tenant-scale")
+        crowd = people(count, tenant_id="tenant-scale", documented_ids=True)
         started = time.monotonic()
         asyncio.run(seed(SqliteStore(str(workdir / "store.db")), crowd, fake.service_url("scale")))
         print(f"  seeded {count:,} people in {time.monotonic() - started:.0f} s", flush=True)
@@ -168,7 +168,7 @@ def cosmos_run(count: int, rate: float, concurrency: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="tp-scale-") as tmp, FakeConnector() as fake, CosmosServer() as cosmos:
         workdir = Path(tmp)
         database = f"tp-scale-{uuid.uuid4().hex[:8]}"
-        crowd = people(count, tenant_id="tenant-scale")
+        crowd = people(count, tenant_id="tenant-scale", documented_ids=True)
         started = time.monotonic()
         seed_cosmos(cosmos.endpoint, cosmos.key, database, crowd, fake.service_url("scale"))
         print(f"  seeded {count:,} people in {time.monotonic() - started:.0f} s", flush=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import hashlib
 import math
 import time
 from array import array
@@ -26,6 +27,24 @@ WINDOW_MARGIN_SECONDS = 0.1
 # Share of the configured per-tenant rate kept free: scheduling jitter and the network move a send
 # by a few milliseconds, and a send that lands in the next second must not be the 51st of 50.
 DEFAULT_HEADROOM = 0.04
+
+
+def chat_key(conversation_id: str) -> int:
+    """A conversation's key in the pacer: 64 bits of a stable hash of its id.
+
+    A Teams personal chat id is about 130 characters (tests/fixtures/teams/activities). Kept by the
+    id, a chat's entry cost ~220 bytes, kept for an hour after a 100,000-person broadcast: 22 MB;
+    by this key ~90 bytes (tests/delivery/test_pacing.py). Stable across processes (unlike
+    ``hash()``), so a snapshot handed to the next leader names the same chats. Two chats sharing a
+    key (about one chance in three billion at 100,000 chats) would only be paced together, more
+    slowly, never faster."""
+    return int.from_bytes(hashlib.blake2b(conversation_id.encode(), digest_size=8).digest(), "little")
+
+
+def _restored_key(key: str) -> int:
+    # Snapshots name chats by their key in decimal; one saved by an earlier version names them by
+    # conversation id (never all digits: Teams ids start with "a:", "19:" or "29:").
+    return int(key) if key.isdigit() else chat_key(key)
 
 
 class ConversationPacer:
@@ -48,20 +67,21 @@ class ConversationPacer:
         self._margin = margin
         self._longest = max(w for w, _ in windows)
         self._clock = clock
-        # Send times as packed doubles: a broadcast to 100,000 people keeps one entry per conversation
-        # for the longest window (an hour), and a deque each cost ~90 MB where these cost ~25 MB.
-        # A conversation with a single send (nearly every one in a broadcast) keeps a bare float, a
-        # quarter of an array's size; its second send turns it into an array.
-        self._sends: dict[str, float | array[float]] = {}
-        self._reserved: dict[str, int] = {}
+        # Send times as packed doubles, by chat_key: a broadcast to 100,000 people keeps one entry per
+        # conversation for the longest window (an hour), and a deque each cost ~90 MB where these cost
+        # ~25 MB. A conversation with a single send (nearly every one in a broadcast) keeps a bare
+        # float, a quarter of an array's size; its second send turns it into an array.
+        self._sends: dict[int, float | array[float]] = {}
+        self._reserved: dict[int, int] = {}  # sends let go but not yet left, by chat_key
         self._idle_check_every = idle_check_every
         self._since_idle_check = 0
 
     def delay(self, conversation_id: str, at: float | None = None) -> float:
         """Seconds to wait before one more send to this conversation stays within every window."""
         at = self._clock() if at is None else at
-        sends = self._live(conversation_id, at)
-        reserved = self._reserved.get(conversation_id, 0)
+        key = chat_key(conversation_id)
+        sends = self._live(key, at)
+        reserved = self._reserved.get(key, 0)
         if not sends and not reserved:
             return 0.0
         wait = 0.0
@@ -74,13 +94,13 @@ class ConversationPacer:
                 wait = max(wait, in_window[-allowed] + window + self._margin - at)
         return wait
 
-    def _live(self, conversation_id: str, at: float) -> tuple[float, ...] | array[float]:
+    def _live(self, key: int, at: float) -> tuple[float, ...] | array[float]:
         """The conversation's sends within the longest window; older ones are dropped as they go."""
-        sends = self._sends.get(conversation_id)
+        sends = self._sends.get(key)
         if isinstance(sends, float):
             if sends > at - self._longest:
                 return (sends,)
-            del self._sends[conversation_id]
+            del self._sends[key]
             return ()
         if sends is None:
             return ()
@@ -90,28 +110,36 @@ class ConversationPacer:
         return sends
 
     def reserve(self, conversation_id: str) -> None:
-        self._reserved[conversation_id] = self._reserved.get(conversation_id, 0) + 1
+        key = chat_key(conversation_id)
+        self._reserved[key] = self._reserved.get(key, 0) + 1
 
     def release(self, conversation_id: str) -> None:
         """A reserved send that did not happen."""
-        left = self._reserved.get(conversation_id, 0) - 1
+        self._release(chat_key(conversation_id))
+
+    def _release(self, key: int) -> None:
+        left = self._reserved.get(key, 0) - 1
         if left > 0:
-            self._reserved[conversation_id] = left
+            self._reserved[key] = left
         else:
-            self._reserved.pop(conversation_id, None)
+            self._reserved.pop(key, None)
 
     def sent(self, conversation_id: str, at: float | None = None) -> None:
         """A reserved send left now (or at ``at``)."""
-        self.release(conversation_id)
-        self.record(conversation_id, at)
+        key = chat_key(conversation_id)
+        self._release(key)
+        self._record(key, at)
 
     def record(self, conversation_id: str, at: float | None = None) -> None:
+        self._record(chat_key(conversation_id), at)
+
+    def _record(self, key: int, at: float | None) -> None:
         at = self._clock() if at is None else at
-        sends = self._sends.get(conversation_id)
+        sends = self._sends.get(key)
         if sends is None:
-            self._sends[conversation_id] = float(at)
+            self._sends[key] = float(at)
         elif isinstance(sends, float):
-            self._sends[conversation_id] = array("d", (sends, at))
+            self._sends[key] = array("d", (sends, at))
         else:
             sends.append(at)
         self._since_idle_check += 1
@@ -126,31 +154,34 @@ class ConversationPacer:
     def snapshot(
         self, at: float | None = None, *, horizon: float = 30.0, limit: int = 20_000
     ) -> dict[str, list[float]]:
-        """Recent sends per conversation (the last ``horizon`` seconds), for the next leader.
+        """Recent sends per conversation (the last ``horizon`` seconds), for the next leader; each
+        conversation named by its ``chat_key`` in decimal.
 
         The hourly window is not carried over: it would mean every send of the last hour."""
         at = self._clock() if at is None else at
         found: dict[str, list[float]] = {}
         total = 0
-        for cid, sends in self._sends.items():
+        for key, sends in self._sends.items():
             recent = [t for t in _times(sends) if t > at - horizon]
             if recent:
-                found[cid] = recent
+                found[str(key)] = recent
                 total += len(recent)
                 if total >= limit:
                     break
         return found
 
     def restore(self, sends: dict[str, list[float]]) -> None:
-        """Take over another dispatcher's recent sends (times on this pacer's clock)."""
-        for cid, times in sends.items():
-            merged = sorted([*_times(self._sends.get(cid)), *times])
+        """Take over another dispatcher's recent sends (times on this pacer's clock), by ``chat_key``
+        in decimal or, as an earlier version saved them, by conversation id."""
+        for name, times in sends.items():
+            key = _restored_key(name)
+            merged = sorted([*_times(self._sends.get(key)), *times])
             if merged:
-                self._sends[cid] = float(merged[0]) if len(merged) == 1 else array("d", merged)
+                self._sends[key] = float(merged[0]) if len(merged) == 1 else array("d", merged)
 
     def _forget_idle(self, at: float) -> None:
-        for cid in [c for c, s in self._sends.items() if _last(s) <= at - self._longest]:
-            del self._sends[cid]
+        for key in [k for k, s in self._sends.items() if _last(s) <= at - self._longest]:
+            del self._sends[key]
 
 
 def _times(sends: float | array[float] | None) -> tuple[float, ...] | array[float]:

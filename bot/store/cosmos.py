@@ -48,11 +48,9 @@ import hashlib
 import logging
 import math
 import re
-import urllib.request
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.pipeline.transport import AioHttpTransport
 from azure.cosmos import PartitionKey
 from azure.cosmos.aio import ContainerProxy, CosmosClient, DatabaseProxy
 from azure.cosmos.exceptions import (
@@ -76,6 +74,7 @@ from bot.model import (
 )
 from bot.settings import BotSettings
 from bot.store.base import MAX_CONFLICT_RETRIES, ConcurrencyConflict, Page, PersonKey, ReadTally, Store, StoreError
+from bot.store.cosmos_transport import PooledTransport
 
 log = logging.getLogger(__name__)
 
@@ -158,21 +157,6 @@ def _alias_values(ref: Reference) -> set[str]:
     return {v.strip().lower() for v in (ref.aad_object_id, ref.upn, ref.email) if v and v.strip()}
 
 
-def _proxy_configured() -> bool:
-    """Whether the environment names an HTTP proxy (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``,
-    any case; ``NO_PROXY`` alone names none)."""
-    return any(scheme in ("http", "https", "all") for scheme in urllib.request.getproxies())
-
-
-def _transport() -> AioHttpTransport:
-    # azure-core's default lets aiohttp "trust the environment", and aiohttp then looks up the
-    # proxy variables and ~/.netrc on a worker thread for every request (two thread hops per Cosmos
-    # DB call, about 40% of the store's CPU per call, measured). That only matters when a proxy is
-    # configured (and a ~/.netrc entry for the account host would clash with Cosmos DB's own
-    # Authorization header), so the environment is trusted only when it names a proxy.
-    return AioHttpTransport(use_env_settings=_proxy_configured())
-
-
 def _params(**values: Any) -> list[dict[str, Any]]:
     return [{"name": f"@{name}", "value": value} for name, value in values.items()]
 
@@ -226,7 +210,7 @@ class CosmosStore(Store):
             credential = self._credential = DefaultAzureCredential()
         options = dict(self._client_options)
         if "transport" not in options:
-            options["transport"] = _transport()
+            options["transport"] = PooledTransport()
         client = CosmosClient(self.endpoint, credential=credential, logger=wire_log, **options)
         try:
             await client.__aenter__()

@@ -1,4 +1,5 @@
-"""The store's HTTP transport reads the environment's proxy settings only when a proxy is named.
+"""The store's HTTP transport: a bounded pool of connections that reads the environment's proxy
+settings only when a proxy is named.
 
 azure-core lets aiohttp "trust the environment" by default: every request then looks up the proxy
 variables and ``~/.netrc`` on a worker thread, and a ``.netrc`` entry for the account's host turns
@@ -7,18 +8,22 @@ into HTTP basic auth that aiohttp refuses to combine with Cosmos DB's own Author
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
 import urllib.parse
 from pathlib import Path
 
 import pytest
 
 from bot.model import Broadcast
-from bot.store.cosmos import _proxy_configured
+from bot.store.cosmos_transport import MAX_CONNECTIONS, proxy_configured
 from tests.cosmos.conftest import OpenStore
 from tests.support.cosmos_fixtures import CosmosTarget
 
 pytestmark = pytest.mark.cosmos
 
+PROC_NET_TCP_EXISTS = Path("/proc/net/tcp").exists()
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
 
@@ -47,8 +52,46 @@ async def test_a_netrc_entry_for_the_account_host_does_not_break_the_store(
 
 def test_the_environment_is_trusted_only_when_it_names_a_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     no_proxy(monkeypatch)
-    assert not _proxy_configured()
+    assert not proxy_configured()
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")  # what tests/support/server_process.py sets
-    assert not _proxy_configured()
+    assert not proxy_configured()
     monkeypatch.setenv("https_proxy", "http://proxy.contoso.example:8080")
-    assert _proxy_configured()
+    assert proxy_configured()
+
+
+def sockets_connected_to(port: int) -> int:
+    """This process's established TCP connections to ``port`` on loopback (from /proc: Linux)."""
+    ours = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith("socket:["):
+                ours.add(target[len("socket:[") : -1])
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+        if fields[3] == "01" and remote_port == port and fields[9] in ours:  # 01: ESTABLISHED
+            count += 1
+    return count
+
+
+async def test_a_burst_of_store_calls_shares_a_bounded_pool_of_connections(
+    open_store: OpenStore, cosmos_target: CosmosTarget
+) -> None:
+    # Each TLS connection keeps a 256 KiB read buffer for its life: aiohttp's default pool (100 per
+    # host) held ~27 MB during a 100,000-person broadcast. The store's own pool stops at MAX_CONNECTIONS.
+    if not cosmos_target.local or not PROC_NET_TCP_EXISTS:
+        pytest.skip("counts this process's connections to the local test server through /proc")
+    port = urllib.parse.urlsplit(cosmos_target.endpoint).port
+    assert port is not None
+    store = await open_store()
+    await store.create_broadcast(
+        Broadcast(id="b-pool", owner="k1", tenant_id="t1", content={"text": "hi"}, recipients=["a@contoso.example"])
+    )
+    burst = 4 * MAX_CONNECTIONS
+    read = await asyncio.gather(*(store.get_broadcast("b-pool") for _ in range(burst)))
+    assert all(b is not None and b.id == "b-pool" for b in read)
+    connections = sockets_connected_to(port)
+    # All started before any finished, so the pool filled up (and no further: 100 without the cap).
+    assert 1 < connections <= MAX_CONNECTIONS

@@ -7,6 +7,8 @@ activities would also send thousands of welcome messages, which is not what they
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 from dataclasses import dataclass
 
 from bot.model import Reference, ReferenceStatus, Surface
@@ -24,17 +26,36 @@ class SeededPerson:
     tenant_id: str
 
 
-def people(count: int, *, tenant_id: str = "tenant-bench", prefix: str = "user") -> list[SeededPerson]:
+def people(
+    count: int, *, tenant_id: str = "tenant-bench", prefix: str = "user", documented_ids: bool = False
+) -> list[SeededPerson]:
+    """``documented_ids``: Teams user and chat ids of the length Teams gives them (what a memory
+    figure must be measured with); otherwise short readable ones."""
     return [
         SeededPerson(
             upn=f"{prefix}{i:05d}@{tenant_id}.example",
             user_key=f"00000000-0000-4000-8000-{i:012d}",
-            user_id=f"29:{prefix}-{i:05d}",
-            conversation_id=f"a:{prefix}-chat-{i:05d}",
+            user_id=teams_id("29:1", f"{prefix}-{i}", USER_ID_LENGTH) if documented_ids else f"29:{prefix}-{i:05d}",
+            conversation_id=teams_id("a:1", f"{prefix}-chat-{i}", CHAT_ID_LENGTH)
+            if documented_ids
+            else f"a:{prefix}-chat-{i:05d}",
             tenant_id=tenant_id,
         )
         for i in range(count)
     ]
+
+
+# The lengths of the ids in Microsoft's documented activities (tests/fixtures/teams/activities):
+# user ids "29:1…" 89-90 characters, personal chat ids "a:1…" 97-131.
+USER_ID_LENGTH = 90
+CHAT_ID_LENGTH = 131
+
+
+def teams_id(kind: str, seed: str, length: int) -> str:
+    """An id shaped like Teams' own: ``kind`` ("29:1", "a:1") then base64url characters, derived from
+    ``seed`` (the same seed, the same id)."""
+    digest = hashlib.sha512(seed.encode()).digest()
+    return (kind + base64.urlsafe_b64encode(digest + digest).decode().rstrip("="))[:length]
 
 
 def reference(person: SeededPerson, service_url: str, *, status: str = ReferenceStatus.ACTIVE) -> Reference:

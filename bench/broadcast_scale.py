@@ -18,12 +18,13 @@ document in memory. Its launcher scopes a single-partition query to its partitio
 does, but a cross-partition query (the dispatcher's due-query, GetBroadcast's counts) still reads
 every delivery: about 0.3 s for the due-query over 100,000, which Cosmos DB answers from its index.
 So the Cosmos run claims bigger batches (``--cosmos-concurrency``, a quarter of it per due-query)
-and seeds from two processes. Measured 2026-11-30 on the noisy, shared 2-core development machine,
-one run, 100,000 people: seeded in 356 s; accept 0.75 s; server RSS 114 MB before and +116 MB
-(target missed: it grew steadily through the run); first send 1.03 s after the call; 93 messages/s
-sustained, last send 1068 s after the call; lost 0, duplicates 0; 24 min of wall-clock time in all. The rate is our
-server process's CPU (about 10 ms per person for resolving, indexing, writing and sending, most of
-it in the azure-cosmos SDK) and the test server, not Cosmos DB's.
+and seeds from two processes. The people have user and chat ids of the length Teams gives them (90
+and 131 characters): what the server keeps per chat is measured at its real size. Measured
+2026-12-01 on the 2-core development machine, one run, 100,000 people: seeded in 324 s; accept
+0.53 s; server RSS 113 MB before and +73 MB at most; first send 0.82 s after the call; 120
+messages/s sustained, last send 827 s after the call; lost 0, duplicates 0; about 20 min of
+wall-clock time in all. The rate is bound by our server process's CPU (resolving, indexing, writing
+and sending, most of it in the azure-cosmos SDK) and by the test server, not by Cosmos DB.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -36,7 +37,12 @@ MAX_RECIPIENTS = 100_000
 # under 400 KB a chunk, far from Cosmos DB's 2 MB item limit); shorter ones stay on the record.
 RECIPIENT_CHUNK = 1_000
 CHUNK_WRITE_CONCURRENCY = 16
-MAX_SKIPPED_KEPT = 10_000  # per-recipient reasons kept on the broadcast record (counts stay exact)
+# Per-recipient reasons kept on the broadcast record (GetBroadcast's failures, the CSV report); the
+# counts stay exact whatever is kept. Bounded by number and by size: a Cosmos DB item is at most 2 MB
+# (413 RequestEntityTooLarge above it), and 10,000 "never talked with '…'" reasons of long addresses
+# come to 8 MB; the record also holds the content and up to a chunk of addresses.
+MAX_SKIPPED_KEPT = 10_000
+MAX_SKIPPED_BYTES = 1_000_000
 CHUNK = 500
 FIRST_CHUNK = 32
 # Recipients resolved at once while expanding a list: on Cosmos DB each is two point reads (~8 ms),
@@ -292,6 +298,7 @@ class BroadcastService:
     async def _expand(self, broadcast: Broadcast) -> None:
         skipped: list[dict[str, Any]] = []
         skipped_total = 0
+        skipped_bytes = 0
         # 16-byte digests instead of PersonKey objects: a third of the memory for 100,000 people.
         seen: set[bytes] = set()
         chunk: list[Delivery] = []
@@ -300,10 +307,14 @@ class BroadcastService:
         flushed = False
 
         def skip(recipient: str, code: str, message: str) -> None:
-            nonlocal skipped_total
+            nonlocal skipped_total, skipped_bytes
             skipped_total += 1
-            if len(skipped) < MAX_SKIPPED_KEPT:
-                skipped.append({"recipient": recipient, "code": code, "message": message})
+            entry = {"recipient": recipient, "code": code, "message": message}
+            # Its size as the Cosmos DB SDK sends it (json.dumps: non-ASCII as \uXXXX, the longest form).
+            size = len(json.dumps(entry)) + 2
+            if len(skipped) < MAX_SKIPPED_KEPT and skipped_bytes + size <= MAX_SKIPPED_BYTES:
+                skipped.append(entry)
+                skipped_bytes += size
 
         async def flush() -> None:
             if named:

@@ -17,7 +17,7 @@
 // expired cert.pem (CN=cosmosdb): the azure-cosmos SDK skips TLS verification for the hosts
 // "localhost" and "127.0.0.1", so no client configuration is needed for it.
 //
-// Three fixes are applied unless --stock is given:
+// Four fixes are applied unless --stock is given:
 // 1. A point read (GET .../docs/{id}) of an item that does not exist, or exists under another
 //    partition key value, crashes the package's handler (TypeError -> HTTP 500, which the SDK
 //    retries once, ~0.5 s, then raises CosmosHttpResponseError 500). With the fix it answers 404
@@ -38,6 +38,10 @@
 //    sort (every query sorts, by ORDER BY then _rid) read each key path twice per comparison; the
 //    launcher reads each item's keys once, then sorts with the package's own comparison. Same
 //    items, same order, same results; only the copying goes.
+// 4. Cosmos DB refuses a request body over 2 MB (an item is at most 2 MB, the UTF-8 length of its
+//    JSON) with 413 RequestEntityTooLarge; the package stores any size, so a record that outgrows
+//    the limit (a broadcast's kept reasons, say) passed every test and failed in production.
+//    With the fix, a create, replace or upsert of more than 2 MB answers as Cosmos DB does.
 "use strict";
 
 const fs = require("fs");
@@ -290,6 +294,48 @@ function appendInPlaceInQueries(dir) {
 
 // helpers.js's own getValue and comparator (not exported), unchanged.
 const TYPE_ORDERS = ["undefined", "null", "boolean", "number", "string", "array", "object"];
+// Fix 4. Cosmos DB's request and item size limit:
+// - https://learn.microsoft.com/azure/cosmos-db/concepts-limits ("Maximum size of an item: 2 MB
+//   (UTF-8 length of JSON representation)"; "Maximum request size: 2 MB");
+// - https://learn.microsoft.com/rest/api/cosmos-db/http-status-codes-for-cosmosdb (413 Entity too
+//   large: "The document size in the request exceeded the allowable document size for a request").
+// The body Cosmos DB sends with it (as quoted in SDK issues, e.g. Azure/azure-cosmosdb-node#65):
+// {"code":"RequestEntityTooLarge","message":"Message: {\"Errors\":[\"Request size is too large\"]}\r\n..."}
+// The package's handlers read their body through lib/json.js at call time; the launcher makes that
+// reader refuse an oversize body, and the write handlers turn the refusal into Cosmos DB's answer.
+const MAX_REQUEST_BYTES = 2 * 1024 * 1024;
+const TOO_LARGE = Symbol("requestEntityTooLarge");
+
+function refuseOversizeWrites(dir) {
+  const json = require(path.join(dir, "lib", "json.js"));
+  const rawBody = require(require.resolve("raw-body", { paths: [dir] }));
+  json.default = async (req) => {
+    const body = await rawBody(req);
+    if (body.length > MAX_REQUEST_BYTES) {
+      const err = new Error("Request size is too large");
+      err[TOO_LARGE] = true;
+      throw err;
+    }
+    return JSON.parse(body.toString());
+  };
+  for (const name of ["create-document.js", "replace-document.js", "upsert-document.js"]) {
+    const handler = require(path.join(dir, "lib", "handler", name));
+    const original = handler.default;
+    handler.default = async (account, req, res, params) => {
+      try {
+        return await original(account, req, res, params);
+      } catch (err) {
+        if (!err || !err[TOO_LARGE]) throw err;
+        res.statusCode = 413;
+        return {
+          code: "RequestEntityTooLarge",
+          message: 'Message: {"Errors":["Request size is too large"]}\r\nActivityId: ' + require("crypto").randomUUID()
+        };
+      }
+    };
+  }
+}
+
 function typeOf(v) {
   const t = typeof v;
   if (t !== "object") return t;
@@ -360,6 +406,7 @@ function main() {
     fixMissingItemRead(dir);
     scopeQueriesToPartition(dir);
     appendInPlaceInQueries(dir);
+    refuseOversizeWrites(dir);
   }
   const { createHttpsServer } = require(dir);
   // `keepAlive` is read by the package's request handler (Connection header); Node's https server

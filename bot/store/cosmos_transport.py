@@ -42,9 +42,14 @@ class PooledTransport(AioHttpTransport):
         self._trust_env = proxy_configured()
         super().__init__(use_env_settings=self._trust_env)
         self.max_connections = max_connections
+        self._session_made = False
 
     async def open(self) -> None:
-        if self.session is None:
+        # Once only: after close() the base class refuses to open again ("HTTP transport has already
+        # been closed"), so a store call made after the store closed fails instead of quietly opening
+        # a session nobody closes.
+        if self.session is None and not self._session_made:
+            self._session_made = True
             # Made here, on the running loop, with the settings azure-core's own session has (no
             # cookies, bodies left compressed for the pipeline); closed by the base class's close().
             self.session = aiohttp.ClientSession(

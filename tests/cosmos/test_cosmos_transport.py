@@ -59,21 +59,21 @@ def test_the_environment_is_trusted_only_when_it_names_a_proxy(monkeypatch: pyte
     assert proxy_configured()
 
 
-def sockets_connected_to(port: int) -> int:
-    """This process's established TCP connections to ``port`` on loopback (from /proc: Linux)."""
+def sockets_connected_to(port: int) -> set[str]:
+    """Inodes of this process's established TCP connections to ``port`` on loopback (/proc: Linux)."""
     ours = set()
     for fd in os.listdir("/proc/self/fd"):
         with contextlib.suppress(OSError):
             target = os.readlink(f"/proc/self/fd/{fd}")
             if target.startswith("socket:["):
                 ours.add(target[len("socket:[") : -1])
-    count = 0
+    found = set()
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
         remote_port = int(fields[2].rsplit(":", 1)[1], 16)
         if fields[3] == "01" and remote_port == port and fields[9] in ours:  # 01: ESTABLISHED
-            count += 1
-    return count
+            found.add(fields[9])
+    return found
 
 
 async def test_a_burst_of_store_calls_shares_a_bounded_pool_of_connections(
@@ -85,6 +85,7 @@ async def test_a_burst_of_store_calls_shares_a_bounded_pool_of_connections(
         pytest.skip("counts this process's connections to the local test server through /proc")
     port = urllib.parse.urlsplit(cosmos_target.endpoint).port
     assert port is not None
+    earlier = sockets_connected_to(port)  # other stores' idle connections to the shared server
     store = await open_store()
     await store.create_broadcast(
         Broadcast(id="b-pool", owner="k1", tenant_id="t1", content={"text": "hi"}, recipients=["a@contoso.example"])
@@ -92,6 +93,17 @@ async def test_a_burst_of_store_calls_shares_a_bounded_pool_of_connections(
     burst = 4 * MAX_CONNECTIONS
     read = await asyncio.gather(*(store.get_broadcast("b-pool") for _ in range(burst)))
     assert all(b is not None and b.id == "b-pool" for b in read)
-    connections = sockets_connected_to(port)
+    connections = len(sockets_connected_to(port) - earlier)
     # All started before any finished, so the pool filled up (and no further: 100 without the cap).
     assert 1 < connections <= MAX_CONNECTIONS
+
+
+async def test_a_store_call_after_close_fails_instead_of_opening_a_new_pool(open_store: OpenStore) -> None:
+    store = await open_store()
+    await store.create_broadcast(
+        Broadcast(id="b-closed", owner="k1", tenant_id="t1", content={"text": "hi"}, recipients=["a@contoso.example"])
+    )
+    await store.close()
+    # azure-core's own transport refuses to reopen; a pool made again here would never be closed.
+    with pytest.raises(ValueError, match="already been closed"):
+        await store.get_broadcast("b-closed")

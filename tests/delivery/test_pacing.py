@@ -136,7 +136,7 @@ def test_restored_sends_count_and_take_more() -> None:
 def test_a_chat_costs_the_same_small_memory_whatever_the_length_of_its_id() -> None:
     # Teams personal chat ids are about 130 characters (the documented activities in
     # tests/fixtures/teams/activities); a broadcast keeps one entry per chat for an hour. Kept by
-    # the id itself, an entry cost ~220 bytes (measured); by its 64-bit key, ~90.
+    # the id itself, an entry cost 222 bytes at 20,000 chats (~240 at 100,000); by its 64-bit key 89 (~112).
     documented = "a:1U5SrqPsDVMzyjYN7qn2ZQyIJY6TFMcHvWNGyp-Qd98M4bMTiPVVXyEYShvmLHjEQq_zLqJHQRMw3mvn3WXlwjc6WMHTYF"
     chats = 20_000
     pacer = ConversationPacer(margin=0)

@@ -310,13 +310,28 @@ class CardWaitService:
         return stored
 
     async def finished(self, delivery: Delivery) -> None:
-        """The card was answered (or deleted): post that now rather than at the next recheck. The card's
-        waiting notification goes only after the new one is written: a crash in between leaves it to
-        post the answer at its recheck."""
-        await self._store.delete_notification(f"{subscription_id(delivery.id)}.{ANSWER_SUFFIX}")  # made once
+        """The card was answered (or deleted): post that now rather than at the next recheck.
+
+        The card has one callback, taken by the first of its notifications to claim it. The new one
+        claims it here, and the card's waiting notification goes only then: a crash before leaves the
+        waiting one to post the answer at its recheck. If the waiting one, looking at the card at
+        this moment, claimed it first, it stays: it carries the answer, and retries its POST if that
+        fails (deleted, the flow would have waited for its timeout)."""
+        sid = subscription_id(delivery.id)
+        answer_id, wait_id = f"{sid}.{ANSWER_SUFFIX}", f"{sid}.{WAIT_SUFFIX}"
+        await self._store.delete_notification(answer_id)  # made once
         await self._store.create_notifications([self._notification(delivery, ANSWER_SUFFIX, now())])
         self._wake()
-        await self._store.delete_notification(f"{subscription_id(delivery.id)}.{WAIT_SUFFIX}")
+
+        def claim(current: Delivery) -> Delivery | None:
+            if current.callback_id is not None:
+                return None
+            current.callback_id = answer_id
+            return current
+
+        current = await self._store.update_delivery(delivery.id, claim)  # as it stands, claimed or not
+        if current is None or current.callback_id != wait_id:
+            await self._store.delete_notification(wait_id)
 
     async def callback_body(self, notification: Notification) -> dict[str, Any] | float | None:
         """The relay's hook: the body to post, a time to look again, or None to drop the notification."""

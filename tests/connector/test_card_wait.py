@@ -393,3 +393,53 @@ def test_a_card_purged_by_retention_leaves_no_callback_registration(
     assert live.runtime.call(live.runtime.cards.callback_body(waiting)) is None
     assert live.runtime.call(store.get_subscription(f"cardwait.{card_id}")) is None
     assert hooks.bodies("run", ok_only=False) == []
+
+
+def test_an_answer_that_meets_the_cards_own_recheck_reaches_the_flow_once(
+    live: LiveApp, connector: FakeConnector, hooks: CallbackServer, make_user, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A waiting card's notification looks at the card now and then. When that look comes between
+    the answer's write and the answer's own notification, it takes the card's one callback; if its
+    POST then fails, it must still be there to retry. The answer used to delete it: the answer's own
+    notification found the callback taken and gave up, and the flow waited for its timeout."""
+    from bot.model import Notification, now
+
+    monkeypatch.setattr(cardwait, "SENDING_RECHECK_SECONDS", 3600.0)  # the test runs the recheck itself
+    user = make_user()
+    install(live, connector, user)
+    card_id = start(live, user, hooks.url("run")).json()["id"]
+    sent = delivered_card(connector, user)
+    cards = live.runtime.cards
+    held: list[Any] = []
+    finished = cards.finished
+
+    async def hold(delivery: Any) -> None:  # the answer is recorded; its notification is not made yet
+        held.append(delivery)
+
+    monkeypatch.setattr(cards, "finished", hold)
+    content = sent.activity["attachments"][0]["content"]
+    press = invoke(user, connector.service_url(), content["actions"][0], {"comment": "ok"}, sent.activity_id)
+    assert live.activity(press).status_code == 200
+    (answered,) = wait_until(lambda: held, what="the answer to be recorded")
+    monkeypatch.setattr(cards, "finished", finished)
+
+    # The card's recheck runs now, finds the answer and claims the callback (its POST will fail).
+    wait_id = f"cardwait.{card_id}.wait"
+
+    def waiting() -> Notification:
+        return Notification(
+            id=wait_id, subscription_id=f"cardwait.{card_id}", body={}, tenant_id=user.tenant_id,
+            user_key=answered.user_key, not_before=now(), created_at=now(), updated_at=now(),
+        )  # fmt: skip
+
+    assert live.runtime.call(cards.callback_body(waiting()))["status"] == "responded"
+    live.runtime.call(finished(answered))  # the answer's own notification, a moment late
+    assert wait_id in [e["id"] for e in card_events(live)]  # kept: it carries the answer
+    # Its POST is retried (written back due now, as the relay does after a 503): the flow hears it once.
+    live.runtime.call(live.runtime.store.delete_notification(wait_id))
+    live.runtime.call(live.runtime.store.create_notifications([waiting()]))
+    live.runtime.loop.call_soon_threadsafe(live.runtime.events.wake)
+    (result,) = wait_until(lambda: hooks.bodies("run"), what="the card's callback")
+    assert result["id"] == card_id and result["status"] == "responded" and result["response"]["comment"] == "ok"
+    wait_until(lambda: card_events(live) == [], what="the card's callback outbox to empty")
+    assert len(hooks.bodies("run", ok_only=False)) == 1

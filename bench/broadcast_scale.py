@@ -40,8 +40,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from teams_proactive.bot.store.base import Store
+
 from bench.common import API_KEY
-from bot.store.base import Store
 from tests.support.fake_connector import FakeConnector
 from tests.support.people import SeededPerson, people, reference
 from tests.support.server_process import ServerProcess
@@ -69,7 +70,7 @@ async def seed(store: Store, crowd: list[SeededPerson], service_url: str) -> Non
 
 
 def _seed_cosmos_share(endpoint: str, key: str, database: str, crowd: list[SeededPerson], service_url: str) -> None:
-    from bot.store.cosmos import CosmosStore
+    from teams_proactive.bot.store.cosmos import CosmosStore
 
     asyncio.run(seed(CosmosStore(endpoint, key=key, database=database), crowd, service_url))
 
@@ -77,7 +78,7 @@ def _seed_cosmos_share(endpoint: str, key: str, database: str, crowd: list[Seede
 def seed_cosmos(endpoint: str, key: str, database: str, crowd: list[SeededPerson], service_url: str) -> None:
     """The store's own write path, from SEED_PROCESSES processes at once: one Python process spends
     about 1 ms of CPU on each Cosmos DB call, and each new person is 7 of them."""
-    from bot.store.cosmos import CosmosStore
+    from teams_proactive.bot.store.cosmos import CosmosStore
 
     asyncio.run(seed(CosmosStore(endpoint, key=key, database=database), crowd[:1], service_url))  # containers
     shares = [crowd[1 + i :: SEED_PROCESSES] for i in range(SEED_PROCESSES)]
@@ -153,7 +154,7 @@ def run(store_env: dict[str, str], crowd: list[SeededPerson], fake: FakeConnecto
 
 def sqlite_run(count: int, rate: float, concurrency: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="tp-scale-") as tmp, FakeConnector() as fake:
-        from bot.store.sqlite import SqliteStore
+        from teams_proactive.bot.store.sqlite import SqliteStore
 
         workdir = Path(tmp)
         crowd = people(count, tenant_id="tenant-scale", documented_ids=True)

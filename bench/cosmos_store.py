@@ -17,12 +17,13 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from teams_proactive.bot.delivery import broadcasts
+from teams_proactive.bot.delivery.broadcasts import BroadcastService
+from teams_proactive.bot.delivery.dispatcher import Dispatcher, DispatcherSettings
+from teams_proactive.bot.model import Broadcast, Delivery, Reference, Surface, now
+from teams_proactive.bot.store.cosmos import CosmosStore
+
 from bench.common import summary
-from bot.delivery import broadcasts
-from bot.delivery.broadcasts import BroadcastService
-from bot.delivery.dispatcher import Dispatcher, DispatcherSettings
-from bot.model import Broadcast, Delivery, Reference, Surface, now
-from bot.store.cosmos import CosmosStore
 from tests.support.cosmos_fixtures import CosmosTarget, drop_database
 from tests.support.cosmos_server import CosmosServer
 

@@ -99,12 +99,12 @@ def run_broadcast(bench: Bench, recipients: int) -> dict[str, Any]:
 def _dispatcher_alone(db: str, service_url: str, count: int, rate: float, concurrency: int, pipe: Connection) -> None:
     """Child process: the dispatcher with its store and client, nothing else; reports its CPU."""
     import aiohttp
+    from teams_proactive.bot.delivery.dispatcher import Dispatcher, DispatcherSettings
+    from teams_proactive.bot.eventloop import new_event_loop
+    from teams_proactive.bot.model import Delivery
+    from teams_proactive.bot.outbound import BotConnectorClient
+    from teams_proactive.bot.store.sqlite import SqliteStore
 
-    from bot.delivery.dispatcher import Dispatcher, DispatcherSettings
-    from bot.eventloop import new_event_loop
-    from bot.model import Delivery
-    from bot.outbound import BotConnectorClient
-    from bot.store.sqlite import SqliteStore
     from tests.support.people import people, seed
 
     async def no_token() -> None:

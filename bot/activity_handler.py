@@ -8,12 +8,11 @@ from typing import Any
 from botbuilder.core import MessageFactory, TurnContext
 from botbuilder.core.teams import TeamsActivityHandler
 from botbuilder.schema import ChannelAccount, InvokeResponse
-
-from bot.capture import CAPTURED_REFERENCE, tenant_of
-from bot.events import BotEvent, EventSink, NoEvents
-from bot.model import Reference
-from bot.receipts import apply_read_receipt, record_card_answer
-from bot.store.base import PersonKey, Store
+from teams_proactive.bot.capture import CAPTURED_REFERENCE, tenant_of
+from teams_proactive.bot.events import BotEvent, EventSink, NoEvents
+from teams_proactive.bot.model import Reference
+from teams_proactive.bot.receipts import apply_read_receipt, record_card_answer
+from teams_proactive.bot.store.base import PersonKey, Store
 
 log = logging.getLogger(__name__)
 

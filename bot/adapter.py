@@ -1,6 +1,6 @@
 """The one module that owns the Bot Framework SDK adapter: inbound auth, turn processing, client reuse.
 
-Everything else in the product talks to Teams through ``bot.outbound`` (plain REST) or through the
+Everything else in the product talks to Teams through ``teams_proactive.bot.outbound`` (plain REST) or through the
 turn context the SDK hands to the bot; a move to the Microsoft 365 Agents SDK changes this file.
 """
 
@@ -26,9 +26,8 @@ from botframework.connector.auth import (
     UserTokenClient,
 )
 from botframework.connector.skills import BotFrameworkClient
-
-from bot import signing_keys
-from bot.settings import BotSettings
+from teams_proactive.bot import signing_keys
+from teams_proactive.bot.settings import BotSettings
 
 log = logging.getLogger(__name__)
 

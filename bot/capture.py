@@ -14,10 +14,9 @@ from typing import Any
 from botbuilder.core import Middleware, TurnContext
 from botbuilder.core.teams import TeamsInfo
 from botbuilder.schema import Activity, ActivityTypes
-
-from bot.model import Reference, ReferenceStatus, Surface, now
-from bot.store.base import ConcurrencyConflict, Store
-from bot.surfaces import TEAMS_CHANNEL, classify
+from teams_proactive.bot.model import Reference, ReferenceStatus, Surface, now
+from teams_proactive.bot.store.base import ConcurrencyConflict, Store
+from teams_proactive.bot.surfaces import TEAMS_CHANNEL, classify
 
 log = logging.getLogger(__name__)
 

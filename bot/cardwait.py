@@ -2,7 +2,7 @@
 
 SendCardAndWait is a Power Automate *webhook action*: its body carries the run's callback URL
 (``x-ms-notification-url``), the engine waits without polling, and the first answer is POSTed to
-that URL. The callback goes through the webhook relay the triggers use (``bot.webhooks``): each
+that URL. The callback goes through the webhook relay the triggers use (``teams_proactive.bot.webhooks``): each
 waiting card is a subscription (event ``cardResponse``, id ``cardwait.<card id>``) with one
 notification in the callback outbox, so it is retried, survives a restart, and a ``DELETE`` of the
 subscription (the engine does it when the run is cancelled) stops it. The notification's body is
@@ -29,20 +29,26 @@ from dataclasses import dataclass
 from typing import Any
 
 from botbuilder.core import TurnContext
-
-from bot import errors
-from bot.activity_handler import CardSubmissionHandler
-from bot.callback_guard import CallbackPolicy
-from bot.capture import CAPTURED_REFERENCE
-from bot.cardtags import BROADCAST_KEY, CARD_WAIT_KEY, MESSAGE_KEY, SUBMIT_ACTIONS, submitted_values, tagged
-from bot.delivery.broadcasts import broadcast_delivery_id
-from bot.delivery.budget import TeamsBudget
-from bot.delivery.messages import build_activity
-from bot.delivery.service import Caller, DeliveryService, MessageRequest, delivery_id_for
-from bot.model import Delivery, DeliveryStatus, Notification, Reference, Subscription, now
-from bot.outbound import BotConnectorClient, ConnectorError
-from bot.store.base import PersonKey, Store
-from bot.webhooks import check_notification_url
+from teams_proactive.bot import errors
+from teams_proactive.bot.activity_handler import CardSubmissionHandler
+from teams_proactive.bot.callback_guard import CallbackPolicy
+from teams_proactive.bot.capture import CAPTURED_REFERENCE
+from teams_proactive.bot.cardtags import (
+    BROADCAST_KEY,
+    CARD_WAIT_KEY,
+    MESSAGE_KEY,
+    SUBMIT_ACTIONS,
+    submitted_values,
+    tagged,
+)
+from teams_proactive.bot.delivery.broadcasts import broadcast_delivery_id
+from teams_proactive.bot.delivery.budget import TeamsBudget
+from teams_proactive.bot.delivery.messages import build_activity
+from teams_proactive.bot.delivery.service import Caller, DeliveryService, MessageRequest, delivery_id_for
+from teams_proactive.bot.model import Delivery, DeliveryStatus, Notification, Reference, Subscription, now
+from teams_proactive.bot.outbound import BotConnectorClient, ConnectorError
+from teams_proactive.bot.store.base import PersonKey, Store
+from teams_proactive.bot.webhooks import check_notification_url
 
 log = logging.getLogger(__name__)
 

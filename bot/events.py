@@ -6,7 +6,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from bot.store.base import PersonKey
+    from teams_proactive.bot.store.base import PersonKey
 
 
 class BotEvent(StrEnum):

@@ -14,9 +14,8 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+from teams_proactive.bot import jsoncodec
 from yarl import URL
-
-from bot import jsoncodec
 
 log = logging.getLogger(__name__)
 

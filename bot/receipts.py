@@ -17,9 +17,9 @@ import datetime as dt
 import logging
 from typing import Any
 
-from bot.events import BotEvent, EventSink, NoEvents
-from bot.model import Delivery, DeliveryStatus, now
-from bot.store.base import PersonKey, Store
+from teams_proactive.bot.events import BotEvent, EventSink, NoEvents
+from teams_proactive.bot.model import Delivery, DeliveryStatus, now
+from teams_proactive.bot.store.base import PersonKey, Store
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from bot import errors
-from bot.model import Reference, ReferenceStatus, Surface
-from bot.store.base import PersonKey, Store
+from teams_proactive.bot import errors
+from teams_proactive.bot.model import Reference, ReferenceStatus, Surface
+from teams_proactive.bot.store.base import PersonKey, Store
 
 
 @dataclass(slots=True)
@@ -100,7 +100,7 @@ async def forget(store: Store, person: PersonKey) -> dict[str, int]:
     still being prepared, not indexed yet). Nothing outside the person's tenant is read or changed:
     only broadcasts of that tenant, or of an unrestricted key, are touched.
     """
-    from bot.model import Broadcast, Delivery
+    from teams_proactive.bot.model import Broadcast, Delivery
 
     references = await store.person_references(person.tenant_id, person.user_key)
     names = {n.lower() for r in references for n in (r.upn, r.email, r.aad_object_id, r.user_id) if n}

@@ -15,28 +15,27 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 import aiohttp
-
-from bot.activity_handler import ProactiveBot
-from bot.adapter import BotEndpoint, BotTokenProvider
-from bot.callback_guard import CallbackClient
-from bot.capture import ReferenceCaptureMiddleware
-from bot.cardwait import CALLBACK_EVENT, CardWaitHandler, CardWaitService
-from bot.delivery.broadcasts import BroadcastService
-from bot.delivery.budget import PacedRepliesMiddleware
-from bot.delivery.dispatcher import Dispatcher, DispatcherSettings
-from bot.delivery.housekeeping import Housekeeper
-from bot.delivery.service import DeliveryService
-from bot.eventloop import new_event_loop
-from bot.events import EventSink, NoEvents
-from bot.graph.client import GraphClient
-from bot.graph.install import Installer
-from bot.graph.settings import GraphSettings
-from bot.model import Reference, ReferenceStatus
-from bot.outbound import BotConnectorClient
-from bot.settings import BotSettings
-from bot.store import create_store
-from bot.store.base import PersonKey, Store
-from bot.webhooks import WebhookSettings, WebhookSink
+from teams_proactive.bot.activity_handler import ProactiveBot
+from teams_proactive.bot.adapter import BotEndpoint, BotTokenProvider
+from teams_proactive.bot.callback_guard import CallbackClient
+from teams_proactive.bot.capture import ReferenceCaptureMiddleware
+from teams_proactive.bot.cardwait import CALLBACK_EVENT, CardWaitHandler, CardWaitService
+from teams_proactive.bot.delivery.broadcasts import BroadcastService
+from teams_proactive.bot.delivery.budget import PacedRepliesMiddleware
+from teams_proactive.bot.delivery.dispatcher import Dispatcher, DispatcherSettings
+from teams_proactive.bot.delivery.housekeeping import Housekeeper
+from teams_proactive.bot.delivery.service import DeliveryService
+from teams_proactive.bot.eventloop import new_event_loop
+from teams_proactive.bot.events import EventSink, NoEvents
+from teams_proactive.bot.graph.client import GraphClient
+from teams_proactive.bot.graph.install import Installer
+from teams_proactive.bot.graph.settings import GraphSettings
+from teams_proactive.bot.model import Reference, ReferenceStatus
+from teams_proactive.bot.outbound import BotConnectorClient
+from teams_proactive.bot.settings import BotSettings
+from teams_proactive.bot.store import create_store
+from teams_proactive.bot.store.base import PersonKey, Store
+from teams_proactive.bot.webhooks import WebhookSettings, WebhookSink
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from bot.callback_guard import CallbackPolicy
-from bot.clouds import CloudEndpoints, cloud_endpoints
+from teams_proactive.bot.callback_guard import CallbackPolicy
+from teams_proactive.bot.clouds import CloudEndpoints, cloud_endpoints
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.model import Surface
+from teams_proactive.bot.model import Surface
 
 TEAMS_CHANNEL = "msteams"
 M365_CHANNEL = "m365extensions"

@@ -11,7 +11,7 @@ the event to be posted again when its lease lapses, with the same ``eventId``.
 
 Callback URLs carry a signature (Power Automate's ``sig=`` query), so they are never logged; the
 relay reads them from the subscription at send time (an Unsubscribe also stops pending events).
-Where a callback may go is ``bot.callback_guard``'s policy, applied at Subscribe and on every POST.
+Where a callback may go is ``teams_proactive.bot.callback_guard``'s policy, applied at Subscribe and on every POST.
 """
 
 from __future__ import annotations
@@ -28,16 +28,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-
-from bot import errors
-from bot.callback_guard import CallbackClient, CallbackPolicy, CallbackRefused, check_callback_url
-from bot.delivery.metrics import CALLBACKS
-from bot.delivery.policy import backoff_seconds
-from bot.delivery.service import Caller
-from bot.events import BotEvent
-from bot.model import Notification, Subscription, now
-from bot.outbound import parse_retry_after
-from bot.store.base import ConcurrencyConflict, PersonKey, Store
+from teams_proactive.bot import errors
+from teams_proactive.bot.callback_guard import CallbackClient, CallbackPolicy, CallbackRefused, check_callback_url
+from teams_proactive.bot.delivery.metrics import CALLBACKS
+from teams_proactive.bot.delivery.policy import backoff_seconds
+from teams_proactive.bot.delivery.service import Caller
+from teams_proactive.bot.events import BotEvent
+from teams_proactive.bot.model import Notification, Subscription, now
+from teams_proactive.bot.outbound import parse_retry_after
+from teams_proactive.bot.store.base import ConcurrencyConflict, PersonKey, Store
 
 log = logging.getLogger(__name__)
 

@@ -9,14 +9,13 @@ from typing import Any
 
 from dotenv import load_dotenv
 from flask import Flask, request
+from teams_proactive.bot.graph.settings import GraphSettings
+from teams_proactive.bot.runtime import BotRuntime
+from teams_proactive.bot.settings import BotSettings
+from teams_proactive.connector.errors import ApiError, error_response
+from teams_proactive.connector.extension import init_runtime
+from teams_proactive.connector.settings import ConnectorSettings
 from werkzeug.exceptions import HTTPException
-
-from bot.graph.settings import GraphSettings
-from bot.runtime import BotRuntime
-from bot.settings import BotSettings
-from connector.errors import ApiError, error_response
-from connector.extension import init_runtime
-from connector.settings import ConnectorSettings
 
 log = logging.getLogger(__name__)
 
@@ -39,20 +38,20 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, runtime: BotRunt
     app.config.update(test_config)
     app.extensions["teams_proactive.connector_settings"] = connector_settings
 
-    from connector.openapi import init_api
+    from teams_proactive.connector.openapi import init_api
 
     init_api(app)
     _register_error_handlers(app)
     init_runtime(app, runtime or BotRuntime(bot_settings, graph_settings=GraphSettings.from_env(env, bot_settings)))
 
-    from connector.mcp import init_mcp
+    from teams_proactive.connector.mcp import init_mcp
 
     init_mcp(app)
 
-    from connector.dashboard import init_dashboard
-    from connector.logs import init_request_ids
-    from connector.metrics import init_metrics
-    from connector.strict_query import init_strict_query
+    from teams_proactive.connector.dashboard import init_dashboard
+    from teams_proactive.connector.logs import init_request_ids
+    from teams_proactive.connector.metrics import init_metrics
+    from teams_proactive.connector.strict_query import init_strict_query
 
     init_request_ids(app)
     init_strict_query(app)
@@ -66,7 +65,7 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:
-        from connector.openapi import http_exception_to_api_error
+        from teams_proactive.connector.openapi import http_exception_to_api_error
 
         return error_response(http_exception_to_api_error(exc))
 

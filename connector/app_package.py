@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from connector.icon import (
+from teams_proactive.connector.icon import (
     BRAND,
     COLOR_ICON_SIZE,
     OUTLINE_ICON_SIZE,

@@ -8,14 +8,13 @@ import time
 from collections import deque
 
 from flask import current_app, g, request
-
-from bot.delivery.service import Caller
-from connector import keys
-from connector.client_limits import client_address, failure_limiter
-from connector.entra import verify_bearer
-from connector.errors import ApiError
-from connector.extension import runtime_of
-from connector.settings import ConnectorSettings
+from teams_proactive.bot.delivery.service import Caller
+from teams_proactive.connector import keys
+from teams_proactive.connector.client_limits import client_address, failure_limiter
+from teams_proactive.connector.entra import verify_bearer
+from teams_proactive.connector.errors import ApiError
+from teams_proactive.connector.extension import runtime_of
+from teams_proactive.connector.settings import ConnectorSettings
 
 API_KEY_HEADER = "X-API-Key"
 

@@ -12,9 +12,9 @@ import io
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
-from bot.delivery.engagement import PAGE, read_state, report_row, skipped_row
-from bot.model import Broadcast, DeliveryStatus
-from bot.store.base import Store
+from teams_proactive.bot.delivery.engagement import PAGE, read_state, report_row, skipped_row
+from teams_proactive.bot.model import Broadcast, DeliveryStatus
+from teams_proactive.bot.store.base import Store
 
 COLUMNS = [
     "recipient", "status", "readState", "deliveredAt", "readAt", "answeredAt", "recalledAt", "revision",

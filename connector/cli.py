@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from dotenv import load_dotenv
-
-from bot.settings import BotSettings
-from bot.store import create_store
-from bot.store.base import Store
+from teams_proactive.bot.settings import BotSettings
+from teams_proactive.bot.store import create_store
+from teams_proactive.bot.store.base import Store
 
 log = logging.getLogger("teams_proactive")
 
@@ -43,12 +42,11 @@ async def _with_store(action: Any) -> Any:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from teams_proactive.connector import create_app
+    from teams_proactive.connector.heap import freeze_startup_heap
+    from teams_proactive.connector.local_mode import LocalModeRefused, check_bind
+    from teams_proactive.connector.logs import configure_logging
     from waitress import serve
-
-    from connector import create_app
-    from connector.heap import freeze_startup_heap
-    from connector.local_mode import LocalModeRefused, check_bind
-    from connector.logs import configure_logging
 
     try:
         # Before anything binds: a non-loopback listener without a bot identity is refused outright.
@@ -65,7 +63,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
-    from connector.keys import KeyError_, create_key
+    from teams_proactive.connector.keys import KeyError_, create_key
 
     scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
     try:
@@ -108,7 +106,7 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
-    from connector.keys import KeyError_, revoke
+    from teams_proactive.connector.keys import KeyError_, revoke
 
     try:
         asyncio.run(_with_store(lambda s: revoke(s, args.name)))
@@ -120,7 +118,11 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
 
 
 def cmd_export_connector(args: argparse.Namespace) -> int:
-    from connector.export import ENTRA_CLIENT_ID_PLACEHOLDER, ENTRA_RESOURCE_PLACEHOLDER, export_connector
+    from teams_proactive.connector.export import (
+        ENTRA_CLIENT_ID_PLACEHOLDER,
+        ENTRA_RESOURCE_PLACEHOLDER,
+        export_connector,
+    )
 
     host = (args.host or "").strip()
     if host and ("://" in host or "/" in host):
@@ -140,7 +142,7 @@ def cmd_export_connector(args: argparse.Namespace) -> int:
 
 
 def cmd_export_solution(args: argparse.Namespace) -> int:
-    from connector.solution import export_solution
+    from teams_proactive.connector.solution import export_solution
 
     host = (args.host or "").strip()
     if host and ("://" in host or "/" in host):
@@ -151,9 +153,9 @@ def cmd_export_solution(args: argparse.Namespace) -> int:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
-    from bot.delivery.service import Caller, MessageRequest
-    from bot.errors import Rejected
-    from bot.runtime import BotRuntime
+    from teams_proactive.bot.delivery.service import Caller, MessageRequest
+    from teams_proactive.bot.errors import Rejected
+    from teams_proactive.bot.runtime import BotRuntime
 
     if not args.text and not args.card:
         print("error: give --text, --card, or both", file=sys.stderr)
@@ -181,7 +183,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def cmd_app_package(args: argparse.Namespace) -> int:
-    from connector.app_package import (
+    from teams_proactive.connector.app_package import (
         AppPackageError,
         AppPackageOptions,
         build_package,
@@ -281,8 +283,8 @@ class LocalBroadcasts:
     """Runs the broadcast through this process's own bot runtime, on the configured store."""
 
     def __init__(self) -> None:
-        from bot.delivery.service import Caller
-        from bot.runtime import BotRuntime
+        from teams_proactive.bot.delivery.service import Caller
+        from teams_proactive.bot.runtime import BotRuntime
 
         self.runtime = BotRuntime(_settings()).start()
         self.caller = Caller(name="cli", scopes=frozenset({"broadcast"}))
@@ -305,7 +307,7 @@ class LocalBroadcasts:
         return self.report(broadcast.id), created
 
     def report(self, broadcast_id: str) -> dict[str, Any]:
-        from connector.presenters import iso
+        from teams_proactive.connector.presenters import iso
 
         report = self.runtime.call(self.runtime.broadcasts.report(self.caller, broadcast_id))
         broadcast = report["broadcast"]
@@ -502,7 +504,7 @@ def cmd_broadcast(args: argparse.Namespace) -> int:
 
 def cmd_broadcast_report(args: argparse.Namespace) -> int:
     """Write one row per recipient of a broadcast (delivered, read, answered, recalled) to a CSV file."""
-    from connector import broadcast_report
+    from teams_proactive.connector import broadcast_report
 
     async def build(store: Store) -> list[dict[str, Any]] | None:
         broadcast = await store.get_broadcast(args.broadcast_id)
@@ -526,7 +528,7 @@ def cmd_broadcast_report(args: argparse.Namespace) -> int:
 
 
 def _refusal(exc: Exception) -> str:
-    from bot.errors import Rejected
+    from teams_proactive.bot.errors import Rejected
 
     if isinstance(exc, Rejected):
         return f"{exc.code}: {exc.message}"
@@ -534,7 +536,7 @@ def _refusal(exc: Exception) -> str:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from connector.doctor import FAIL, diagnose, render
+    from teams_proactive.connector.doctor import FAIL, diagnose, render
 
     load_dotenv(os.path.join(os.getcwd(), ".env"), override=False)
     findings = diagnose(os.environ, online=args.online)

@@ -16,8 +16,7 @@ import time
 from collections import deque
 
 from flask import current_app, request
-
-from connector.settings import ConnectorSettings
+from teams_proactive.connector.settings import ConnectorSettings
 
 WINDOW_SECONDS = 60.0
 EXTENSION = "teams_proactive.failed_credentials"

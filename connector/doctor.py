@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bot.settings import BotSettings
-from bot.store import create_store
-from connector.settings import ConnectorSettings
+from teams_proactive.bot.settings import BotSettings
+from teams_proactive.bot.store import create_store
+from teams_proactive.connector.settings import ConnectorSettings
 
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 OK, WARN, FAIL = "ok", "warn", "FAIL"

@@ -10,10 +10,9 @@ from typing import Any
 
 import jwt
 import requests
-
-from bot.delivery.service import Caller
-from connector.errors import ApiError
-from connector.settings import ConnectorSettings
+from teams_proactive.bot.delivery.service import Caller
+from teams_proactive.connector.errors import ApiError
+from teams_proactive.connector.settings import ConnectorSettings
 
 log = logging.getLogger(__name__)
 

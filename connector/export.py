@@ -12,9 +12,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from connector.connector_readme import readme_text
-from connector.icon import BRAND_HEX, icon_png
-from connector.openapi import PLACEHOLDER_HOST, definition_app, definition_text
+from teams_proactive.connector.connector_readme import readme_text
+from teams_proactive.connector.icon import BRAND_HEX, icon_png
+from teams_proactive.connector.openapi import PLACEHOLDER_HOST, definition_app, definition_text
 
 # Our own colour (connector/icon.py), not Microsoft Teams' purple; certification refuses #007ee5 and #ffffff.
 BRAND_COLOR = BRAND_HEX
@@ -158,7 +158,7 @@ def mcp_connector_files(
     entra_resource: str = ENTRA_RESOURCE_PLACEHOLDER,
 ) -> dict[str, bytes]:
     """The MCP connector variant (for Copilot Studio), by path relative to the output folder: ``mcp/...``."""
-    from connector.mcp.definition import mcp_definition_text
+    from teams_proactive.connector.mcp.definition import mcp_definition_text
 
     app = definition_app()
     host = host or PLACEHOLDER_HOST

@@ -5,8 +5,7 @@ from __future__ import annotations
 import atexit
 
 from flask import Flask
-
-from bot.runtime import BotRuntime
+from teams_proactive.bot.runtime import BotRuntime
 
 EXTENSION = "teams_proactive.runtime"
 

@@ -6,8 +6,8 @@ import hashlib
 import hmac
 import secrets
 
-from bot.model import ApiKey, now
-from bot.store.base import ConcurrencyConflict, Store
+from teams_proactive.bot.model import ApiKey, now
+from teams_proactive.bot.store.base import ConcurrencyConflict, Store
 
 SCOPES = ("send", "broadcast", "admin")
 PREFIX = "tpk"

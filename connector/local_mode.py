@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from bot.settings import BotSettings
+from teams_proactive.bot.settings import BotSettings
 
 
 class LocalModeRefused(RuntimeError):

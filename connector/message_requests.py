@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.delivery.service import MessageRequest
+from teams_proactive.bot.delivery.service import MessageRequest
 
 
 def message_request(args: dict[str, Any]) -> MessageRequest:

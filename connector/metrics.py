@@ -15,15 +15,14 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 
+import teams_proactive.bot.delivery.metrics  # noqa: F401 - registers the delivery counters before the first scrape
 from flask import Blueprint, Flask, Response, current_app, request
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-
-import bot.delivery.metrics  # noqa: F401 - registers the delivery counters before the first scrape
-from bot.model import DeliveryStatus
-from bot.runtime import BotRuntime
-from connector.extension import runtime_of
+from teams_proactive.bot.model import DeliveryStatus
+from teams_proactive.bot.runtime import BotRuntime
+from teams_proactive.connector.extension import runtime_of
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 and this module adds what Power Platform's importer and designer ask for (DESIGN.md section 10).
 
 Nothing here is hand-written per field: names, types, validation limits, labels (``x-ms-summary``),
-help texts and visibility come from ``connector.schemas``; summaries and descriptions from the view
+help texts and visibility come from ``teams_proactive.connector.schemas``; summaries and descriptions from the view
 docstrings. This module only names the operations, marks the asynchronous and trigger shapes, and
 inlines nested objects so the designer shows their fields.
 
@@ -22,11 +22,10 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, request
 from flask_smorest import Api
+from teams_proactive.connector.agent_guidance import AGENT_GUIDANCE
+from teams_proactive.connector.errors import ApiError
+from teams_proactive.connector.schemas import ErrorSchema
 from werkzeug.exceptions import HTTPException
-
-from connector.agent_guidance import AGENT_GUIDANCE
-from connector.errors import ApiError
-from connector.schemas import ErrorSchema
 
 # Certification: at most 30 characters, no "API"/"Connector", no product names (Microsoft's, Teams').
 TITLE = "Proactive Messages"
@@ -194,8 +193,8 @@ def init_api(app: Flask) -> Api:
         },
     )
     api = ConnectorApi(app)
-    from connector import schemas
-    from connector.views import (
+    from teams_proactive.connector import schemas
+    from teams_proactive.connector.views import (
         bot_endpoint,
         broadcasts,
         cards,
@@ -313,13 +312,13 @@ ENTRA_SECURITY = {
 
 
 def _card_wait_path() -> str:
-    from connector.views.cards import WAIT_PATH
+    from teams_proactive.connector.views.cards import WAIT_PATH
 
     return WAIT_PATH
 
 
 def _trigger_paths() -> dict[str, str]:
-    from connector.views.subscriptions import TRIGGER_PATHS
+    from teams_proactive.connector.views.subscriptions import TRIGGER_PATHS
 
     return TRIGGER_PATHS
 

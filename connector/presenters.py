@@ -6,9 +6,9 @@ import datetime as dt
 from typing import Any
 from urllib.parse import urlencode
 
-from bot import errors
-from bot.model import Delivery, Reference, ReferenceStatus
-from bot.recipients import Person
+from teams_proactive.bot import errors
+from teams_proactive.bot.model import Delivery, Reference, ReferenceStatus
+from teams_proactive.bot.recipients import Person
 
 
 def iso(timestamp: float | None) -> str | None:

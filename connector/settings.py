@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from bot.clouds import CLOUDS
+from teams_proactive.bot.clouds import CLOUDS
 
 
 @dataclass(frozen=True, slots=True)

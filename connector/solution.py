@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
-from connector.export import api_properties, connector_files, entra_api_properties
+from teams_proactive.connector.export import api_properties, connector_files, entra_api_properties
 
 SAMPLES_DIR = Path(__file__).resolve().parents[1] / "power-automate-samples"
 COMMITTED_ZIP = SAMPLES_DIR / "solution" / "ProactiveMessagesSamples.zip"

@@ -11,8 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, current_app, request
-
-from connector.errors import ApiError
+from teams_proactive.connector.errors import ApiError
 
 API_PREFIX = "/api/v1/"
 

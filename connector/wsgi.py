@@ -1,4 +1,4 @@
-"""The WSGI entry point for gunicorn (Azure App Service): ``gunicorn -c deploy/gunicorn.conf.py connector.wsgi:app``.
+"""The WSGI entry point for gunicorn (Azure App Service): ``gunicorn -c deploy/gunicorn.conf.py teams_proactive.connector.wsgi:app``.
 
 Each gunicorn worker imports this module after the fork and builds its own app, whose bot loop runs
 in a thread of that worker. Do not use ``--preload``: threads do not survive a fork, so an app built in
@@ -18,13 +18,12 @@ from typing import Any
 
 from dotenv import load_dotenv
 from flask import Flask
-
-from bot.settings import BotSettings
-from connector import create_app
-from connector.extension import runtime_of
-from connector.heap import freeze_startup_heap
-from connector.local_mode import LocalModeRefused, check_wsgi
-from connector.logs import configure_logging
+from teams_proactive.bot.settings import BotSettings
+from teams_proactive.connector import create_app
+from teams_proactive.connector.extension import runtime_of
+from teams_proactive.connector.heap import freeze_startup_heap
+from teams_proactive.connector.local_mode import LocalModeRefused, check_wsgi
+from teams_proactive.connector.logs import configure_logging
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""gunicorn settings for Azure App Service (Linux) and any other host: ``gunicorn -c deploy/gunicorn.conf.py connector.wsgi:app``."""
+"""gunicorn settings for Azure App Service (Linux) and any other host: ``gunicorn -c deploy/gunicorn.conf.py teams_proactive.connector.wsgi:app``."""
 
 import os
 import pathlib
@@ -30,8 +30,8 @@ def on_starting(server):
     # (connector.wsgi checks again, for servers started without this file).
     from dotenv import load_dotenv
 
-    from bot.settings import BotSettings
-    from connector.local_mode import LocalModeRefused, check_wsgi
+    from teams_proactive.bot.settings import BotSettings
+    from teams_proactive.connector.local_mode import LocalModeRefused, check_wsgi
 
     load_dotenv(os.path.join(os.getcwd(), ".env"), override=False)
     try:

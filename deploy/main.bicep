@@ -157,7 +157,7 @@ resource app 'Microsoft.Web/sites@2023-12-01' = {
       // The dispatcher and the broadcast coordinator run inside the app: it must never be unloaded.
       alwaysOn: true
       // Each gunicorn worker builds the app after the fork (no --preload); see deploy/gunicorn.conf.py.
-      appCommandLine: 'gunicorn -c gunicorn.conf.py connector.wsgi:app'
+      appCommandLine: 'gunicorn -c gunicorn.conf.py teams_proactive.connector.wsgi:app'
       healthCheckPath: '/readyz'
       ftpsState: 'Disabled'
       minTlsVersion: '1.2'

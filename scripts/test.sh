@@ -17,5 +17,5 @@ if ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi
-.venv/bin/python -m ruff check bot connector tests bench
+.venv/bin/python -m ruff check teams_proactive bot connector tests bench setup.py
 exec .venv/bin/python -m pytest "$@"

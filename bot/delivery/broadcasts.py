@@ -16,19 +16,19 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from bot import errors
-from bot.cardtags import BROADCAST_KEY, tagged
-from bot.delivery import campaigns
-from bot.delivery.dispatcher import Dispatcher
-from bot.delivery.engagement import engagement, operations_progress
-from bot.delivery.messages import DEFAULT_MAX_MESSAGE_KB
-from bot.delivery.service import Caller, replay, request_hash, require_install_allowed, validate_content
-from bot.graph.audiences import AudienceExpander, graph_required
-from bot.graph.client import GraphClient
-from bot.graph.settings import GraphSettings
-from bot.model import Broadcast, Delivery, DeliveryStatus, ReferenceStatus, Surface, now
-from bot.recipients import find_person, index_keys, require_reachable
-from bot.store.base import PersonKey, Store
+from teams_proactive.bot import errors
+from teams_proactive.bot.cardtags import BROADCAST_KEY, tagged
+from teams_proactive.bot.delivery import campaigns
+from teams_proactive.bot.delivery.dispatcher import Dispatcher
+from teams_proactive.bot.delivery.engagement import engagement, operations_progress
+from teams_proactive.bot.delivery.messages import DEFAULT_MAX_MESSAGE_KB
+from teams_proactive.bot.delivery.service import Caller, replay, request_hash, require_install_allowed, validate_content
+from teams_proactive.bot.graph.audiences import AudienceExpander, graph_required
+from teams_proactive.bot.graph.client import GraphClient
+from teams_proactive.bot.graph.settings import GraphSettings
+from teams_proactive.bot.model import Broadcast, Delivery, DeliveryStatus, ReferenceStatus, Surface, now
+from teams_proactive.bot.recipients import find_person, index_keys, require_reachable
+from teams_proactive.bot.store.base import PersonKey, Store
 
 log = logging.getLogger(__name__)
 

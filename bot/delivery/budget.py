@@ -14,8 +14,7 @@ from typing import Any
 
 from botbuilder.core import Middleware, TurnContext
 from botbuilder.schema import Activity, ActivityTypes
-
-from bot.delivery.pacing import ConversationPacer, TenantRateLimiter
+from teams_proactive.bot.delivery.pacing import ConversationPacer, TenantRateLimiter
 
 log = logging.getLogger(__name__)
 

@@ -22,13 +22,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from bot import errors
-from bot.cardtags import BROADCAST_KEY, tagged
-from bot.delivery.messages import DEFAULT_MAX_MESSAGE_KB
-from bot.delivery.operations import RECALL_KIND, UPDATE_KIND
-from bot.delivery.service import Caller, validate_content
-from bot.model import Broadcast, Delivery, DeliveryStatus, now
-from bot.store.base import Store
+from teams_proactive.bot import errors
+from teams_proactive.bot.cardtags import BROADCAST_KEY, tagged
+from teams_proactive.bot.delivery.messages import DEFAULT_MAX_MESSAGE_KB
+from teams_proactive.bot.delivery.operations import RECALL_KIND, UPDATE_KIND
+from teams_proactive.bot.delivery.service import Caller, validate_content
+from teams_proactive.bot.model import Broadcast, Delivery, DeliveryStatus, now
+from teams_proactive.bot.store.base import Store
 
 log = logging.getLogger(__name__)
 

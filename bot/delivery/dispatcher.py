@@ -19,19 +19,19 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bot.delivery.budget import TeamsBudget
-from bot.delivery.messages import build_activity
-from bot.delivery.metrics import DELIVERED, FAILED, FAILURES, RETRIES, SEND_LATENCY, THROTTLED
-from bot.delivery.operations import OPERATION_KINDS, run_operation
-from bot.delivery.outcomes import OutcomeWriter
-from bot.delivery.pacing import ConversationPacer, TenantRateLimiter
-from bot.delivery.policy import Verdict, backoff_seconds, judge, mark_reference
-from bot.events import BotEvent, EventSink, NoEvents
-from bot.graph.install import UNRESOLVED, Installer, InstallFailed
-from bot.model import Delivery, DeliveryStatus, Reference, ReferenceStatus, Surface, now
-from bot.outbound import BotConnectorClient, ConnectorError
-from bot.store.base import ConcurrencyConflict, PersonKey, Store
-from bot.surfaces import TEAMS_CHANNEL
+from teams_proactive.bot.delivery.budget import TeamsBudget
+from teams_proactive.bot.delivery.messages import build_activity
+from teams_proactive.bot.delivery.metrics import DELIVERED, FAILED, FAILURES, RETRIES, SEND_LATENCY, THROTTLED
+from teams_proactive.bot.delivery.operations import OPERATION_KINDS, run_operation
+from teams_proactive.bot.delivery.outcomes import OutcomeWriter
+from teams_proactive.bot.delivery.pacing import ConversationPacer, TenantRateLimiter
+from teams_proactive.bot.delivery.policy import Verdict, backoff_seconds, judge, mark_reference
+from teams_proactive.bot.events import BotEvent, EventSink, NoEvents
+from teams_proactive.bot.graph.install import UNRESOLVED, Installer, InstallFailed
+from teams_proactive.bot.model import Delivery, DeliveryStatus, Reference, ReferenceStatus, Surface, now
+from teams_proactive.bot.outbound import BotConnectorClient, ConnectorError
+from teams_proactive.bot.store.base import ConcurrencyConflict, PersonKey, Store
+from teams_proactive.bot.surfaces import TEAMS_CHANNEL
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from bot.delivery.campaigns import operations_key
-from bot.delivery.operations import RECALL_KIND, UPDATE_KIND
-from bot.model import Broadcast, Delivery, DeliveryStatus
-from bot.store.base import Page, Store
+from teams_proactive.bot.delivery.campaigns import operations_key
+from teams_proactive.bot.delivery.operations import RECALL_KIND, UPDATE_KIND
+from teams_proactive.bot.model import Broadcast, Delivery, DeliveryStatus
+from teams_proactive.bot.store.base import Page, Store
 
 PAGE = 500  # rows per page when the report is read out (connector/broadcast_report.py)
 TIMELINE_BUCKET_SECONDS = 3600  # reads per hour: what a communications team looks at

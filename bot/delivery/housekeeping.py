@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import time
 
-from bot.model import now
-from bot.recipients import forget
-from bot.store.base import Store
+from teams_proactive.bot.model import now
+from teams_proactive.bot.recipients import forget
+from teams_proactive.bot.store.base import Store
 
 log = logging.getLogger(__name__)
 

@@ -17,14 +17,14 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from bot.delivery.messages import build_activity
-from bot.delivery.metrics import THROTTLED
-from bot.delivery.policy import backoff_seconds, judge, mark_reference
-from bot.model import Delivery, DeliveryStatus, now
-from bot.outbound import ConnectorError
+from teams_proactive.bot.delivery.messages import build_activity
+from teams_proactive.bot.delivery.metrics import THROTTLED
+from teams_proactive.bot.delivery.policy import backoff_seconds, judge, mark_reference
+from teams_proactive.bot.model import Delivery, DeliveryStatus, now
+from teams_proactive.bot.outbound import ConnectorError
 
 if TYPE_CHECKING:
-    from bot.delivery.dispatcher import Dispatcher
+    from teams_proactive.bot.delivery.dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
 

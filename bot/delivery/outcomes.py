@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from bot.model import Delivery
-from bot.store.base import ConcurrencyConflict, Store
+from teams_proactive.bot.model import Delivery
+from teams_proactive.bot.store.base import ConcurrencyConflict, Store
 
 log = logging.getLogger(__name__)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from bot.model import Delivery, Reference, ReferenceStatus
-from bot.outbound import ConnectorError
-from bot.store.base import Store
+from teams_proactive.bot.model import Delivery, Reference, ReferenceStatus
+from teams_proactive.bot.outbound import ConnectorError
+from teams_proactive.bot.store.base import Store
 
 RETRYABLE_STATUSES = frozenset({0, 412, 429, 502, 503, 504})  # 0: timeout or network error
 

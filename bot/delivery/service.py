@@ -12,17 +12,17 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot import errors
-from bot.cardtags import MESSAGE_KEY, retagged, tagged
-from bot.delivery.dispatcher import Dispatcher
-from bot.delivery.messages import DEFAULT_MAX_MESSAGE_KB, TEAMS_LIMIT_KB, activity_size, build_activity
-from bot.delivery.policy import judge, mark_reference
-from bot.graph.install import unresolved_key
-from bot.graph.settings import GraphSettings
-from bot.model import FINAL_STATUSES, Delivery, DeliveryStatus, ReferenceStatus, Surface, now
-from bot.outbound import BotConnectorClient, ConnectorError
-from bot.recipients import Person, find_person, require_reachable
-from bot.store.base import Store
+from teams_proactive.bot import errors
+from teams_proactive.bot.cardtags import MESSAGE_KEY, retagged, tagged
+from teams_proactive.bot.delivery.dispatcher import Dispatcher
+from teams_proactive.bot.delivery.messages import DEFAULT_MAX_MESSAGE_KB, TEAMS_LIMIT_KB, activity_size, build_activity
+from teams_proactive.bot.delivery.policy import judge, mark_reference
+from teams_proactive.bot.graph.install import unresolved_key
+from teams_proactive.bot.graph.settings import GraphSettings
+from teams_proactive.bot.model import FINAL_STATUSES, Delivery, DeliveryStatus, ReferenceStatus, Surface, now
+from teams_proactive.bot.outbound import BotConnectorClient, ConnectorError
+from teams_proactive.bot.recipients import Person, find_person, require_reachable
+from teams_proactive.bot.store.base import Store
 
 IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c9b3e-2f57-4d1e-9d0e-5b0c6c1f7a10")
 # How often a waiting request re-reads the store, in case another process delivers the message.

@@ -6,13 +6,13 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from bot import errors
-from bot.graph.client import GraphClient, GraphError
-from bot.graph.install import FAILURE_MESSAGES, classify
-from bot.graph.settings import GraphSettings
-from bot.model import ReferenceStatus
-from bot.recipients import Person
-from bot.store.base import PersonKey, Store
+from teams_proactive.bot import errors
+from teams_proactive.bot.graph.client import GraphClient, GraphError
+from teams_proactive.bot.graph.install import FAILURE_MESSAGES, classify
+from teams_proactive.bot.graph.settings import GraphSettings
+from teams_proactive.bot.model import ReferenceStatus
+from teams_proactive.bot.recipients import Person
+from teams_proactive.bot.store.base import PersonKey, Store
 
 # (recipient as reported, the person, or why they are skipped)
 Member = tuple[str, PersonKey | None, errors.Rejected | None]

@@ -22,10 +22,9 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-
-from bot.graph.settings import GraphSettings
-from bot.graph.tokens import GraphAuthError, GraphTokens
-from bot.outbound import parse_retry_after
+from teams_proactive.bot.graph.settings import GraphSettings
+from teams_proactive.bot.graph.tokens import GraphAuthError, GraphTokens
+from teams_proactive.bot.outbound import parse_retry_after
 
 log = logging.getLogger(__name__)
 

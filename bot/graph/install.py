@@ -7,10 +7,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from bot.graph.client import GraphClient, GraphError
-from bot.model import Reference, ReferenceStatus, Surface, now
-from bot.store.base import Store
-from bot.surfaces import TEAMS_CHANNEL
+from teams_proactive.bot.graph.client import GraphClient, GraphError
+from teams_proactive.bot.model import Reference, ReferenceStatus, Surface, now
+from teams_proactive.bot.store.base import Store
+from teams_proactive.bot.surfaces import TEAMS_CHANNEL
 
 log = logging.getLogger(__name__)
 

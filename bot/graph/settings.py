@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from bot.settings import BotSettings
+from teams_proactive.bot.settings import BotSettings
 
 
 def _bool(env: Mapping[str, str], name: str) -> bool:

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bot.graph.settings import GraphSettings
+from teams_proactive.bot.graph.settings import GraphSettings
 
 log = logging.getLogger(__name__)
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.settings import BotSettings
-from bot.store.base import ConcurrencyConflict, Page, PersonKey, Store, StoreError
+from teams_proactive.bot.settings import BotSettings
+from teams_proactive.bot.store.base import ConcurrencyConflict, Page, PersonKey, Store, StoreError
 
 __all__ = ["ConcurrencyConflict", "Page", "PersonKey", "Store", "StoreError", "create_store"]
 
@@ -13,15 +13,15 @@ def create_store(settings: BotSettings) -> Store:
     url = settings.store_url
     ttl = settings.reference_ttl_days * 86400 if settings.reference_ttl_days else None
     if url.startswith("sqlite:///"):
-        from bot.store.sqlite import SqliteStore
+        from teams_proactive.bot.store.sqlite import SqliteStore
 
         return SqliteStore(url.removeprefix("sqlite:///"), reference_ttl_seconds=ttl)
     if url == "memory":
-        from bot.store.memory import MemoryStore
+        from teams_proactive.bot.store.memory import MemoryStore
 
         return MemoryStore(reference_ttl_seconds=ttl)
     if url == "cosmos":
-        from bot.store.cosmos import CosmosStore
+        from teams_proactive.bot.store.cosmos import CosmosStore
 
         return CosmosStore.from_settings(settings, reference_ttl_seconds=ttl)
     raise ValueError(f"STORE_URL must be sqlite:///PATH, memory or cosmos, not {url!r}")

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from bot.model import (
+from teams_proactive.bot.model import (
     ApiKey,
     Broadcast,
     Delivery,
@@ -240,7 +240,7 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def index_broadcast(self, broadcast_id: str, keys: list[str], expires_at: float | None) -> None:
         """Note that the broadcast names each of ``keys`` (opaque per-tenant person/address keys, see
-        ``bot.recipients.index_keys``), so an erase finds it without reading every broadcast."""
+        ``teams_proactive.bot.recipients.index_keys``), so an erase finds it without reading every broadcast."""
 
     @abc.abstractmethod
     async def indexed_broadcasts(self, keys: list[str]) -> list[str]:

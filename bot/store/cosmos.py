@@ -59,8 +59,7 @@ from azure.cosmos.exceptions import (
     CosmosResourceExistsError,
     CosmosResourceNotFoundError,
 )
-
-from bot.model import (
+from teams_proactive.bot.model import (
     ApiKey,
     Broadcast,
     Delivery,
@@ -72,14 +71,22 @@ from bot.model import (
     now,
     person_id,
 )
-from bot.settings import BotSettings
-from bot.store.base import MAX_CONFLICT_RETRIES, ConcurrencyConflict, Page, PersonKey, ReadTally, Store, StoreError
-from bot.store.cosmos_transport import PooledTransport
+from teams_proactive.bot.settings import BotSettings
+from teams_proactive.bot.store.base import (
+    MAX_CONFLICT_RETRIES,
+    ConcurrencyConflict,
+    Page,
+    PersonKey,
+    ReadTally,
+    Store,
+    StoreError,
+)
+from teams_proactive.bot.store.cosmos_transport import PooledTransport
 
 log = logging.getLogger(__name__)
 
 # The SDK logs every request's headers at INFO. Routed to a logger of our own that stays quiet unless
-# an operator turns it up (``logging.getLogger("bot.store.cosmos.wire").setLevel(logging.INFO)``).
+# an operator turns it up (``logging.getLogger("teams_proactive.bot.store.cosmos.wire").setLevel(logging.INFO)``).
 wire_log = logging.getLogger(__name__ + ".wire")
 if wire_log.level == logging.NOTSET:
     wire_log.setLevel(logging.WARNING)

@@ -6,7 +6,7 @@ import copy
 import uuid
 from typing import Any
 
-from bot.model import (
+from teams_proactive.bot.model import (
     ApiKey,
     Broadcast,
     Delivery,
@@ -17,7 +17,7 @@ from bot.model import (
     now,
     reference_id,
 )
-from bot.store.base import ConcurrencyConflict, Page, PersonKey, Store
+from teams_proactive.bot.store.base import ConcurrencyConflict, Page, PersonKey, Store
 
 PENDING = (DeliveryStatus.QUEUED, DeliveryStatus.SCHEDULED)
 

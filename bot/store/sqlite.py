@@ -21,8 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bot import jsoncodec
-from bot.model import (
+from teams_proactive.bot import jsoncodec
+from teams_proactive.bot.model import (
     ApiKey,
     Broadcast,
     Delivery,
@@ -32,7 +32,7 @@ from bot.model import (
     Subscription,
     now,
 )
-from bot.store.base import ConcurrencyConflict, Page, PersonKey, ReadTally, Store, visible
+from teams_proactive.bot.store.base import ConcurrencyConflict, Page, PersonKey, ReadTally, Store, visible
 
 log = logging.getLogger(__name__)
 

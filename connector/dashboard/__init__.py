@@ -29,14 +29,13 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, Response, current_app, redirect, render_template, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
-
-from connector import keys
-from connector.auth import API_KEY_HEADER, current_caller
-from connector.client_limits import client_address, failure_limiter
-from connector.dashboard import data
-from connector.dashboard.chart import DELIVERED_COLOUR, FAILED_COLOUR, hourly_chart
-from connector.extension import runtime_of
-from connector.settings import ConnectorSettings
+from teams_proactive.connector import keys
+from teams_proactive.connector.auth import API_KEY_HEADER, current_caller
+from teams_proactive.connector.client_limits import client_address, failure_limiter
+from teams_proactive.connector.dashboard import data
+from teams_proactive.connector.dashboard.chart import DELIVERED_COLOUR, FAILED_COLOUR, hourly_chart
+from teams_proactive.connector.extension import runtime_of
+from teams_proactive.connector.settings import ConnectorSettings
 
 log = logging.getLogger(__name__)
 
@@ -366,6 +365,6 @@ def style() -> Response:
 
 
 # The broadcast page registers its routes on ``blp`` (imported last: it uses the helpers above).
-from connector.dashboard import campaign  # noqa: E402,F401
+from teams_proactive.connector.dashboard import campaign  # noqa: E402,F401
 
 __all__ = ["blp", "init_dashboard"]

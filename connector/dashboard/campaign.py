@@ -7,13 +7,12 @@ from typing import Any
 
 from flask import Response, abort, current_app, render_template
 from markupsafe import Markup, escape
-
-from bot import errors
-from bot.delivery.service import Caller
-from connector import broadcast_report
-from connector.dashboard import Viewer, _signed_in, blp, data
-from connector.dashboard.chart import DELIVERED_COLOUR, nice_ceiling
-from connector.extension import runtime_of
+from teams_proactive.bot import errors
+from teams_proactive.bot.delivery.service import Caller
+from teams_proactive.connector import broadcast_report
+from teams_proactive.connector.dashboard import Viewer, _signed_in, blp, data
+from teams_proactive.connector.dashboard.chart import DELIVERED_COLOUR, nice_ceiling
+from teams_proactive.connector.extension import runtime_of
 
 WIDTH, HEIGHT = 960, 220
 LEFT, RIGHT, TOP, BOTTOM = 44, 8, 12, 34

@@ -5,8 +5,7 @@ from __future__ import annotations
 import math
 
 from markupsafe import Markup, escape
-
-from connector.dashboard.data import HourBucket, utc
+from teams_proactive.connector.dashboard.data import HourBucket, utc
 
 DELIVERED_COLOUR = "#0B6E5F"  # the brand colour (connector/icon.py)
 FAILED_COLOUR = "#C4314B"

@@ -12,13 +12,13 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.delivery.broadcasts import BroadcastService
-from bot.delivery.operations import OPERATION_KINDS
-from bot.delivery.service import Caller
-from bot.errors import Rejected
-from bot.model import Delivery, DeliveryStatus, Reference, ReferenceStatus, Surface, now
-from bot.recipients import Person
-from bot.store.base import PersonKey, Store
+from teams_proactive.bot.delivery.broadcasts import BroadcastService
+from teams_proactive.bot.delivery.operations import OPERATION_KINDS
+from teams_proactive.bot.delivery.service import Caller
+from teams_proactive.bot.errors import Rejected
+from teams_proactive.bot.model import Delivery, DeliveryStatus, Reference, ReferenceStatus, Surface, now
+from teams_proactive.bot.recipients import Person
+from teams_proactive.bot.store.base import PersonKey, Store
 
 PERSON_SURFACES = (Surface.TEAMS, Surface.TEAMS_COPILOT, Surface.M365_COPILOT)
 UNREACHABLE = ("uninstalled", "blocked", "notFound", "expired", "optedOut")

@@ -7,13 +7,12 @@ from typing import Any
 
 from flask import Flask, Response, current_app, request
 from mcp_types import INVALID_REQUEST, ErrorData, JSONRPCError
+from teams_proactive.connector.auth import authenticated_caller
+from teams_proactive.connector.errors import ApiError
+from teams_proactive.connector.extension import runtime_of
+from teams_proactive.connector.mcp.bridge import McpBridge, asgi_scope
+from teams_proactive.connector.mcp.server import SCOPE_KEY, build_server
 from werkzeug.exceptions import RequestEntityTooLarge
-
-from connector.auth import authenticated_caller
-from connector.errors import ApiError
-from connector.extension import runtime_of
-from connector.mcp.bridge import McpBridge, asgi_scope
-from connector.mcp.server import SCOPE_KEY, build_server
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,7 @@ import json
 from typing import Any
 
 from flask import Flask
-
-from connector.openapi import PLACEHOLDER_HOST, TITLE, VERSION, connector_definition
+from teams_proactive.connector.openapi import PLACEHOLDER_HOST, TITLE, VERSION, connector_definition
 
 AGENTIC_PROTOCOL = "mcp-streamable-1.0"
 OPERATION_ID = "InvokeMCP"

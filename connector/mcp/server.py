@@ -11,14 +11,13 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
-
-from bot.delivery.service import Caller
-from bot.errors import Rejected
-from connector.auth import require_scope
-from connector.errors import ApiError
-from connector.extension import runtime_of
-from connector.mcp.tools import BY_NAME, TOOLS, ToolSpec, input_schemas
-from connector.openapi import TITLE, VERSION
+from teams_proactive.bot.delivery.service import Caller
+from teams_proactive.bot.errors import Rejected
+from teams_proactive.connector.auth import require_scope
+from teams_proactive.connector.errors import ApiError
+from teams_proactive.connector.extension import runtime_of
+from teams_proactive.connector.mcp.tools import BY_NAME, TOOLS, ToolSpec, input_schemas
+from teams_proactive.connector.openapi import TITLE, VERSION
 
 log = logging.getLogger(__name__)
 

@@ -12,19 +12,18 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import current_app
 from marshmallow import Schema, ValidationError, fields, validate
-
-from bot.cardwait import CardWaitRequest
-from bot.delivery.service import Caller
-from bot.recipients import find_person
-from bot.runtime import BotRuntime
-from connector import presenters, schemas
-from connector.message_requests import message_request
+from teams_proactive.bot.cardwait import CardWaitRequest
+from teams_proactive.bot.delivery.service import Caller
+from teams_proactive.bot.recipients import find_person
+from teams_proactive.bot.runtime import BotRuntime
+from teams_proactive.connector import presenters, schemas
+from teams_proactive.connector.message_requests import message_request
 
 # The REST API's own helpers, private to their modules but the single source of what they do: the one
 # readable ValidationError sentence, and the card and broadcast bodies the views answer with.
-from connector.openapi import _validation_error
-from connector.views import broadcasts as broadcast_views
-from connector.views import cards as card_views
+from teams_proactive.connector.openapi import _validation_error
+from teams_proactive.connector.views import broadcasts as broadcast_views
+from teams_proactive.connector.views import cards as card_views
 
 # The answer to a tool call: the object the REST API returns, and one line for the model to read.
 Answer = tuple[dict[str, Any], str]

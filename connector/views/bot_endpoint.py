@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
-
-from bot.adapter import InboundAuthError, InboundUnavailable
-from connector.errors import ApiError, error_response
-from connector.views.common import runtime
+from teams_proactive.bot.adapter import InboundAuthError, InboundUnavailable
+from teams_proactive.connector.errors import ApiError, error_response
+from teams_proactive.connector.views.common import runtime
 
 blp = Blueprint("bot", __name__)
 

@@ -9,19 +9,18 @@ from urllib.parse import urlencode
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import RAISE
-
-from bot.delivery import campaigns
-from bot.delivery.engagement import recipient_rows, report_row
-from connector.auth import current_caller
-from connector.presenters import iso
-from connector.schemas import (
+from teams_proactive.bot.delivery import campaigns
+from teams_proactive.bot.delivery.engagement import recipient_rows, report_row
+from teams_proactive.connector.auth import current_caller
+from teams_proactive.connector.presenters import iso
+from teams_proactive.connector.schemas import (
     BroadcastRecipientPageSchema,
     BroadcastRecipientQuerySchema,
     BroadcastSchema,
     StartBroadcastSchema,
     UpdateBroadcastSchema,
 )
-from connector.views.common import absolute_url, run, runtime
+from teams_proactive.connector.views.common import absolute_url, run, runtime
 
 blp = Blueprint("broadcasts", __name__, url_prefix="/api/v1/broadcasts", description="One message to many people")
 

@@ -20,17 +20,16 @@ from typing import Any
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
-
-from bot.cardtags import input_ids
-from bot.cardwait import CardWaitRequest, present
-from connector.auth import current_caller
-from connector.schemas import (
+from teams_proactive.bot.cardtags import input_ids
+from teams_proactive.bot.cardwait import CardWaitRequest, present
+from teams_proactive.connector.auth import current_caller
+from teams_proactive.connector.schemas import (
     CardAnswerSchemaRequestSchema,
     CardAnswerSchemaResponseSchema,
     CardResponseSchema,
     SendCardAndWaitSchema,
 )
-from connector.views.common import absolute_url, run, runtime
+from teams_proactive.connector.views.common import absolute_url, run, runtime
 
 blp = Blueprint("cards", __name__, url_prefix="/api/v1/cards", description="Adaptive Cards that wait for an answer")
 

@@ -6,11 +6,10 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from flask import current_app, request
-
-from bot.errors import Rejected
-from bot.runtime import BotRuntime
-from connector.errors import ApiError
-from connector.extension import runtime_of
+from teams_proactive.bot.errors import Rejected
+from teams_proactive.bot.runtime import BotRuntime
+from teams_proactive.connector.errors import ApiError
+from teams_proactive.connector.extension import runtime_of
 
 T = TypeVar("T")
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
-
-from connector.views.common import runtime
+from teams_proactive.connector.views.common import runtime
 
 blp = Blueprint("health", __name__)
 

@@ -7,13 +7,12 @@ from typing import Any
 from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
-
-from bot.cardwait import KIND as CARD_WAIT
-from connector import presenters
-from connector.auth import current_caller
-from connector.message_requests import message_request
-from connector.schemas import DeliverySchema, SendMessageSchema, UpdateMessageSchema
-from connector.views.common import absolute_url, run, runtime
+from teams_proactive.bot.cardwait import KIND as CARD_WAIT
+from teams_proactive.connector import presenters
+from teams_proactive.connector.auth import current_caller
+from teams_proactive.connector.message_requests import message_request
+from teams_proactive.connector.schemas import DeliverySchema, SendMessageSchema, UpdateMessageSchema
+from teams_proactive.connector.views.common import absolute_url, run, runtime
 
 blp = Blueprint("messages", __name__, url_prefix="/api/v1/messages", description="Messages to one person")
 

@@ -7,11 +7,10 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import RAISE
-
-from bot.model import ReferenceStatus, Surface
-from connector.auth import current_caller
-from connector.schemas import PeoplePageSchema, PeopleQuerySchema
-from connector.views.common import run, runtime
+from teams_proactive.bot.model import ReferenceStatus, Surface
+from teams_proactive.connector.auth import current_caller
+from teams_proactive.connector.schemas import PeoplePageSchema, PeopleQuerySchema
+from teams_proactive.connector.views.common import run, runtime
 
 blp = Blueprint("people", __name__, url_prefix="/api/v1/people", description="The recipient picker")
 

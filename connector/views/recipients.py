@@ -8,14 +8,13 @@ from urllib.parse import urlencode
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import RAISE
-
-from bot.model import Surface
-from bot.recipients import Person, find_person, forget
-from connector import presenters
-from connector.auth import current_caller
-from connector.errors import ApiError
-from connector.schemas import MAX_PAGE_SIZE, RecipientPageSchema, RecipientQuerySchema, RecipientSchema
-from connector.views.common import absolute_url, run, runtime
+from teams_proactive.bot.model import Surface
+from teams_proactive.bot.recipients import Person, find_person, forget
+from teams_proactive.connector import presenters
+from teams_proactive.connector.auth import current_caller
+from teams_proactive.connector.errors import ApiError
+from teams_proactive.connector.schemas import MAX_PAGE_SIZE, RecipientPageSchema, RecipientQuerySchema, RecipientSchema
+from teams_proactive.connector.views.common import absolute_url, run, runtime
 
 blp = Blueprint("recipients", __name__, url_prefix="/api/v1/recipients", description="People the bot can reach")
 
@@ -87,7 +86,7 @@ class Recipient(MethodView):
 
 
 def _key(ref: Any) -> Any:
-    from bot.store.base import PersonKey
+    from teams_proactive.bot.store.base import PersonKey
 
     return PersonKey(ref.tenant_id, ref.user_key)
 

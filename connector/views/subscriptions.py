@@ -12,19 +12,18 @@ from typing import Any
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
-
-from bot.events import BotEvent
-from bot.model import Subscription
-from bot.webhooks import subscribe, unsubscribe
-from connector.auth import current_caller
-from connector.presenters import iso
-from connector.schemas import (
+from teams_proactive.bot.events import BotEvent
+from teams_proactive.bot.model import Subscription
+from teams_proactive.bot.webhooks import subscribe, unsubscribe
+from teams_proactive.connector.auth import current_caller
+from teams_proactive.connector.presenters import iso
+from teams_proactive.connector.schemas import (
     CardTriggerSubscriptionSchema,
     SubscribeSchema,
     SubscriptionSchema,
     TriggerSubscriptionSchema,
 )
-from connector.views.common import absolute_url, run, runtime
+from teams_proactive.connector.views.common import absolute_url, run, runtime
 
 PREFIX = "/api/v1/subscriptions"
 blp = Blueprint("subscriptions", __name__, url_prefix=PREFIX, description="Webhook triggers")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from teams_proactive.bot.webhooks import WebhookSettings
 
-from bot.webhooks import WebhookSettings
 from tests.connector.support import CallbackServer
 from tests.support.fake_connector import FakeConnector
 from tests.support.live_app import LiveApp

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import re
 
-from connector.agent_guidance import AGENT_GUIDANCE
-from connector.export import connector_files
+from teams_proactive.connector.agent_guidance import AGENT_GUIDANCE
+from teams_proactive.connector.export import connector_files
+
 from tests.connector.support import operations
 
 SPEC = json.loads(connector_files()["apiDefinition.swagger.json"])

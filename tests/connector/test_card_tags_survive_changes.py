@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.cardtags import BROADCAST_KEY, CARD_WAIT_KEY, MESSAGE_KEY
+from teams_proactive.bot.cardtags import BROADCAST_KEY, CARD_WAIT_KEY, MESSAGE_KEY
+
 from tests.conftest import API_KEY
 from tests.connector.support import CallbackServer, wait_until
 from tests.support import activities as act

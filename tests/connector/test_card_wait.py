@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from teams_proactive.bot import cardwait
+from teams_proactive.bot.cardwait import CORRELATION_KEY
 
-from bot import cardwait
-from bot.cardwait import CORRELATION_KEY
 from tests.conftest import API_KEY
 from tests.connector.support import CallbackServer, pending_events, wait_until
 from tests.support import activities as act
@@ -370,7 +370,7 @@ def test_a_card_purged_by_retention_leaves_no_callback_registration(
 ) -> None:
     """The run's callback URL carries a signature (a secret): once the card itself is gone (retention),
     its one-shot registration goes too, instead of staying in the store for good."""
-    from bot.model import Notification, now
+    from teams_proactive.bot.model import Notification, now
 
     user = make_user()
     install(live, connector, user)
@@ -402,7 +402,7 @@ def test_an_answer_that_meets_the_cards_own_recheck_reaches_the_flow_once(
     the answer's write and the answer's own notification, it takes the card's one callback; if its
     POST then fails, it must still be there to retry. The answer used to delete it: the answer's own
     notification found the callback taken and gave up, and the flow waited for its timeout."""
-    from bot.model import Notification, now
+    from teams_proactive.bot.model import Notification, now
 
     monkeypatch.setattr(cardwait, "SENDING_RECHECK_SECONDS", 3600.0)  # the test runs the recheck itself
     user = make_user()

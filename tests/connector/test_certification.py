@@ -31,10 +31,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-
-from connector.connector_readme import README_SECTIONS
-from connector.export import connector_files
-from connector.icon import read_png
+from teams_proactive.connector.connector_readme import README_SECTIONS
+from teams_proactive.connector.export import connector_files
+from teams_proactive.connector.icon import read_png
 
 METHODS = ("get", "put", "post", "delete", "patch")
 OPERATION_KEYS = {
@@ -603,7 +602,7 @@ def _with(properties: dict[str, Any], **changes: Any) -> dict[str, Any]:
 
 
 def _other_icon() -> bytes:
-    from connector.icon import encode_png
+    from teams_proactive.connector.icon import encode_png
 
     return encode_png(160, 160, lambda x, y: (0x4B, 0x53, 0xBC))
 

@@ -13,11 +13,11 @@ import jsonschema
 import pytest
 from openapi_spec_validator import validate
 from openapi_spec_validator.validation import OpenAPIV2SpecValidator
+from teams_proactive.connector.cli import main as cli_main
+from teams_proactive.connector.export import connector_files
+from teams_proactive.connector.icon import png_size
+from teams_proactive.connector.openapi import PLACEHOLDER_HOST
 
-from connector.cli import main as cli_main
-from connector.export import connector_files
-from connector.icon import png_size
-from connector.openapi import PLACEHOLDER_HOST
 from tests.connector.support import OPENAPI_DIR, REFERENCE_DIR, load, operations, properties, resolve
 
 # DESIGN.md section 6: operationId -> (method, path).

@@ -12,9 +12,9 @@ import jsonschema
 import pytest
 from openapi_spec_validator import validate
 from openapi_spec_validator.validation import OpenAPIV2SpecValidator
+from teams_proactive.connector.cli import main as cli_main
+from teams_proactive.connector.export import connector_files, mcp_connector_files
 
-from connector.cli import main as cli_main
-from connector.export import connector_files, mcp_connector_files
 from tests.connector.support import OPENAPI_DIR, REFERENCE_DIR, load
 
 VARIANTS = {"mcp/apiDefinition.swagger.json": "apiDefinition.swagger.json",

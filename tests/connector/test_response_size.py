@@ -11,9 +11,8 @@ from typing import Any
 
 import pytest
 from marshmallow import Schema, fields
-
-from bot.delivery.engagement import Engagement
-from connector.schemas import (
+from teams_proactive.bot.delivery.engagement import Engagement
+from teams_proactive.connector.schemas import (
     MAX_PAGE_SIZE,
     BroadcastSchema,
     CardResponseSchema,
@@ -23,7 +22,7 @@ from connector.schemas import (
     RecipientSchema,
     SubscriptionSchema,
 )
-from connector.views.broadcasts import MAX_LISTED_FAILURES, present
+from teams_proactive.connector.views.broadcasts import MAX_LISTED_FAILURES, present
 
 LIMIT = 500_000
 # The longest each string holds: addresses as the API accepts them (320), Entra display names (256),

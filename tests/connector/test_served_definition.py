@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from connector.openapi import PLACEHOLDER_HOST
+from teams_proactive.connector.openapi import PLACEHOLDER_HOST
+
 from tests.connector.support import OPENAPI_DIR
 from tests.support.fake_connector import FakeConnector
 from tests.support.live_app import LiveApp

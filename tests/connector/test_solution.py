@@ -13,10 +13,10 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 import pytest
+from teams_proactive.connector.cli import main as cli_main
+from teams_proactive.connector.export import api_properties, connector_files
+from teams_proactive.connector.solution import COMMITTED_ZIP, CONNECTOR_API, SAMPLE_CONNECTOR_API, solution_zip
 
-from connector.cli import main as cli_main
-from connector.export import api_properties, connector_files
-from connector.solution import COMMITTED_ZIP, CONNECTOR_API, SAMPLE_CONNECTOR_API, solution_zip
 from tests.connector.support import SAMPLES_DIR, operations, resolve
 from tests.connector.test_samples import steps
 

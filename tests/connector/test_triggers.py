@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from teams_proactive.connector.keys import create_key
 
-from connector.keys import create_key
 from tests.conftest import API_KEY
 from tests.connector.support import OPENAPI_DIR, CallbackServer, load, pending_events, resolve, wait_until
 from tests.support import activities as act

@@ -6,8 +6,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
+from teams_proactive.bot.store.cosmos import CosmosStore
 
-from bot.store.cosmos import CosmosStore
 from tests.support.async_tests import loop, pytest_pyfunc_call  # noqa: F401 - fixture and hook
 from tests.support.cosmos_fixtures import CosmosTarget, cosmos_database, cosmos_target  # noqa: F401 - fixtures
 

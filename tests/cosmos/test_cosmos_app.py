@@ -7,9 +7,9 @@ import time
 from typing import Any
 
 import pytest
+from teams_proactive.bot.model import Surface, person_id
+from teams_proactive.bot.store.cosmos import CosmosStore
 
-from bot.model import Surface, person_id
-from bot.store.cosmos import CosmosStore
 from tests.conftest import API_KEY
 from tests.support import activities as act
 from tests.support.cosmos_fixtures import CosmosTarget

@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from teams_proactive.bot.webhooks import WebhookSettings
 
-from bot.webhooks import WebhookSettings
 from tests.conftest import API_KEY
 from tests.connector.support import CallbackServer, wait_until
 from tests.support import activities as act

@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from teams_proactive.bot.model import Broadcast, Delivery, Notification, Reference, Surface
+from teams_proactive.bot.recipients import forget, index_keys
+from teams_proactive.bot.store.base import PersonKey
+from teams_proactive.bot.store.cosmos import CONTAINERS
 
-from bot.model import Broadcast, Delivery, Notification, Reference, Surface
-from bot.recipients import forget, index_keys
-from bot.store.base import PersonKey
-from bot.store.cosmos import CONTAINERS
 from tests.cosmos.conftest import OpenStore
 
 pytestmark = pytest.mark.cosmos

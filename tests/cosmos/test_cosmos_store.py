@@ -17,12 +17,12 @@ from azure.core.credentials import AccessToken
 from azure.cosmos import PartitionKey
 from azure.cosmos.aio import CosmosClient
 from azure.cosmos.exceptions import CosmosAccessConditionFailedError
+from teams_proactive.bot.model import ApiKey, Broadcast, Delivery, DeliveryStatus, Reference, Surface, now, person_id
+from teams_proactive.bot.settings import BotSettings
+from teams_proactive.bot.store import create_store
+from teams_proactive.bot.store.base import ConcurrencyConflict, PersonKey, StoreError
+from teams_proactive.bot.store.cosmos import CONTAINERS, CosmosStore, _ledger_id
 
-from bot.model import ApiKey, Broadcast, Delivery, DeliveryStatus, Reference, Surface, now, person_id
-from bot.settings import BotSettings
-from bot.store import create_store
-from bot.store.base import ConcurrencyConflict, PersonKey, StoreError
-from bot.store.cosmos import CONTAINERS, CosmosStore, _ledger_id
 from tests.cosmos.conftest import OpenStore
 from tests.support.cosmos_fixtures import CosmosTarget
 
@@ -86,7 +86,7 @@ async def test_an_existing_container_without_ttl_is_reported(
         database = await client.create_database_if_not_exists(cosmos_database)
         await database.create_container_if_not_exists("references", partition_key=PartitionKey("/pk"))
     store = CosmosStore(cosmos_target.endpoint, key=cosmos_target.key, database=cosmos_database)
-    with caplog.at_level("WARNING", logger="bot.store.cosmos"):
+    with caplog.at_level("WARNING", logger="teams_proactive.bot.store.cosmos"):
         await store.open()
     await store.close()
     assert [r.getMessage() for r in caplog.records if "TTL switched off" in r.getMessage()] == [

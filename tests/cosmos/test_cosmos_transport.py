@@ -15,9 +15,9 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
+from teams_proactive.bot.model import Broadcast
+from teams_proactive.bot.store.cosmos_transport import MAX_CONNECTIONS, proxy_configured
 
-from bot.model import Broadcast
-from bot.store.cosmos_transport import MAX_CONNECTIONS, proxy_configured
 from tests.cosmos.conftest import OpenStore
 from tests.support.cosmos_fixtures import CosmosTarget
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 from azure.cosmos.exceptions import CosmosHttpResponseError
+from teams_proactive.bot.delivery.broadcasts import MAX_SKIPPED_BYTES
+from teams_proactive.bot.model import Broadcast
 
-from bot.delivery.broadcasts import MAX_SKIPPED_BYTES
-from bot.model import Broadcast
 from tests.conftest import API_KEY
 from tests.cosmos.conftest import OpenStore
 from tests.cosmos.test_cosmos_app import app_env, poll, raw

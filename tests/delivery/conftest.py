@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 import requests
+from teams_proactive.bot.delivery.dispatcher import DispatcherSettings
 
-from bot.delivery.dispatcher import DispatcherSettings
 from tests.conftest import API_KEY
 from tests.support import activities as act
 from tests.support.fake_connector import FakeConnector

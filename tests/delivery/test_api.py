@@ -9,7 +9,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from zoneinfo import ZoneInfo
 
-from bot.delivery.service import next_local_time
+from teams_proactive.bot.delivery.service import next_local_time
+
 from tests.conftest import API_KEY
 from tests.delivery.conftest import FAST, eventually, final_delivery, install, send, texts_in
 from tests.support import activities as act

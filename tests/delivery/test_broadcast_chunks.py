@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.delivery.broadcasts import RECIPIENT_CHUNK
-from bot.recipients import FORGOTTEN
+from teams_proactive.bot.delivery.broadcasts import RECIPIENT_CHUNK
+from teams_proactive.bot.recipients import FORGOTTEN
+
 from tests.conftest import API_KEY
 from tests.delivery.conftest import eventually, install, texts_in
 from tests.support.fake_connector import FakeConnector

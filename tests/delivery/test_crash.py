@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from teams_proactive.bot.model import ReferenceStatus
+from teams_proactive.bot.store.sqlite import SqliteStore
 
-from bot.model import ReferenceStatus
-from bot.store.sqlite import SqliteStore
 from tests.conftest import API_KEY
 from tests.delivery.conftest import eventually
 from tests.support.fake_connector import FakeConnector

@@ -12,9 +12,9 @@ import random
 
 import aiohttp
 import pytest
+from teams_proactive.bot.delivery.policy import judge
+from teams_proactive.bot.outbound import BotConnectorClient, ConnectorError
 
-from bot.delivery.policy import judge
-from bot.outbound import BotConnectorClient, ConnectorError
 from tests.conftest import API_KEY
 from tests.delivery.conftest import eventually, final_delivery, install, send, texts_in
 from tests.fixtures import teams as documented
@@ -100,7 +100,7 @@ def test_the_message_writes_blocked_body_is_byte_for_byte_the_documented_one(con
     ],
 )
 def test_an_unknown_code_is_reported_verbatim(body: str, status: int, code: str) -> None:
-    from bot.outbound import _error_of
+    from teams_proactive.bot.outbound import _error_of
 
     parsed_code, message = _error_of(body.encode(), status)
     assert parsed_code == code

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from bot.delivery.dispatcher import Dispatcher, DispatcherSettings
-from bot.delivery.pacing import ConversationPacer, TenantRateLimiter
-from bot.store.memory import MemoryStore
+from teams_proactive.bot.delivery.dispatcher import Dispatcher, DispatcherSettings
+from teams_proactive.bot.delivery.pacing import ConversationPacer, TenantRateLimiter
+from teams_proactive.bot.store.memory import MemoryStore
 
 
 class Clock:

@@ -11,11 +11,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
+from teams_proactive.bot.delivery.dispatcher import LEADER_LEASE, Dispatcher, DispatcherSettings
+from teams_proactive.bot.model import Delivery, DeliveryStatus, now
+from teams_proactive.bot.outbound import BotConnectorClient
+from teams_proactive.bot.store.sqlite import SqliteStore
 
-from bot.delivery.dispatcher import LEADER_LEASE, Dispatcher, DispatcherSettings
-from bot.model import Delivery, DeliveryStatus, now
-from bot.outbound import BotConnectorClient
-from bot.store.sqlite import SqliteStore
 from tests.delivery.conftest import FAST
 from tests.support.fake_connector import FakeConnector
 from tests.support.people import SeededPerson, people, seed

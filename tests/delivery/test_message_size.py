@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 
 import pytest
+from teams_proactive.bot.delivery.messages import activity_size
 
-from bot.delivery.messages import activity_size
 from tests.conftest import API_KEY
 from tests.delivery.conftest import install, send, texts_in
 from tests.security.conftest import all_deliveries
@@ -94,7 +94,7 @@ def test_max_message_kb_lowers_the_cap(app_env: dict[str, str], connector: FakeC
 
 @pytest.mark.parametrize("value", ["0", "-5", "101", "lots"])
 def test_a_bad_max_message_kb_is_refused_at_start(value: str) -> None:
-    from bot.settings import BotSettings
+    from teams_proactive.bot.settings import BotSettings
 
     with pytest.raises(ValueError, match="MAX_MESSAGE_KB"):
         BotSettings.from_env({"MAX_MESSAGE_KB": value})

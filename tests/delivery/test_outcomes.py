@@ -8,11 +8,10 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
-
-from bot.delivery.outcomes import OutcomeWriter
-from bot.model import Delivery, DeliveryStatus
-from bot.store.base import ConcurrencyConflict
-from bot.store.memory import MemoryStore
+from teams_proactive.bot.delivery.outcomes import OutcomeWriter
+from teams_proactive.bot.model import Delivery, DeliveryStatus
+from teams_proactive.bot.store.base import ConcurrencyConflict
+from teams_proactive.bot.store.memory import MemoryStore
 
 HOUR = 3600.0  # a window no test waits for: groups leave when full or drained
 

@@ -11,8 +11,7 @@ import tracemalloc
 from collections import deque
 
 import pytest
-
-from bot.delivery.pacing import (
+from teams_proactive.bot.delivery.pacing import (
     CONVERSATION_WINDOWS,
     WINDOW_MARGIN_SECONDS,
     ConversationPacer,

@@ -6,11 +6,10 @@ import datetime as dt
 import random
 
 import pytest
-
-from bot.delivery.policy import backoff_seconds, judge
-from bot.delivery.service import next_local_time
-from bot.model import ReferenceStatus
-from bot.outbound import ConnectorError, parse_retry_after
+from teams_proactive.bot.delivery.policy import backoff_seconds, judge
+from teams_proactive.bot.delivery.service import next_local_time
+from teams_proactive.bot.model import ReferenceStatus
+from teams_proactive.bot.outbound import ConnectorError, parse_retry_after
 
 UTC = dt.UTC
 

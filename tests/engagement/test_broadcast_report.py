@@ -8,8 +8,8 @@ import io
 from typing import Any
 
 import pytest
+from teams_proactive.connector.cli import main
 
-from connector.cli import main
 from tests.conftest import API_KEY
 from tests.delivery.conftest import eventually, install
 from tests.engagement.conftest import read_receipt

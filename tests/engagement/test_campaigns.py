@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from teams_proactive.bot.delivery.dispatcher import DispatcherSettings
 
-from bot.delivery.dispatcher import DispatcherSettings
 from tests.conftest import API_KEY
 from tests.delivery.conftest import eventually
 from tests.engagement.conftest import read_receipt

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from connector.app_package import (
+from teams_proactive.connector.app_package import (
     MANIFEST_VERSION,
     READ_RECEIPT_PERMISSION,
     AppPackageOptions,

@@ -12,10 +12,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+from teams_proactive.bot.graph.client import GraphClient, GraphError
+from teams_proactive.bot.graph.settings import GraphSettings
+from teams_proactive.bot.settings import BotSettings
 
-from bot.graph.client import GraphClient, GraphError
-from bot.graph.settings import GraphSettings
-from bot.settings import BotSettings
 from tests.graph.conftest import TENANT
 from tests.support.fake_graph import FakeGraph, Fault, GraphUser
 

@@ -6,8 +6,8 @@ import uuid
 from typing import Any
 
 import pytest
+from teams_proactive.connector.cli import main
 
-from connector.cli import main
 from tests.conftest import API_KEY
 from tests.delivery.conftest import eventually, texts_in
 from tests.graph.conftest import TENANT

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bot.model import Surface
+from teams_proactive.bot.model import Surface
+
 from tests.conftest import API_KEY
 from tests.delivery.conftest import eventually, final_delivery, send
 from tests.graph.conftest import TENANT

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.graph.client import IDENTITY, TEAMS_APPS_WRITE, _Bucket
+from teams_proactive.bot.graph.client import IDENTITY, TEAMS_APPS_WRITE, _Bucket
 
 
 class FakeClock:

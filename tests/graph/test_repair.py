@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from bot.model import ReferenceStatus, Surface
+from teams_proactive.bot.model import ReferenceStatus, Surface
+
 from tests.conftest import API_KEY
 from tests.delivery.conftest import eventually, final_delivery, send
 from tests.graph.conftest import TENANT

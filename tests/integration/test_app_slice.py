@@ -150,7 +150,7 @@ def test_errors_are_json_with_codes(live: LiveApp, connector: FakeConnector, mak
 
 
 def test_created_api_key_works_and_is_stored_hashed(live: LiveApp, connector: FakeConnector, make_user) -> None:
-    from connector.keys import create_key
+    from teams_proactive.connector.keys import create_key
 
     record, plaintext = live.runtime.call(create_key(live.runtime.store, "flows", tenant_id=None, scopes=["send"]))
     assert plaintext.split("_")[2] not in record.secret_hash

@@ -7,8 +7,8 @@ ids into it and leaves every other field as Microsoft shows it.
 from __future__ import annotations
 
 import pytest
+from teams_proactive.bot.model import Surface
 
-from bot.model import Surface
 from tests.conftest import API_KEY
 from tests.fixtures import teams as documented
 from tests.support.fake_connector import FakeConnector

@@ -12,8 +12,8 @@ from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
+from teams_proactive.connector import keys
 
-from connector import keys
 from tests.conftest import API_KEY
 from tests.mcp.support import forbidden_keys, with_session
 from tests.support import activities as act

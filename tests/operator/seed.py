@@ -6,7 +6,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from bot.model import Broadcast, Delivery, DeliveryStatus, now
+from teams_proactive.bot.model import Broadcast, Delivery, DeliveryStatus, now
+
 from tests.conftest import API_KEY
 from tests.support import activities as act
 from tests.support.fake_connector import FakeConnector, Scripted

@@ -10,15 +10,14 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
-from connector.app_package import (
+from teams_proactive.connector.app_package import (
     MANIFEST_VERSION,
     AppPackageOptions,
     build_package,
     validate_package,
 )
-from connector.cli import main
-from connector.icon import color_icon_png, encode_png, png_size, read_png
+from teams_proactive.connector.cli import main
+from teams_proactive.connector.icon import color_icon_png, encode_png, png_size, read_png
 
 BOT_ID = "5f1b7c2e-8a3d-4e6f-9b0a-1c2d3e4f5a6b"
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")

@@ -1,4 +1,4 @@
-"""Every ``teams-proactive`` command, run as ``connector.cli.main([...])`` against the real store, and
+"""Every ``teams-proactive`` command, run as ``teams_proactive.connector.cli.main([...])`` against the real store, and
 the console script itself in a subprocess."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 import requests
+from teams_proactive.connector.app_package import validate_package
+from teams_proactive.connector.cli import ProgressBar, main, progress_line, read_recipients
 
-from connector.app_package import validate_package
-from connector.cli import ProgressBar, main, progress_line, read_recipients
 from tests.conftest import API_KEY
 from tests.support.fake_connector import FakeConnector, free_port
 from tests.support.live_app import LiveApp

@@ -10,8 +10,8 @@ import re
 
 import pytest
 import requests
+from teams_proactive.connector.cli import main
 
-from connector.cli import main
 from tests.conftest import API_KEY
 from tests.operator.seed import CONTOSO, FABRIKAM, seed
 from tests.support.fake_connector import FakeConnector

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from teams_proactive.connector.dashboard.chart import DELIVERED_COLOUR, FAILED_COLOUR
+from teams_proactive.connector.icon import read_png
 
-from connector.dashboard.chart import DELIVERED_COLOUR, FAILED_COLOUR
-from connector.icon import read_png
 from tests.conftest import API_KEY
 from tests.operator.seed import seed
 from tests.support.fake_connector import FakeConnector

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 import requests
+from teams_proactive.bot.settings import BotSettings
+from teams_proactive.bot.store.cosmos import CONTAINERS
 
-from bot.settings import BotSettings
-from bot.store.cosmos import CONTAINERS
 from tests.support.fake_connector import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,7 +69,7 @@ def test_the_app_service_zip_installs_and_serves_on_a_clean_python(tmp_path: Pat
     log = (tmp_path / "gunicorn.log").open("w")
     server = subprocess.Popen(
         # The config binds 0.0.0.0 (App Service); the test stays on loopback.
-        [str(tmp_path / "antenv" / "bin" / "gunicorn"), "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}", "connector.wsgi:app"],
+        [str(tmp_path / "antenv" / "bin" / "gunicorn"), "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}", "teams_proactive.connector.wsgi:app"],
         cwd=site,
         env=run_env,
         stdout=log,
@@ -134,5 +134,5 @@ def test_the_bicep_app_settings_are_settings_the_app_reads() -> None:
     assert BotSettings.from_env(
         {"MicrosoftAppType": "UserAssignedMSI", "MicrosoftAppId": "x", "MicrosoftAppTenantId": "t"}
     ).app_type == "UserAssignedMSI"
-    assert "appCommandLine: 'gunicorn -c gunicorn.conf.py connector.wsgi:app'" in BICEP
+    assert "appCommandLine: 'gunicorn -c gunicorn.conf.py teams_proactive.connector.wsgi:app'" in BICEP
     assert "endpoint: '${baseUrl}/api/messages'" in BICEP and "alwaysOn: true" in BICEP

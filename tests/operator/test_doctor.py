@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from teams_proactive.connector.cli import main
 
-from connector.cli import main
 from tests.support.fake_connector import free_port
 from tests.support.live_app import LiveApp
 

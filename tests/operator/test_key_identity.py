@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from teams_proactive.connector.cli import main
 
-from connector.cli import main
 from tests.conftest import API_KEY
 from tests.security.conftest import create_key
 from tests.support.fake_connector import FakeConnector
@@ -39,8 +39,8 @@ def test_subscriptions_made_before_the_upgrade_stay_with_their_key_but_not_with_
     app_env: dict[str, str], connector: FakeConnector
 ) -> None:
     """Records written by the previous version name their owner by key name."""
-    from bot.model import ApiKey, Subscription
-    from connector import keys
+    from teams_proactive.bot.model import ApiKey, Subscription
+    from teams_proactive.connector import keys
 
     with LiveApp(app_env) as live:
         store = live.runtime.store

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from teams_proactive.connector.logs import JsonFormatter, RequestIdFilter, configure_logging, request_id_var
 
-from connector.logs import JsonFormatter, RequestIdFilter, configure_logging, request_id_var
 from tests.conftest import API_KEY
 from tests.connector.support import CallbackServer, wait_until
 from tests.support import activities as act
@@ -184,7 +184,7 @@ def test_every_request_gets_an_id_in_its_log_lines_and_its_answer(
 
 def test_the_request_id_follows_work_handed_to_the_bot_loop(live: LiveApp, json_log: io.StringIO) -> None:
     async def work() -> None:
-        logging.getLogger("bot.example").warning("done on the bot loop")
+        logging.getLogger("teams_proactive.bot.example").warning("done on the bot loop")
 
     token = request_id_var.set("req-on-loop")
     try:
@@ -192,7 +192,7 @@ def test_the_request_id_follows_work_handed_to_the_bot_loop(live: LiveApp, json_
     finally:
         request_id_var.reset(token)
     line = next(line for line in _lines(json_log) if line["message"] == "done on the bot loop")
-    assert line["requestId"] == "req-on-loop" and line["logger"] == "bot.example"
+    assert line["requestId"] == "req-on-loop" and line["logger"] == "teams_proactive.bot.example"
 
 
 def test_json_formatter_keeps_extras_and_exceptions() -> None:

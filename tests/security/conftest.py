@@ -6,9 +6,9 @@ import time
 from typing import Any
 
 import pytest
+from teams_proactive.bot.model import Delivery, Reference
+from teams_proactive.connector import keys
 
-from bot.model import Delivery, Reference
-from connector import keys
 from tests.conftest import API_KEY
 from tests.support.live_app import LiveApp
 

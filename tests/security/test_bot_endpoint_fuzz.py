@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from teams_proactive.bot.adapter import KNOWN_ACTIVITY_TYPES
 
-from bot.adapter import KNOWN_ACTIVITY_TYPES
 from tests.security.conftest import all_deliveries, all_references
 from tests.support import activities as act
 from tests.support.fake_connector import FakeConnector

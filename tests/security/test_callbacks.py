@@ -20,10 +20,16 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
+from teams_proactive.bot.callback_guard import (
+    CallbackClient,
+    CallbackPolicy,
+    CallbackRefused,
+    check_callback_url,
+    parse_networks,
+)
+from teams_proactive.bot.model import Subscription
+from teams_proactive.bot.webhooks import WebhookSettings
 
-from bot.callback_guard import CallbackClient, CallbackPolicy, CallbackRefused, check_callback_url, parse_networks
-from bot.model import Subscription
-from bot.webhooks import WebhookSettings
 from tests.conftest import API_KEY
 from tests.connector.support import CallbackServer, pending_events, wait_until
 from tests.support import activities as act
@@ -249,7 +255,7 @@ def test_names_that_resolve_inside_are_refused_at_connect(caplog: pytest.LogCapt
         port = int(hooks.url().split(":")[2].split("/")[0])
         resolver = ScriptedResolver({name: [address] for name, address in NAMED_INSIDE.items()})
         urls = [f"https://{name}:{port}/hook" for name in NAMED_INSIDE]
-        with caplog.at_level(logging.WARNING, logger="bot.callback_guard"):
+        with caplog.at_level(logging.WARNING, logger="teams_proactive.bot.callback_guard"):
             statuses = post_all({"policy": CallbackPolicy(), "resolver": resolver}, urls)
         assert statuses == [0] * len(urls)  # "no answer", like a host that is down
         assert [host for host, _ in resolver.lookups] == list(NAMED_INSIDE)  # each was resolved, then refused
@@ -266,7 +272,7 @@ def test_dns_rebinding_is_refused_on_the_next_connect(caplog: pytest.LogCaptureF
         resolver = ScriptedResolver({name: ["127.0.0.1", "127.0.0.2", "169.254.169.254"]})
         policy = CallbackPolicy(allowed_networks=parse_networks("127.0.0.1/32"))
         url = f"http://{name}:{port}/workflows/rebind/triggers/manual/run"
-        with caplog.at_level(logging.WARNING, logger="bot.callback_guard"):
+        with caplog.at_level(logging.WARNING, logger="teams_proactive.bot.callback_guard"):
             statuses = post_all({"policy": policy, "resolver": resolver}, [url, url, url])
         assert statuses == [202, 0, 0]
         assert [address for _, address in resolver.lookups] == ["127.0.0.1", "127.0.0.2", "169.254.169.254"]

@@ -20,9 +20,9 @@ from botframework.connector.auth import (
     MicrosoftAppCredentials,
     MicrosoftGovernmentAppCredentials,
 )
+from teams_proactive.bot.clouds import CLOUDS
+from teams_proactive.bot.settings import BotSettings
 
-from bot.clouds import CLOUDS
-from bot.settings import BotSettings
 from tests.conftest import API_KEY
 from tests.support import activities as act
 from tests.support.fake_connector import FakeConnector
@@ -119,7 +119,7 @@ def test_every_endpoint_follows_the_cloud(name: str) -> None:
         name
     ] in cloud.global_service_url
     # The bot's outbound token for proactive sends is asked for in the same cloud.
-    from bot.adapter import BotTokenProvider
+    from teams_proactive.bot.adapter import BotTokenProvider
 
     provider = BotTokenProvider(settings)
     assert (provider._scope, provider._login) == (cloud.to_channel_scope, cloud.to_channel_login_url)
@@ -131,8 +131,8 @@ def test_an_unknown_cloud_is_refused_with_the_allowed_names() -> None:
 
 
 def test_connector_entra_tokens_are_checked_in_the_clouds_sign_in_host() -> None:
-    from connector.entra import metadata_url
-    from connector.settings import ConnectorSettings
+    from teams_proactive.connector.entra import metadata_url
+    from teams_proactive.connector.settings import ConnectorSettings
 
     tenant = "9f8e7d6c-5b4a-4321-8fed-cba987654321"
     for name, host in {"public": "login.microsoftonline.com", "gcch": "login.microsoftonline.us"}.items():

@@ -56,7 +56,7 @@ def test_a_valid_key_id_with_a_wrong_secret_is_401(live: LiveApp) -> None:
 
 
 def test_revoked_key_is_401(live: LiveApp) -> None:
-    from connector import keys
+    from teams_proactive.connector import keys
 
     secret = create_key(live, "old-flow")
     assert live.api("GET", "/api/v1/recipients/x@contoso.example", secret).status_code == 404

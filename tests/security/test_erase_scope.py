@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from bot.model import Broadcast, Delivery, Reference, Surface
-from bot.recipients import forget, index_keys
-from bot.store.base import PersonKey, Store
-from bot.store.memory import MemoryStore
-from bot.store.sqlite import SqliteStore
+from teams_proactive.bot.model import Broadcast, Delivery, Reference, Surface
+from teams_proactive.bot.recipients import forget, index_keys
+from teams_proactive.bot.store.base import PersonKey, Store
+from teams_proactive.bot.store.memory import MemoryStore
+from teams_proactive.bot.store.sqlite import SqliteStore
 
 
 def _ref(tenant: str, user: str, upn: str) -> Reference:

@@ -16,8 +16,8 @@ import pytest
 import requests
 from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
+from teams_proactive.connector.client_limits import normalise
 
-from connector.client_limits import normalise
 from tests.conftest import API_KEY
 from tests.security.conftest import error_of
 from tests.support.fake_connector import FakeConnector

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 import requests
+from teams_proactive.bot.settings import BotSettings
+from teams_proactive.connector.local_mode import LocalModeRefused, check_bind, check_wsgi, is_loopback
 
-from bot.settings import BotSettings
-from connector.local_mode import LocalModeRefused, check_bind, check_wsgi, is_loopback
 from tests.conftest import API_KEY
 from tests.support.fake_connector import free_port
 from tests.support.server_process import ServerProcess
@@ -84,7 +84,7 @@ def test_serve_starts_on_loopback_with_nothing_set_and_with_local_mode_asked_for
 
 
 def gunicorn(tmp_path: Path, port: int, *, config: bool, **extra: str) -> subprocess.Popen[str]:
-    command = [str(GUNICORN), "-b", f"127.0.0.1:{port}", "-w", "1", "connector.wsgi:app"]
+    command = [str(GUNICORN), "-b", f"127.0.0.1:{port}", "-w", "1", "teams_proactive.connector.wsgi:app"]
     if config:
         command[1:1] = ["-c", str(ROOT / "deploy" / "gunicorn.conf.py")]
     env = clean_env(tmp_path, PORT=str(port), GUNICORN_WORKERS="1", GUNICORN_THREADS="2", **extra)

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 import requests
+from teams_proactive.connector.logs import UNMATCHED_PATH, JsonFormatter, RequestIdFilter, TextFormatter
 
-from connector.logs import UNMATCHED_PATH, JsonFormatter, RequestIdFilter, TextFormatter
 from tests.conftest import API_KEY
 from tests.support.fake_connector import FakeConnector
 from tests.support.live_app import LiveApp

@@ -17,8 +17,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode, checks
+from teams_proactive.bot.events import NoEvents
 
-from bot.events import NoEvents
 from tests.conftest import API_KEY
 from tests.support import activities as act
 from tests.support.fake_connector import FakeConnector, Member

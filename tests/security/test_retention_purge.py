@@ -10,7 +10,8 @@ import sqlite3
 import time
 from pathlib import Path
 
-from bot.delivery.service import Caller, MessageRequest
+from teams_proactive.bot.delivery.service import Caller, MessageRequest
+
 from tests.conftest import API_KEY
 from tests.security.conftest import POLL_SECONDS, final_delivery, finished_broadcast
 from tests.support import activities as act

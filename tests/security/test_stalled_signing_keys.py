@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 import requests
+from teams_proactive.bot.signing_keys import SigningKeys, SigningKeysUnavailable
 
-from bot.signing_keys import SigningKeys, SigningKeysUnavailable
 from tests.conftest import API_KEY
 from tests.support import activities as act
 from tests.support.live_app import LiveApp

@@ -343,7 +343,7 @@ def test_forget_in_one_tenant_leaves_another_tenants_broadcast_alone(world: Worl
 
 
 def test_key_names_of_built_in_callers_are_reserved(world: World) -> None:
-    from connector import keys
+    from teams_proactive.connector import keys
 
     for name in ("bootstrap", "cli", "Bootstrap", "entra:tenant-a:app", "builtin:x", "dashboard"):
         with pytest.raises(keys.KeyError_, match="reserved"):

@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from teams_proactive.bot.store.base import Store
 
-from bot.store.base import Store
 from tests.support.async_tests import loop, pytest_pyfunc_call  # noqa: F401 - fixture and hook
 from tests.support.cosmos_fixtures import cosmos_database, cosmos_target  # noqa: F401 - fixtures
 
@@ -30,15 +30,15 @@ def make_store(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> 
     def make(*, reference_ttl_seconds: float | None = None) -> Store:
         store: Store
         if backend == "memory":
-            from bot.store.memory import MemoryStore
+            from teams_proactive.bot.store.memory import MemoryStore
 
             store = MemoryStore(reference_ttl_seconds=reference_ttl_seconds)
         elif backend == "sqlite":
-            from bot.store.sqlite import SqliteStore
+            from teams_proactive.bot.store.sqlite import SqliteStore
 
             store = SqliteStore(str(tmp_path / "store.db"), reference_ttl_seconds=reference_ttl_seconds)
         else:
-            from bot.store.cosmos import CosmosStore
+            from teams_proactive.bot.store.cosmos import CosmosStore
 
             target = request.getfixturevalue("cosmos_target")
             database = request.getfixturevalue("cosmos_database")

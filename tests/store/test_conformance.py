@@ -1,6 +1,6 @@
 """The store conformance suite: every backend (memory, SQLite, Cosmos DB) runs it unchanged.
 
-Each test states one documented behaviour of ``bot.store.base.Store``. Concurrency is exercised with
+Each test states one documented behaviour of ``teams_proactive.bot.store.base.Store``. Concurrency is exercised with
 real concurrent tasks (threads for SQLite, concurrent requests for Cosmos DB), never with sleeps;
 time-dependent behaviour (leases, due times, expiry) is driven by the ``at`` arguments and by
 timestamps in the past.
@@ -14,8 +14,7 @@ import uuid
 from typing import Any
 
 import pytest
-
-from bot.model import (
+from teams_proactive.bot.model import (
     ApiKey,
     Broadcast,
     Delivery,
@@ -27,7 +26,7 @@ from bot.model import (
     Surface,
     now,
 )
-from bot.store.base import ConcurrencyConflict, PersonKey, Store
+from teams_proactive.bot.store.base import ConcurrencyConflict, PersonKey, Store
 
 _seq = itertools.count(1)
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.model import Delivery
-from bot.store.base import Store
+from teams_proactive.bot.model import Delivery
+from teams_proactive.bot.store.base import Store
 
 
 def _delivery(i: int, broadcast_id: str, outcome: str | None) -> Delivery:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.model import Delivery, DeliveryStatus
-from bot.store.base import Store
+from teams_proactive.bot.model import Delivery, DeliveryStatus
+from teams_proactive.bot.store.base import Store
 
 
 def _delivery(

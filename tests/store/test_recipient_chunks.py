@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 
-from bot.delivery.broadcasts import RECIPIENT_CHUNK, BroadcastService
-from bot.delivery.dispatcher import Dispatcher, DispatcherSettings
-from bot.delivery.service import Caller
-from bot.model import now
-from bot.store.base import Store
+from teams_proactive.bot.delivery.broadcasts import RECIPIENT_CHUNK, BroadcastService
+from teams_proactive.bot.delivery.dispatcher import Dispatcher, DispatcherSettings
+from teams_proactive.bot.delivery.service import Caller
+from teams_proactive.bot.model import now
+from teams_proactive.bot.store.base import Store
 
 COSMOS_ITEM_LIMIT = 2 * 1024 * 1024
 

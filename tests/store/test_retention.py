@@ -12,9 +12,9 @@ import sqlite3
 from typing import Any
 
 import pytest
+from teams_proactive.bot.model import now
+from teams_proactive.bot.store.base import PersonKey, Store
 
-from bot.model import now
-from bot.store.base import PersonKey, Store
 from tests.store.test_conformance import make_broadcast, make_delivery, make_notification, make_ref, write_new
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from bot.model import now
-from bot.recipients import forget, index_keys
-from bot.store.base import PersonKey
-from bot.store.sqlite import SCHEMA, SqliteStore
+from teams_proactive.bot.model import now
+from teams_proactive.bot.recipients import forget, index_keys
+from teams_proactive.bot.store.base import PersonKey
+from teams_proactive.bot.store.sqlite import SCHEMA, SqliteStore
+
 from tests.store.test_conformance import make_broadcast, make_delivery, make_notification, make_ref, write_new
 
 

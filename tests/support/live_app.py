@@ -12,12 +12,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import requests
+from teams_proactive.bot.graph.settings import GraphSettings
+from teams_proactive.bot.runtime import BotRuntime
+from teams_proactive.bot.settings import BotSettings
+from teams_proactive.connector import create_app
 from werkzeug.serving import make_server
-
-from bot.graph.settings import GraphSettings
-from bot.runtime import BotRuntime
-from bot.settings import BotSettings
-from connector import create_app
 
 
 class LiveApp:

@@ -11,9 +11,10 @@ import base64
 import hashlib
 from dataclasses import dataclass
 
-from bot.model import Reference, ReferenceStatus, Surface
-from bot.store.base import Store
-from bot.store.sqlite import SqliteStore
+from teams_proactive.bot.model import Reference, ReferenceStatus, Surface
+from teams_proactive.bot.store.base import Store
+from teams_proactive.bot.store.sqlite import SqliteStore
+
 from tests.support.activities import BOT_ID
 
 

@@ -58,7 +58,7 @@ class ServerProcess:
         args = ["serve", "--host", "127.0.0.1", "--port", str(self.port), "--threads", str(self.threads)]
         if SCRIPT.exists():
             return [str(SCRIPT), *args]
-        return [sys.executable, "-m", "connector.cli", *args]
+        return [sys.executable, "-m", "teams_proactive.connector.cli", *args]
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
         """Start the server and wait until /healthz answers (raises with the log tail if it dies)."""

@@ -2,7 +2,7 @@
 
 It knows the functions the samples call (Microsoft's "Reference guide to workflow expression functions"
 for Azure Logic Apps and Power Automate: replace, formatDateTime, addDays, utcNow, coalesce, concat,
-first, split) and the reference forms triggerBody(), outputs('X'), body('X'), items('X') with
+first, split) and the reference forms triggerBody(), outputs('X'), body('X'), items('X'), parameters('X') with
 ``?['field']`` / ``['field']`` access. Strings with ``@{...}`` are interpolated; a string starting with a
 single ``@`` is one expression. Anything else raises, so a test never passes on an expression it did
 not understand.
@@ -33,6 +33,7 @@ class Context:
     trigger_body: Any = None
     outputs: dict[str, Any] = field(default_factory=dict)
     items: dict[str, Any] = field(default_factory=dict)
+    parameters: dict[str, Any] = field(default_factory=dict)  # the flow's environment variables, by name
 
 
 def _tokens(text: str) -> list[tuple[str, str]]:
@@ -79,6 +80,7 @@ class _Parser:
             "outputs": lambda name: self.context.outputs[name],
             "body": lambda name: self.context.outputs[name],
             "items": lambda name: self.context.items[name],
+            "parameters": lambda name: self.context.parameters[name],
         }
 
     def peek(self) -> tuple[str, str] | None:

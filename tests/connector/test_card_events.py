@@ -111,9 +111,8 @@ def test_a_broadcast_card_press_names_the_persons_message(
     # A broadcast's send outcomes are written in groups (bot/delivery/outcomes.py): the press may
     # come before the group holding Ben's is written.
     message = wait_until(
-        lambda: (
-            (m := live.api("GET", f"/api/v1/messages/{event['messageId']}", API_KEY).json())["teamsMessageId"] and m
-        ),
+        lambda: (m := live.api("GET", f"/api/v1/messages/{event['messageId']}", API_KEY).json())["teamsMessageId"]
+        and m,
         what="the message's recorded send",
     )
     assert message["recipient"] == ben.upn and message["teamsMessageId"] == card.activity_id

@@ -37,12 +37,8 @@ def test_a_waiting_card_survives_sigkill_twice(tmp_path: Path, connector: FakeCo
     db = tmp_path / "store.db"
     user = make_user()
     with CallbackServer() as hooks:
-        env = {
-            "STORE_URL": f"sqlite:///{db}",
-            "CONNECTOR_API_KEY": API_KEY,
-            "MicrosoftAppId": "",
-            "CALLBACK_ALLOWED_NETWORKS": "127.0.0.1/32",
-        }
+        env = {"STORE_URL": f"sqlite:///{db}", "CONNECTOR_API_KEY": API_KEY, "MicrosoftAppId": "",
+               "CALLBACK_ALLOWED_NETWORKS": "127.0.0.1/32"}
         with ServerProcess(env, log_path=tmp_path / "server.log") as server:
             assert server.activity(act.install(user, connector.service_url())).status_code == 200
             started = server.api(

@@ -31,12 +31,8 @@ def test_an_event_waiting_for_a_retry_survives_sigkill(
     db = tmp_path / "store.db"
     user = make_user()
     with CallbackServer() as hooks:
-        env = {
-            "STORE_URL": f"sqlite:///{db}",
-            "CONNECTOR_API_KEY": API_KEY,
-            "MicrosoftAppId": "",
-            "CALLBACK_ALLOWED_NETWORKS": "127.0.0.1/32",
-        }
+        env = {"STORE_URL": f"sqlite:///{db}", "CONNECTOR_API_KEY": API_KEY, "MicrosoftAppId": "",
+               "CALLBACK_ALLOWED_NETWORKS": "127.0.0.1/32"}
         with ServerProcess(env, log_path=tmp_path / "server.log") as server:
             assert server.activity(act.install(user, connector.service_url())).status_code == 200
             subscribe(server, hooks, "durable")
@@ -64,12 +60,8 @@ def test_forget_recipient_drops_their_waiting_events(tmp_path: Path, connector: 
     db = tmp_path / "store.db"
     adele, megan = make_user(), make_user(name="Megan Bowen", upn="megan@contoso.example")
     with CallbackServer() as hooks:
-        env = {
-            "STORE_URL": f"sqlite:///{db}",
-            "CONNECTOR_API_KEY": API_KEY,
-            "MicrosoftAppId": "",
-            "CALLBACK_ALLOWED_NETWORKS": "127.0.0.1/32",
-        }
+        env = {"STORE_URL": f"sqlite:///{db}", "CONNECTOR_API_KEY": API_KEY, "MicrosoftAppId": "",
+               "CALLBACK_ALLOWED_NETWORKS": "127.0.0.1/32"}
         with ServerProcess(env, log_path=tmp_path / "server.log") as server:
             for user in (adele, megan):
                 assert server.activity(act.install(user, connector.service_url())).status_code == 200

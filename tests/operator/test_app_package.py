@@ -100,9 +100,7 @@ def test_app_package_bumps_the_version_on_each_run(
     assert "1.2.3" in capsys.readouterr().err
 
 
-def test_app_package_options_and_own_icons(
-    package_env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_app_package_options_and_own_icons(package_env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     color = tmp_path / "brand.png"
     color.write_bytes(encode_png(192, 192, lambda x, y: (200, 30, 30)))
     out = tmp_path / "app.zip"

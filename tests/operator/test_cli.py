@@ -225,10 +225,7 @@ def test_console_script_lists_every_command_and_builds_a_package(tmp_path: Path)
     for command in ("serve", "keys", "export-connector", "app-package", "send", "broadcast", "doctor"):
         assert command in help_text
 
-    env |= {
-        "MicrosoftAppId": "5f1b7c2e-8a3d-4e6f-9b0a-1c2d3e4f5a6b",
-        "PUBLIC_BASE_URL": "https://notify.contoso.example",
-    }
+    env |= {"MicrosoftAppId": "5f1b7c2e-8a3d-4e6f-9b0a-1c2d3e4f5a6b", "PUBLIC_BASE_URL": "https://notify.contoso.example"}
     out = tmp_path / "app.zip"
     result = subprocess.run(
         [_console_script(), "app-package", "--out", str(out)],

@@ -69,14 +69,7 @@ def test_the_app_service_zip_installs_and_serves_on_a_clean_python(tmp_path: Pat
     log = (tmp_path / "gunicorn.log").open("w")
     server = subprocess.Popen(
         # The config binds 0.0.0.0 (App Service); the test stays on loopback.
-        [
-            str(tmp_path / "antenv" / "bin" / "gunicorn"),
-            "-c",
-            "gunicorn.conf.py",
-            "-b",
-            f"127.0.0.1:{port}",
-            "teams_proactive.connector.wsgi:app",
-        ],
+        [str(tmp_path / "antenv" / "bin" / "gunicorn"), "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}", "teams_proactive.connector.wsgi:app"],
         cwd=site,
         env=run_env,
         stdout=log,
@@ -138,11 +131,8 @@ def test_the_bicep_app_settings_are_settings_the_app_reads() -> None:
     assert names - platform <= read_by_app, names - platform - read_by_app
     assert {"MicrosoftAppId", "MicrosoftAppType", "STORE_URL", "COSMOS_ENDPOINT", "PUBLIC_BASE_URL"} <= names
     # The managed-identity bot settings are ones the app accepts.
-    assert (
-        BotSettings.from_env(
-            {"MicrosoftAppType": "UserAssignedMSI", "MicrosoftAppId": "x", "MicrosoftAppTenantId": "t"}
-        ).app_type
-        == "UserAssignedMSI"
-    )
+    assert BotSettings.from_env(
+        {"MicrosoftAppType": "UserAssignedMSI", "MicrosoftAppId": "x", "MicrosoftAppTenantId": "t"}
+    ).app_type == "UserAssignedMSI"
     assert "appCommandLine: 'gunicorn -c gunicorn.conf.py teams_proactive.connector.wsgi:app'" in BICEP
     assert "endpoint: '${baseUrl}/api/messages'" in BICEP and "alwaysOn: true" in BICEP

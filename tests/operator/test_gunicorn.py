@@ -45,14 +45,7 @@ class Gunicorn:
         gunicorn = Path(sys.executable).with_name("gunicorn")
         # The config binds 0.0.0.0 (App Service); the tests listen on loopback only.
         bind = ["-b", f"127.0.0.1:{self.port}"]
-        command = [
-            str(gunicorn),
-            "-c",
-            str(ROOT / "deploy" / "gunicorn.conf.py"),
-            *bind,
-            *extra,
-            "teams_proactive.connector.wsgi:app",
-        ]
+        command = [str(gunicorn), "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), *bind, *extra, "teams_proactive.connector.wsgi:app"]
         self._log_file = self.log.open("w")
         self.process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=self._log_file, stderr=subprocess.STDOUT)
 

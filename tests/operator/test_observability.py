@@ -38,7 +38,9 @@ def value(samples: dict, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-def test_metrics_count_deliveries_retries_429s_and_latency(live: LiveApp, connector: FakeConnector, make_user) -> None:
+def test_metrics_count_deliveries_retries_429s_and_latency(
+    live: LiveApp, connector: FakeConnector, make_user
+) -> None:
     user = make_user()
     assert live.activity(act.install(user, connector.service_url("a"))).status_code == 200
     before = scrape(live)
@@ -55,10 +57,9 @@ def test_metrics_count_deliveries_retries_429s_and_latency(live: LiveApp, connec
         assert any(key[0] == name for key in before), f"{name} missing"
 
     # One clean send, one that Teams throttles once (429, then delivered), one refused for good (403).
-    assert (
-        live.api("POST", "/api/v1/messages", API_KEY, json={"recipient": user.upn, "text": "one"}).json()["status"]
-        == "delivered"
-    )
+    assert live.api("POST", "/api/v1/messages", API_KEY, json={"recipient": user.upn, "text": "one"}).json()[
+        "status"
+    ] == "delivered"
     connector.fail_next(1, Scripted(429, "Throttled", "slow down", retry_after=1))
     sent = live.api("POST", "/api/v1/messages", API_KEY, json={"recipient": user.upn, "text": "two", "wait": 30})
     assert sent.json()["status"] == "delivered", sent.text
@@ -99,11 +100,9 @@ def test_webhook_callbacks_are_counted_by_outcome(live: LiveApp, connector: Fake
         assert live.activity(act.message(user, connector.service_url(), "hello")).status_code == 200
         wait_until(lambda: hooks.bodies("flow"), what="the callback after one retry")
         after = wait_until(
-            lambda: (
-                (s := scrape(live))
-                and value(s, "teams_proactive_webhook_callbacks_total", outcome="delivered") > 0
-                and s
-            ),
+            lambda: (s := scrape(live))
+            and value(s, "teams_proactive_webhook_callbacks_total", outcome="delivered") > 0
+            and s,
             what="the delivered callback to be counted",
         )
     for outcome, expected in (("delivered", 1), ("retried", 1), ("failed", 0), ("gone", 0)):
@@ -168,9 +167,7 @@ def test_every_request_gets_an_id_in_its_log_lines_and_its_answer(
     assert response.status_code == 200
     assert response.headers["X-Request-Id"] == "flow-run-42:step-3"
 
-    generated = live.api(
-        "GET", "/api/v1/recipients/" + user.upn, API_KEY, headers={"X-Request-Id": "bad id with <spaces>"}
-    )
+    generated = live.api("GET", "/api/v1/recipients/" + user.upn, API_KEY, headers={"X-Request-Id": "bad id with <spaces>"})
     assert re.fullmatch(r"[0-9a-f]{32}", generated.headers["X-Request-Id"])
 
     lines = _lines(json_log)
@@ -209,9 +206,7 @@ def test_json_formatter_keeps_extras_and_exceptions() -> None:
         record.exc_info = sys.exc_info()
     RequestIdFilter().filter(record)
     line = json.loads(JsonFormatter().format(record))
-    assert (
-        line["message"] == "failed twice" and line["deliveryId"] == "d-1" and "RuntimeError: boom" in line["exception"]
-    )
+    assert line["message"] == "failed twice" and line["deliveryId"] == "d-1" and "RuntimeError: boom" in line["exception"]
     assert "requestId" not in line
     with pytest.raises(ValueError, match="LOG_FORMAT"):
         configure_logging("xml")

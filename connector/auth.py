@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import re
 import threading
 import time
 from collections import deque
@@ -36,9 +37,36 @@ def authenticated_caller() -> Caller:
     return caller
 
 
-def require_scope(caller: Caller, scope: str) -> None:
-    if scope not in caller.scopes and "admin" not in caller.scopes:
-        raise ApiError("Forbidden", f"These credentials do not have the '{scope}' permission.")
+def require_scope(caller: Caller, scope: str, operation: str | None = None) -> None:
+    """Refuse a caller without ``scope`` (admin has every scope), saying in a maker's words what was refused
+    (``operation``, or the REST operation being called) and how to get a key that may do it."""
+    if scope in caller.scopes or "admin" in caller.scopes:
+        return
+    what = operation or _current_operation()
+    raise ApiError(
+        "Forbidden",
+        f"This connection may not {what}: that needs the '{scope}' permission, and its API key or sign-in"
+        f" has only {', '.join(sorted(caller.scopes)) or 'none'}. Ask the service's admin for a key with"
+        f" '{scope}' (teams-proactive keys create --scopes {scope}, or --for-samples for the sample flows)"
+        " and put it in the connection.",
+    )
+
+
+def _current_operation() -> str:
+    """The operation of this request as the flow designer shows it: "'Summary' (OperationId)"."""
+    from teams_proactive.connector.openapi import OPERATIONS
+
+    rule = request.url_rule
+    if rule is None:
+        return "do this"
+    path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
+    known = OPERATIONS.get((path, request.method.lower()))
+    view = current_app.view_functions.get(request.endpoint or "")
+    handler = getattr(getattr(view, "view_class", None), request.method.lower(), None)
+    summary = ((handler.__doc__ or "").strip().splitlines() or [""])[0] if handler else ""
+    if known and summary:
+        return f"'{summary}' ({known.operation_id})"
+    return f"'{known.operation_id}'" if known else "do this"
 
 
 def _authenticate_limited() -> Caller:

@@ -65,7 +65,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_keys_create(args: argparse.Namespace) -> int:
     from teams_proactive.connector.keys import KeyError_, create_key
 
-    scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
+    if args.for_samples and args.scopes:
+        print("error: give --scopes or --for-samples, not both", file=sys.stderr)
+        return 2
+    if args.for_samples:
+        from teams_proactive.connector.solution import sample_scopes
+
+        scopes = sample_scopes()  # what the samples' one connection reference needs, from their sample.json
+    else:
+        scopes = [s.strip() for s in (args.scopes or "send").split(",") if s.strip()]
     try:
         record, plaintext = asyncio.run(
             _with_store(lambda s: create_key(s, args.name, tenant_id=args.tenant, scopes=scopes))
@@ -142,13 +150,40 @@ def cmd_export_connector(args: argparse.Namespace) -> int:
 
 
 def cmd_export_solution(args: argparse.Namespace) -> int:
-    from teams_proactive.connector.solution import export_solution
+    from teams_proactive.connector.export import ENTRA_CLIENT_ID_PLACEHOLDER, ENTRA_RESOURCE_PLACEHOLDER
+    from teams_proactive.connector.solution import SolutionError, export_solution
 
     host = (args.host or "").strip()
     if host and ("://" in host or "/" in host):
         print("error: --host takes a bare host name such as notify.contoso.com (no https://, no path)", file=sys.stderr)
         return 2
-    print(export_solution(Path(args.out), host or None, auth=args.auth))
+    if args.out.lower().endswith(".zip"):
+        print(
+            "error: --out is a folder: export-solution writes two zips (the connector, then the samples)",
+            file=sys.stderr,
+        )
+        return 2
+    if args.auth != "entra" and (args.entra_client_id or args.entra_resource):
+        print("error: --entra-client-id and --entra-resource go with --auth entra", file=sys.stderr)
+        return 2
+    try:
+        written = export_solution(
+            Path(args.out),
+            host or None,
+            auth=args.auth,
+            entra_client_id=args.entra_client_id or ENTRA_CLIENT_ID_PLACEHOLDER,
+            entra_resource=args.entra_resource or ENTRA_RESOURCE_PLACEHOLDER,
+        )
+    except SolutionError as exc:
+        print(f"error: {exc} Nothing was written.", file=sys.stderr)
+        return 1
+    for path in written:
+        print(path)
+    if args.auth == "entra" and not args.entra_client_id:
+        print(
+            "note: the connector has a placeholder client ID; give --entra-client-id and --entra-resource",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -571,7 +606,12 @@ def build_parser() -> argparse.ArgumentParser:
     create = keys_sub.add_parser("create", help="create a key (printed once)")
     create.add_argument("--name", required=True)
     create.add_argument("--tenant", default=None, help="limit the key to one Entra tenant ID")
-    create.add_argument("--scopes", default="send", help="comma-separated: send,broadcast,admin (default send)")
+    create.add_argument("--scopes", default=None, help="comma-separated: send,broadcast,admin (default send)")
+    create.add_argument(
+        "--for-samples",
+        action="store_true",
+        help="the scopes every sample flow needs (their one connection shares this key): send,broadcast,admin",
+    )
     create.set_defaults(func=cmd_keys_create)
     listing = keys_sub.add_parser("list", help="list keys (never their secrets)")
     listing.add_argument("--json", action="store_true")
@@ -593,13 +633,16 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(func=cmd_export_connector)
 
     solution = sub.add_parser(
-        "export-solution", help="write an importable Power Platform solution: the connector and the sample flows"
+        "export-solution",
+        help="write two importable Power Platform solutions: the connector, then the sample flows that use it",
     )
-    solution.add_argument("--out", required=True, help="the zip to write, e.g. ProactiveMessagesSamples.zip")
+    solution.add_argument("--out", required=True, help="the folder to write both zips into")
     solution.add_argument(
         "--host", default=None, help="the public host name of the service (no scheme; each connection can set it)"
     )
     solution.add_argument("--auth", choices=("apikey", "entra"), default="apikey", help="how connections sign in")
+    solution.add_argument("--entra-client-id", default=None, help="--auth entra: the connector's app (client) ID")
+    solution.add_argument("--entra-resource", default=None, help="--auth entra: the API's app ID URI (ENTRA_AUDIENCE)")
     solution.set_defaults(func=cmd_export_solution)
 
     send = sub.add_parser("send", help="send one message from the shell")

@@ -111,3 +111,37 @@ def readme_text(definition: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+INTRO_SECTIONS = ("## Prerequisites", "## How to get credentials", "## Get started with your connector")
+
+
+def intro_text(definition: dict[str, Any]) -> str:
+    """openapi/intro.md: the short page certification asks for beside readme.md (what the connector is,
+    what you need, how to get credentials, a first action)."""
+    info = definition["info"]
+    lines = [
+        f"# {info['title']}",
+        "",
+        info["description"],
+        "",
+        INTRO_SECTIONS[0],
+        "",
+        "- A teams-proactive service your organisation runs, reachable over HTTPS, and its bot app",
+        "  installed in Teams for the people who should get messages.",
+        "- A Power Platform environment where custom connectors may be used (a premium licence).",
+        "",
+        INTRO_SECTIONS[1],
+        "",
+        "Ask the administrator who runs the service for its host name and an API key",
+        "(`teams-proactive keys create`; `--for-samples` makes one that runs every sample flow). With the",
+        "Microsoft Entra ID variant you sign in with your work account instead.",
+        "",
+        INTRO_SECTIONS[2],
+        "",
+        "Create a connection with the host name and the key, add *Send a message to a person* to a flow,",
+        "give it a colleague's email address and a text, and run the flow: the message arrives in their",
+        "Teams chat with the bot. The sample solutions in power-automate-samples/ show ten complete flows.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""Writes the custom connector files: apiDefinition.swagger.json, apiProperties.json, icon.png, readme.md.
+"""Writes the custom connector files: apiDefinition.swagger.json, apiProperties.json, icon, readme and intro.
 
 Two variants from the same code: ``openapi/`` signs in with an API key (the ``X-API-Key`` header),
 ``openapi/entra/`` with Microsoft Entra ID (OAuth, ``identityProvider: aad``); ``--mcp`` writes the
@@ -12,13 +12,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from teams_proactive.connector.connector_readme import readme_text
+from teams_proactive.connector.connector_readme import intro_text, readme_text
 from teams_proactive.connector.icon import BRAND_HEX, icon_png
 from teams_proactive.connector.openapi import PLACEHOLDER_HOST, definition_app, definition_text
 
 # Our own colour (connector/icon.py), not Microsoft Teams' purple; certification refuses #007ee5 and #ffffff.
 BRAND_COLOR = BRAND_HEX
-PUBLISHER = "teams-proactive"
+# Certification: publisher and stack owner are letters and digits only.
+PUBLISHER = "TeamsProactive"
 # Placeholders for the Entra variant: the connector's own app registration and the API's app ID URI
 # (the service's ENTRA_AUDIENCE). Give the real ones with --entra-client-id / --entra-resource.
 ENTRA_CLIENT_ID_PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
@@ -146,6 +147,7 @@ def connector_files(
         "apiProperties.json": _dumps(api_properties(given)),
         "icon.png": icon_png(),
         "readme.md": readme_text(json.loads(definition)).encode("utf-8"),
+        "intro.md": intro_text(json.loads(definition)).encode("utf-8"),
         f"{entra}/apiDefinition.swagger.json": definition_text(app, host, auth="entra").encode("utf-8"),
         f"{entra}/apiProperties.json": _dumps(entra_api_properties(entra_client_id, entra_resource, given)),
     }

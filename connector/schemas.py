@@ -107,12 +107,22 @@ class MessageContentSchema(StrictSchema):
 
 # The recipient picker: people the bot can reach, from an internal operation; free text stays allowed
 # (a UPN, email or object ID typed in, or dynamic content). Microsoft's "x-ms-dynamic-values".
+# An answer's free-form object (a card's submitted values, keyed by the card's own input IDs) describes its
+# values, so certification sees a described schema and a flow gets each value as text or JSON.
+SUBMITTED_VALUE = {
+    "additionalProperties": {
+        "x-ms-summary": "Submitted Value",
+        "description": "One submitted value, keyed by the card input ID or the button data field it came from.",
+    }
+}
 RECIPIENT_PICKER = {
     "x-ms-dynamic-values": {
         "operationId": "ListReachablePeople",
         "value-collection": "value",
         "value-path": "upn",
         "value-title": "label",
+        # Certification: x-ms-dynamic-values names its operation's parameters, even when there are none.
+        "parameters": {},
     }
 }
 CARD_TYPE = fields.String(
@@ -567,7 +577,9 @@ class BroadcastSchema(Schema):
         metadata=meta("Status", "preparing, running or completed.", enum=["preparing", "running", "completed"])
     )
     total = fields.Integer(metadata=meta("Total", "How many recipients the broadcast has."))
-    progress = fields.Float(metadata=meta("Progress (%)", "Share of recipients done (delivered, failed or skipped)."))
+    progress = fields.Float(
+        metadata=meta("Progress (Percent)", "Share of recipients done (delivered, failed or skipped).")
+    )
     counts = fields.Nested(BroadcastCountsSchema, metadata=meta("Counts", "Recipients by status."))
     failures = fields.List(
         fields.Nested(BroadcastFailureSchema),
@@ -724,6 +736,7 @@ class CardResponseSchema(Schema):
         metadata=meta(
             "Response",
             "The values the person submitted: one entry per card input ID, plus the button's own data.",
+            **SUBMITTED_VALUE,
         ),
     )
     action = fields.String(
@@ -792,7 +805,12 @@ class CardAnswerSchemaRequestSchema(StrictSchema):
 
 class CardAnswerSchemaResponseSchema(Schema):
     schema = fields.Dict(
-        required=True, metadata=meta("Schema", "The JSON schema of the answer: one property per card input ID.")
+        required=True,
+        metadata=meta(
+            "Schema",
+            "The JSON schema of the answer: one property per card input ID.",
+            additionalProperties={"x-ms-summary": "Keyword", "description": "A JSON Schema keyword and its value."},
+        ),
     )
 
 
@@ -930,12 +948,17 @@ class CardSubmittedEventSchema(PersonEventSchema):
     )
     verb = fields.String(allow_none=True, metadata=meta("Button Verb", "The verb of an Action.Execute button."))
     values = fields.Dict(
-        metadata=meta("Values", "What the person submitted: one entry per card input ID, plus the button's data.")
+        metadata=meta(
+            "Values",
+            "What the person submitted: one entry per card input ID, plus the button's data.",
+            **SUBMITTED_VALUE,
+        )
     )
     data = fields.Dict(
         metadata=meta(
             "Submitted Data",
             "The card's input values and the button's data as Teams posted them (with the bot's own ids).",
+            **SUBMITTED_VALUE,
         )
     )
     handledByCardWait = fields.Boolean(
@@ -976,8 +999,12 @@ class BotEventSchema(PersonEventSchema):
     """Every field any event may carry (the payload of the trigger for all events)."""
 
     text = fields.String(metadata=meta("Message Text", "userMessage: what the person wrote to the bot."))
-    data = fields.Dict(metadata=meta("Submitted Data", "cardSubmitted: the card's input values and button data."))
-    values = fields.Dict(metadata=meta("Values", "cardSubmitted: what the person submitted, without the bot's ids."))
+    data = fields.Dict(
+        metadata=meta("Submitted Data", "cardSubmitted: the card's input values and button data.", **SUBMITTED_VALUE)
+    )
+    values = fields.Dict(
+        metadata=meta("Values", "cardSubmitted: what the person submitted, without the bot's ids.", **SUBMITTED_VALUE)
+    )
     messageId = fields.String(allow_none=True, metadata=meta("Card Message ID", "cardSubmitted: the card's message."))
     cardType = fields.String(allow_none=True, metadata=meta("Card Type", "cardSubmitted: the card type given."))
     actionTitle = fields.String(allow_none=True, metadata=meta("Button", "cardSubmitted: the button's title."))

@@ -1,20 +1,28 @@
-"""The dashboard's broadcast page: counts, reads per hour as inline SVG, the update/recall state, the CSV report."""
+"""The dashboard's broadcast page: what was sent, counts, reads per hour as inline SVG, why deliveries failed,
+the update/recall state, a paged per-person table and the CSV report."""
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import Any
 
-from flask import Response, abort, current_app, render_template
+from flask import Response, abort, current_app, render_template, request
 from markupsafe import Markup, escape
 from teams_proactive.bot import errors
+from teams_proactive.bot.delivery.engagement import report_row, skipped_row
 from teams_proactive.bot.delivery.service import Caller
+from teams_proactive.bot.model import Broadcast, DeliveryStatus
+from teams_proactive.bot.store.base import Store
 from teams_proactive.connector import broadcast_report
 from teams_proactive.connector.dashboard import Viewer, _signed_in, blp, data
 from teams_proactive.connector.dashboard.chart import DELIVERED_COLOUR, nice_ceiling
+from teams_proactive.connector.dashboard.preview import preview
 from teams_proactive.connector.extension import runtime_of
 
 WIDTH, HEIGHT = 960, 220
+PEOPLE_PAGE = 50  # rows of the per-person table; the CSV has them all
+REASONS_SCANNED = 100_000  # failed deliveries read to count reasons (a broadcast is at most this big)
 LEFT, RIGHT, TOP, BOTTOM = 44, 8, 12, 34
 
 
@@ -73,10 +81,58 @@ def reads_chart(timeline: list[tuple[float, int]]) -> Markup:
     return Markup("".join(parts))
 
 
+async def failure_reasons(store: Store, broadcast: Broadcast) -> list[dict[str, Any]]:
+    """Why people did not get it: each failure code and skip reason with its count and one example message."""
+    counts: Counter[tuple[str, str]] = Counter()
+    examples: dict[tuple[str, str], str] = {}
+    token: str | None = None
+    scanned = 0
+    while scanned < REASONS_SCANNED:
+        page = await store.list_deliveries(
+            broadcast_id=broadcast.id, status=DeliveryStatus.FAILED, limit=1000, token=token
+        )
+        for delivery in page.items:
+            key = ("failed", (delivery.error or {}).get("code") or "Unknown")
+            counts[key] += 1
+            examples.setdefault(key, (delivery.error or {}).get("message") or "")
+        scanned += len(page.items)
+        token = page.next_token
+        if not token:
+            break
+    for skip in broadcast.skipped:
+        key = ("skipped", skip.get("code") or "Unknown")
+        counts[key] += 1
+        examples.setdefault(key, skip.get("message") or "")
+    return [
+        {"outcome": outcome, "code": code, "count": count, "example": examples[(outcome, code)]}
+        for (outcome, code), count in counts.most_common()
+    ]
+
+
+async def people_page(
+    store: Store, broadcast: Broadcast, token: str | None, size: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of the per-person table: deliveries page by page, then (on the last page) the skipped."""
+    page = await store.list_deliveries(broadcast_id=broadcast.id, limit=size, token=token)
+    rows = [report_row(d) for d in page.items]
+    if not page.next_token:
+        rows += [skipped_row(skip) for skip in broadcast.skipped[:size]]
+    return rows, page.next_token
+
+
 @blp.get("/broadcasts/<string:broadcast_id>")
 @_signed_in
 def broadcast(viewer: Viewer, broadcast_id: str) -> Any:
     report = _report(viewer, broadcast_id)
+    runtime = runtime_of(current_app)
+    token = request.args.get("people") or None
+    size = min(200, max(1, request.args.get("size", PEOPLE_PAGE, type=int) or PEOPLE_PAGE))
+    try:
+        people, next_token = runtime.call(people_page(runtime.store, report["broadcast"], token, size), timeout=60)
+    except ValueError:  # a token that is not ours: start again at the first page
+        people, next_token = runtime.call(people_page(runtime.store, report["broadcast"], None, size), timeout=60)
+        token = None
+    reasons = runtime.call(failure_reasons(runtime.store, report["broadcast"]), timeout=60)
     return render_template(
         "dashboard/broadcast.html",
         viewer=viewer,
@@ -84,6 +140,12 @@ def broadcast(viewer: Viewer, broadcast_id: str) -> Any:
         r=report,
         e=report["engagement"],
         chart=reads_chart(report["engagement"].timeline),
+        sent=preview(report["broadcast"].content),
+        reasons=reasons,
+        people=people,
+        people_token=token,
+        next_token=next_token,
+        size=size,
         utc=data.utc,
     )
 

@@ -1,5 +1,5 @@
 """What the dashboard shows, read from the store on the bot loop: people per tenant, deliveries per
-hour, failure reasons, running broadcasts, and who cannot be reached.
+hour, failure reasons, recent broadcasts, and who cannot be reached.
 
 The store has no aggregate queries, so this pages through records. Each scan is capped (``MAX_*``)
 and the page says when a cap was hit; numbers from a capped scan are a sample, not a total.
@@ -19,6 +19,7 @@ from teams_proactive.bot.errors import Rejected
 from teams_proactive.bot.model import Delivery, DeliveryStatus, Reference, ReferenceStatus, Surface, now
 from teams_proactive.bot.recipients import Person
 from teams_proactive.bot.store.base import PersonKey, Store
+from teams_proactive.connector.dashboard.preview import first_line
 
 PERSON_SURFACES = (Surface.TEAMS, Surface.TEAMS_COPILOT, Surface.M365_COPILOT)
 UNREACHABLE = ("uninstalled", "blocked", "notFound", "expired", "optedOut")
@@ -26,6 +27,7 @@ MAX_REFERENCES = 200_000
 MAX_DELIVERIES = 100_000
 PAGE = 1000
 HOUR = 3600
+RECENT_BROADCASTS = 20
 
 
 @dataclass(slots=True)
@@ -75,7 +77,7 @@ class Overview:
     hours: list[HourBucket]
     tenants: list[TenantRow] = field(default_factory=list)
     failure_reasons: list[FailureReason] = field(default_factory=list)
-    broadcasts: list[dict[str, Any]] = field(default_factory=list)
+    broadcasts: list[dict[str, Any]] = field(default_factory=list)  # the most recent, newest first
     unreachable: list[UnreachablePerson] = field(default_factory=list)
     people_capped: bool = False
     deliveries_capped: bool = False
@@ -92,6 +94,10 @@ class Overview:
     @property
     def delivered(self) -> int:
         return sum(h.delivered for h in self.hours)
+
+    @property
+    def running(self) -> int:
+        return sum(1 for b in self.broadcasts if b["running"])
 
     @property
     def failed(self) -> int:
@@ -188,7 +194,7 @@ async def collect(
     overview.unreachable = unreachable[:unreachable_limit]
 
     await _deliveries(store, overview, tenant_id, at)
-    overview.broadcasts = await _running_broadcasts(store, broadcasts, tenant_id)
+    overview.broadcasts = await recent_broadcasts(store, broadcasts, tenant_id)
     return overview
 
 
@@ -236,30 +242,38 @@ def _finished_at(delivery: Delivery) -> float | None:
     return None
 
 
-async def _running_broadcasts(store: Store, service: BroadcastService, tenant_id: str | None) -> list[dict[str, Any]]:
+async def recent_broadcasts(
+    store: Store, service: BroadcastService, tenant_id: str | None, limit: int = RECENT_BROADCASTS
+) -> list[dict[str, Any]]:
+    """The latest broadcasts the viewer may see, running or finished, newest first, with their counts."""
     viewer = Caller(name="dashboard", tenant_id=tenant_id, scopes=frozenset({"admin"}))
-    running = []
-    for broadcast in await store.unfinished_broadcasts():
-        if not viewer.can_see(broadcast.tenant_id):
-            continue
+    found = []
+    for broadcast_id in await store.broadcast_ids():  # broadcasts are few (the store keeps them a while)
+        broadcast = await store.get_broadcast(broadcast_id)
+        if broadcast is not None and viewer.can_see(broadcast.tenant_id):
+            found.append(broadcast)
+    found.sort(key=lambda b: b.created_at, reverse=True)
+    recent = []
+    for broadcast in found[:limit]:
         try:
             report = await service.report(viewer, broadcast.id, failures_limit=1)
         except Rejected:  # finished and expired between the two reads
             continue
-        running.append(
+        recent.append(
             {
                 "id": broadcast.id,
                 "owner": broadcast.owner,
                 "tenant_id": broadcast.tenant_id,
                 "status": broadcast.status,
+                "running": broadcast.status != "completed",
+                "first_line": first_line(broadcast.content),
                 "total": broadcast.total,
                 "progress": report["progress"],
                 "counts": report["counts"],
                 "created_at": broadcast.created_at,
             }
         )
-    running.sort(key=lambda b: b["created_at"])
-    return running
+    return recent
 
 
 def utc(timestamp: float | None, fmt: str = "%Y-%m-%d %H:%M") -> str:

@@ -18,7 +18,7 @@ AGENTIC_PROTOCOL = "mcp-streamable-1.0"
 OPERATION_ID = "InvokeMCP"
 MCP_TITLE = f"{TITLE} (MCP)"
 MCP_DESCRIPTION = (
-    "Tools for Copilot Studio agents to notify people in their Microsoft Teams chat with your organisation's own"
+    "Tools for agents to notify people in their Microsoft Teams chat with your organisation's own"
     " bot: send a message or a card, check whether a person can be reached, read a card's answer, start and follow"
     " a broadcast. The tools, their inputs and descriptions come from the server and update by themselves."
 )
@@ -31,7 +31,13 @@ def mcp_definition(
     host = host or PLACEHOLDER_HOST
     return {
         "swagger": "2.0",
-        "info": {"title": MCP_TITLE, "description": MCP_DESCRIPTION, "version": VERSION},
+        # The same contact as the REST connector: certification requires one on every definition.
+        "info": {
+            "title": MCP_TITLE,
+            "description": MCP_DESCRIPTION,
+            "version": VERSION,
+            "contact": rest["info"]["contact"],
+        },
         "host": host,
         "basePath": "/",
         "schemes": [scheme],

@@ -91,7 +91,7 @@ def _established(ctx: ServerRequestContext[Any]) -> dict[str, Any]:
 
 async def _run(app: Flask, tool: ToolSpec, caller: Caller, arguments: dict[str, Any]) -> types.CallToolResult:
     try:
-        require_scope(caller, tool.scope)
+        require_scope(caller, tool.scope, f"use the tool '{tool.name}'")
         body, line = await tool.handler(runtime_of(app), caller, tool.parse(arguments))
     except Rejected as exc:
         return _refusal(exc.code, exc.message, exc.target)

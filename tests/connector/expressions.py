@@ -2,7 +2,8 @@
 
 It knows the functions the samples call (Microsoft's "Reference guide to workflow expression functions"
 for Azure Logic Apps and Power Automate: replace, formatDateTime, addDays, utcNow, coalesce, concat,
-first, split) and the reference forms triggerBody(), outputs('X'), body('X'), items('X') with
+first, split, length, empty, startOfDay, addHours) and the reference forms triggerBody(), triggerOutputs(),
+outputs('X'), body('X'), items('X'), item(), workflow(), parameters('X') with
 ``?['field']`` / ``['field']`` access. Strings with ``@{...}`` are interpolated; a string starting with a
 single ``@`` is one expression. Anything else raises, so a test never passes on an expression it did
 not understand.
@@ -33,6 +34,11 @@ class Context:
     trigger_body: Any = None
     outputs: dict[str, Any] = field(default_factory=dict)
     items: dict[str, Any] = field(default_factory=dict)
+    parameters: dict[str, Any] = field(default_factory=dict)  # the flow's environment variables, by name
+    trigger_outputs: Any = None  # triggerOutputs(): headers and, for Microsoft's triggers, 'body/...' paths
+    bodies: dict[str, Any] = field(default_factory=dict)  # body('X') of a connector action (else its outputs)
+    item: Any = None  # item() inside a Select
+    run_name: str = "08585000000000000000000000000CU00"
 
 
 def _tokens(text: str) -> list[tuple[str, str]]:
@@ -61,6 +67,18 @@ def _add_days(value: Any, days: int) -> str:
     return (moment + dt.timedelta(days=days)).isoformat()
 
 
+def _moment(value: Any) -> dt.datetime:
+    return value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def _start_of_day(value: Any) -> str:
+    return _moment(value).replace(hour=0, minute=0, second=0, microsecond=0).isoformat()
+
+
+def _add_hours(value: Any, hours: int) -> str:
+    return (_moment(value) + dt.timedelta(hours=hours)).isoformat()
+
+
 class _Parser:
     def __init__(self, text: str, context: Context) -> None:
         self.tokens = _tokens(text)
@@ -77,8 +95,18 @@ class _Parser:
             "split": lambda s, sep: str(s).split(sep),
             "triggerBody": lambda: self.context.trigger_body,
             "outputs": lambda name: self.context.outputs[name],
-            "body": lambda name: self.context.outputs[name],
+            "body": lambda name: (
+                self.context.bodies[name] if name in self.context.bodies else self.context.outputs[name]
+            ),
+            "triggerOutputs": lambda: self.context.trigger_outputs,
+            "item": lambda: self.context.item,
+            "workflow": lambda: {"run": {"name": self.context.run_name}},
+            "length": lambda value: len(value or []),
+            "empty": lambda value: not value,
+            "startOfDay": _start_of_day,
+            "addHours": _add_hours,
             "items": lambda name: self.context.items[name],
+            "parameters": lambda name: self.context.parameters[name],
         }
 
     def peek(self) -> tuple[str, str] | None:

@@ -18,6 +18,10 @@ Where the rules come from (named per rule in RULES):
   background with a white one-colour logo, readme.md sections of templates/certified-connectors).
 - DESIGNER: what the flow designer shows (nested labels composed "Parent Child"; date-time fields get a
   date picker; enums a drop-down), the issue's list of findings for this connector.
+- WARNINGS: the certification warnings issue 23 listed and this suite once missed (it said 0 while 10
+  were there, because no rule looked at them and the MCP variant was never checked): x-ms-summary
+  characters, publisher and stack owner, x-ms-dynamic-values parameters, free-form output objects, intro.md,
+  the MCP variant's description and contact. Every rule is shown to catch a broken copy below.
 The rules are generic: they check whatever operations and schemas the definition has.
 """
 
@@ -31,8 +35,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from teams_proactive.connector.connector_readme import README_SECTIONS
-from teams_proactive.connector.export import connector_files
+from teams_proactive.connector.connector_readme import INTRO_SECTIONS, README_SECTIONS
+from teams_proactive.connector.export import connector_files, mcp_connector_files
 from teams_proactive.connector.icon import read_png
 
 METHODS = ("get", "put", "post", "delete", "patch")
@@ -70,6 +74,7 @@ MINOR_WORDS = {"a", "an", "and", "as", "at", "but", "by", "for", "from", "in", "
                "to", "via", "with"}  # fmt: skip
 FORBIDDEN_COLOURS = {"#007EE5", "#FFFFFF", "#4B53BC", "#5059C9", "#6264A7", "#7B83EB"}  # Microsoft's, Teams' purples
 TIMESTAMP_NAME = re.compile(r"(At|^timestamp|^lastSeen)$")
+LABEL_CHARACTERS = re.compile(r"[A-Za-z0-9 ()]+")
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,7 @@ class Files:
     properties: dict[str, Any]
     icon: bytes
     readme: str
+    intro: str = ""
 
 
 # ---- walking the definition -----------------------------------------------------------------------
@@ -479,6 +485,76 @@ def _readme(f: Files) -> Iterator[Finding]:
             yield Finding("Readme", "readme.md", f"does not name {op['operationId']}")
 
 
+@rule("LabelCharacters", "WARNINGS: x-ms-summary only letters, digits, spaces and parentheses")
+def _label_characters(f: Files) -> Iterator[Finding]:
+    for where, node in labelled(f.definition):
+        label = node.get("x-ms-summary", "")
+        if label and not LABEL_CHARACTERS.fullmatch(label):
+            yield Finding("LabelCharacters", where, label)
+
+
+@rule("PublisherAlphanumeric", "WARNINGS: apiProperties publisher and stackOwner are letters and digits")
+def _publisher(f: Files) -> Iterator[Finding]:
+    for key in ("publisher", "stackOwner"):
+        value = f.properties["properties"].get(key, "")
+        if not re.fullmatch(r"[A-Za-z0-9]+", value):
+            yield Finding("PublisherAlphanumeric", key, value)
+
+
+@rule("DynamicValuesParameters", "WARNINGS: x-ms-dynamic-values and x-ms-dynamic-schema name their parameters")
+def _dynamic(f: Files) -> Iterator[Finding]:
+    def walk(node: Any, where: str) -> Iterator[Finding]:
+        if isinstance(node, dict):
+            for key in ("x-ms-dynamic-values", "x-ms-dynamic-schema"):
+                if isinstance(node.get(key), dict) and "parameters" not in node[key]:
+                    yield Finding("DynamicValuesParameters", f"{where}/{key}", "no parameters")
+            for key, value in node.items():
+                yield from walk(value, f"{where}/{key}")
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                yield from walk(value, f"{where}/{index}")
+
+    yield from walk(f.definition, "")
+
+
+def output_definitions(spec: dict[str, Any]) -> set[str]:
+    """Definitions a flow reads: success responses and trigger notification content."""
+    refs = []
+    for item in spec["paths"].values():
+        refs.append((item.get("x-ms-notification-content") or {}).get("schema", {}).get("$ref", ""))
+        for method in METHODS:
+            for status, response in item.get(method, {}).get("responses", {}).items():
+                if status.startswith("2"):
+                    refs.append((response.get("schema") or {}).get("$ref", ""))
+    return {ref.rsplit("/", 1)[-1] for ref in refs if ref}
+
+
+@rule("FreeFormOutput", "WARNINGS: an output object without properties has a dynamic or a described schema")
+def _free_form(f: Files) -> Iterator[Finding]:
+    def walk(node: dict[str, Any], where: str) -> Iterator[Finding]:
+        if node.get("type") == "object" and not node.get("properties") and "$ref" not in node:
+            dynamic = "x-ms-dynamic-schema" in node or "x-ms-dynamic-properties" in node
+            values = node.get("additionalProperties")
+            if not dynamic and not (isinstance(values, dict) and values.get("description")):
+                yield Finding("FreeFormOutput", where, "free-form object")
+        for name, prop in (node.get("properties") or {}).items():
+            yield from walk(prop, f"{where}.{name}")
+        if isinstance(node.get("items"), dict):
+            yield from walk(node["items"], f"{where}[]")
+
+    for name in sorted(output_definitions(f.definition)):
+        yield from walk(f.definition["definitions"][name], name)
+
+
+@rule("IntroFile", "WARNINGS: intro.md beside readme.md, starting with the title, with its three sections")
+def _intro(f: Files) -> Iterator[Finding]:
+    if not f.intro.startswith(f"# {f.definition['info']['title']}\n"):
+        yield Finding("IntroFile", "intro.md", "missing or does not start with the title")
+    for section in INTRO_SECTIONS:
+        if section not in f.intro:
+            yield Finding("IntroFile", "intro.md", f"no {section}")
+
+
 def findings(files: Files) -> list[Finding]:
     return [found for _, check in RULES.values() for found in check(files)]
 
@@ -499,6 +575,7 @@ def files_of(generated: dict[str, bytes], variant: str) -> Files:
         properties=json.loads(generated[f"{prefix}apiProperties.json"]),
         icon=generated["icon.png"],
         readme=generated["readme.md"].decode("utf-8"),
+        intro=generated["intro.md"].decode("utf-8"),
     )
 
 
@@ -584,14 +661,31 @@ SEEDED: dict[str, Callable[[dict[str, Any]], None]] = {
     "RefTargets": lambda s: s["definitions"].update(Unused={"type": "object", "properties": {}}),
     "Formats": _timestamp,
     "Triggers": lambda s: next(op for _, op in operations(s) if op.get("x-ms-trigger")).update(summary="On event"),
+    "LabelCharacters": lambda s: s["definitions"]["Broadcast"]["properties"]["progress"].update(
+        {"x-ms-summary": "Progress (%)"}
+    ),
+    "DynamicValuesParameters": lambda s: s["definitions"]["SendMessage"]["properties"]["recipient"][
+        "x-ms-dynamic-values"
+    ].pop("parameters"),
+    "FreeFormOutput": lambda s: s["definitions"]["CardSubmittedEvent"]["properties"]["values"].pop(
+        "additionalProperties"
+    ),
 }
 SEEDED_FILES: dict[str, Callable[[Files], Files]] = {
-    "BrandColour": lambda f: Files(f.definition, _with(f.properties, iconBrandColor="#4B53BC"), f.icon, f.readme),
-    "Icon": lambda f: Files(f.definition, f.properties, _other_icon(), f.readme),
-    "HostPerConnection": lambda f: Files(
-        f.definition, _with(f.properties, policyTemplateInstances=[]), f.icon, f.readme
+    "BrandColour": lambda f: Files(
+        f.definition, _with(f.properties, iconBrandColor="#4B53BC"), f.icon, f.readme, f.intro
     ),
-    "Readme": lambda f: Files(f.definition, f.properties, f.icon, f.readme.replace("## Known Issues", "## Issues")),
+    "Icon": lambda f: Files(f.definition, f.properties, _other_icon(), f.readme, f.intro),
+    "HostPerConnection": lambda f: Files(
+        f.definition, _with(f.properties, policyTemplateInstances=[]), f.icon, f.readme, f.intro
+    ),
+    "Readme": lambda f: Files(
+        f.definition, f.properties, f.icon, f.readme.replace("## Known Issues", "## Issues"), f.intro
+    ),
+    "PublisherAlphanumeric": lambda f: Files(
+        f.definition, _with(f.properties, publisher="teams-proactive"), f.icon, f.readme, f.intro
+    ),
+    "IntroFile": lambda f: Files(f.definition, f.properties, f.icon, f.readme, ""),
 }
 
 
@@ -619,7 +713,7 @@ def test_each_rule_catches_a_seeded_fault(generated: dict[str, bytes], name: str
     else:
         definition = copy.deepcopy(files.definition)
         SEEDED[name](definition)
-        broken = Files(definition, files.properties, files.icon, files.readme)
+        broken = Files(definition, files.properties, files.icon, files.readme, files.intro)
     assert name in {found.rule for found in findings(broken)}
 
 
@@ -630,3 +724,25 @@ def test_status_rule_sees_a_status_without_enum(generated: dict[str, bytes]) -> 
     assert "Formats" in {
         found.rule for found in findings(Files(definition, files.properties, files.icon, files.readme))
     }
+
+
+# The MCP variant: one operation for Copilot Studio, so the rules about the definition's own texts apply.
+MCP_RULES = ("TitleLength", "InfoDescription", "ProductNames", "ContactRequired", "ConnectorMetadata",
+             "PublisherAlphanumeric", "BrandColour")  # fmt: skip
+
+
+@pytest.mark.parametrize("variant", ["mcp/", "mcp/entra/"])
+def test_the_mcp_variant_has_no_findings(variant: str) -> None:
+    generated = mcp_connector_files()
+    files = Files(
+        definition=json.loads(generated[f"{variant}apiDefinition.swagger.json"]),
+        properties=json.loads(generated[f"{variant}apiProperties.json"]),
+        icon=generated["mcp/icon.png"],
+        readme="",
+    )
+    assert [f for name in MCP_RULES for f in RULES[name][1](files)] == []
+    broken = copy.deepcopy(files.definition)
+    broken["info"].pop("contact")
+    broken["info"]["description"] += " For Copilot Studio."
+    found = {f.rule for name in MCP_RULES for f in RULES[name][1](Files(broken, files.properties, files.icon, ""))}
+    assert {"ContactRequired", "ProductNames"} <= found

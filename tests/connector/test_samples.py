@@ -23,7 +23,10 @@ SPEC = load(OPENAPI_DIR / "apiDefinition.swagger.json")
 OPERATIONS = {op["operationId"]: op for _, _, op in operations(SPEC)}
 CONNECTOR_API = "shared_teams-proactive-messages"
 FLOWS = sorted(SAMPLES_DIR.glob("*/flow.json"))
-ASKED_FOR = {"notify-assignee", "daily-reminder", "approval-card", "broadcast-report", "read-reminder"}
+ASKED_FOR = {
+    "notify-assignee", "daily-reminder", "approval-card", "broadcast-report", "read-reminder", "card-submitted",
+    "delivery-failed", "installation-changed",
+}  # fmt: skip
 
 
 def steps(actions: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
@@ -93,9 +96,16 @@ def test_sample_uses_the_generated_definition(path: Path) -> None:
             check_parameters(operation_id, action["inputs"]["parameters"])
             used.append(operation_id)
     assert used, "the sample does not use the connector"
+    # The README is a business user's checklist: it names what the designer shows, never an operationId
+    # or a JSON path.
     readme = (path.parent / "README.md").read_text(encoding="utf-8")
     for operation_id in used:
-        assert operation_id in readme, f"README.md of {path.parent.name} does not explain {operation_id}"
+        assert OPERATIONS[operation_id]["summary"] in readme, f"{path.parent.name}: README does not name {operation_id}"
+    named = set(re.findall(r"\b[A-Z][a-z]+(?:[A-Z][a-z]+)+\b", readme)) & set(OPERATIONS)
+    assert not named, f"{path.parent.name}: README names operationIds {named}"
+    assert not re.search(r"body/|\?\[|triggerBody|outputs\(", readme), f"{path.parent.name}: README shows JSON paths"
+    for heading in ("## After import", "## Try it", "## What the person sees"):
+        assert heading in readme, f"{path.parent.name}: README has no {heading}"
 
 
 def test_copilot_studio_page_names_existing_operations() -> None:
@@ -243,3 +253,104 @@ def test_agent_guide_names_existing_operations_and_keeps_the_risky_ones_out() ->
     for operation_id in ("ForgetRecipient", "StartBroadcast", "SendCardAndWait"):
         assert f"| `{operation_id}` |" in keep_out
         assert "keep it out of agents" in OPERATIONS[operation_id]["description"] or operation_id == "SendCardAndWait"
+
+
+# ---- the three trigger samples, run with their own inputs ---------------------------------------
+def environment(document: dict[str, Any], **values: str) -> dict[str, Any]:
+    """The flow's environment variables by parameter name, with a value per schema name given."""
+    found = {}
+    for key, parameter in document["properties"]["definition"]["parameters"].items():
+        schema = (parameter.get("metadata") or {}).get("schemaName")
+        if schema:
+            found[key] = values[schema]
+    return found
+
+
+def our_calls(document: dict[str, Any], operation_id: str) -> list[dict[str, Any]]:
+    body = document["properties"]["definition"]
+    nodes = [*body["triggers"].values(), *(a for _, a, _ in steps(body["actions"]))]
+    return [n for n in nodes if ours(n) and n["inputs"]["host"]["operationId"] == operation_id]
+
+
+def evaluated(value: Any, context: Context) -> Any:
+    if isinstance(value, str):
+        return interpolate(value, context)
+    if isinstance(value, dict):
+        return {k: evaluated(v, context) for k, v in value.items()}
+    if isinstance(value, list):
+        return [evaluated(v, context) for v in value]
+    return value
+
+
+SUBMITTER = {"name": "Ana Silva", "upn": "ana@contoso.com", "aadObjectId": "00000000-0000-0000-0000-0000000000a1"}
+
+
+def test_card_submitted_listens_to_feedback_cards_and_thanks_with_the_rating() -> None:
+    document = load(SAMPLES_DIR / "card-submitted" / "flow.json")
+    (trigger,) = our_calls(document, "OnCardSubmitted")
+    assert trigger["inputs"]["parameters"]["body/cardType"] == "feedback"  # the Card Type filter
+    (send,) = our_calls(document, "SendMessage")
+    event = {"eventId": "e7", "tenantId": "t1", "user": SUBMITTER, "cardType": "feedback", "values": {"rating": "4"}}
+    sent = evaluated(send["inputs"]["parameters"], Context(trigger_body=event))
+    assert sent["body/recipient"] == SUBMITTER["aadObjectId"] and sent["body/tenantId"] == "t1"
+    assert "Ana Silva" in sent["body/text"] and "**4**" in sent["body/text"]
+    assert sent["body/idempotencyKey"] == "feedback-thanks-e7"  # a retried event thanks once
+    unrated = evaluated(send["inputs"]["parameters"], Context(trigger_body={**event, "values": {}}))
+    assert "no rating" in unrated["body/text"]
+    assert SendMessageSchema().validate({k.removeprefix("body/"): v for k, v in sent.items()}) == {}
+
+
+def test_delivery_failed_mails_the_owner_with_escaped_details() -> None:
+    document = load(SAMPLES_DIR / "delivery-failed" / "flow.json")
+    assert our_calls(document, "OnDeliveryFailed")
+    event = {
+        "recipient": HOSTILE,
+        "error": {"code": "RecipientBlocked", "message": HOSTILE},
+        "occurredAt": "2026-01-02T10:30:00Z",
+    }
+    context = Context(trigger_body=event, parameters=environment(document, tp_OwnerAddress="owner@fabrikam.com"))
+    definition = document["properties"]["definition"]
+    for name, action, _ in steps(definition["actions"]):
+        if action.get("type") == "Compose":
+            context.outputs[name] = interpolate(action["inputs"], context)
+    (mail,) = [a for _, a, _ in steps(definition["actions"]) if a.get("type") == "OpenApiConnection"]
+    rendered = evaluated(mail["inputs"]["parameters"], context)
+    assert rendered["emailMessage/To"] == "owner@fabrikam.com"
+    assert "<img" not in rendered["emailMessage/Body"] and "&lt;img" in rendered["emailMessage/Body"]
+    assert "2026-01-02 10:30 UTC" in rendered["emailMessage/Body"]
+
+
+def test_installation_changed_welcomes_only_new_installations_with_a_card() -> None:
+    document = load(SAMPLES_DIR / "installation-changed" / "flow.json")
+    definition = document["properties"]["definition"]
+    (condition,) = [a for a in definition["actions"].values() if a["type"] == "If"]
+    left, right = condition["expression"]["equals"]
+    for action, welcomed in (("installed", True), ("uninstalled", False)):
+        context = Context(trigger_body={"action": action, "user": SUBMITTER, "tenantId": "t1", "eventId": "e9"})
+        assert (interpolate(left, context) == right) is welcomed
+    (send,) = our_calls(document, "SendMessage")
+    assert send in condition["actions"].values()
+    context = Context(trigger_body={"action": "installed", "user": SUBMITTER, "tenantId": "t1", "eventId": "e9"})
+    sent = evaluated(send["inputs"]["parameters"], context)
+    card = sent["body/card"]
+    assert card["type"] == "AdaptiveCard" and card["body"][0]["text"] == "Welcome, Ana Silva!"
+    assert sent["body/idempotencyKey"] == "welcome-e9"
+    assert SendMessageSchema().validate({k.removeprefix("body/"): v for k, v in sent.items()}) == {}
+
+
+def test_environment_variables_feed_the_flows() -> None:
+    helpdesk = load(SAMPLES_DIR / "helpdesk-trigger" / "flow.json")
+    context = Context(
+        trigger_body={"text": "hi", "user": {"name": "A", "upn": "a@b.c"}, "eventId": "e"},
+        parameters=environment(helpdesk, tp_HelpDeskAddress="desk@fabrikam.com"),
+    )
+    forward = helpdesk["properties"]["definition"]["actions"]["Forward_to_the_help_desk"]
+    assert interpolate(forward["inputs"]["parameters"]["emailMessage/To"], context) == "desk@fabrikam.com"
+    report = load(SAMPLES_DIR / "broadcast-report" / "flow.json")
+    context = Context(parameters=environment(report, tp_GroupId="g-1", tp_ServiceHost="notify.fabrikam.com"))
+    context.outputs["Send_the_announcement_to_everyone"] = {"id": "b-1", "counts": {}, "total": 3}
+    context.outputs["Who_did_not_get_it"] = ""
+    actions = report["properties"]["definition"]["actions"]
+    assert interpolate(actions["List_group_members"]["inputs"]["parameters"]["groupId"], context) == "g-1"
+    body = interpolate(actions["Mail_the_report_to_the_owner"]["inputs"]["parameters"]["emailMessage/Body"], context)
+    assert 'href="https://notify.fabrikam.com/dashboard/broadcasts/b-1"' in body

@@ -250,7 +250,8 @@ def test_a_key_without_the_broadcast_scope_may_not_broadcast(
     result = with_session(live.url, send_only, work)
     assert result.is_error is True
     assert result.structured_content["error"]["code"] == "Forbidden"
-    assert "broadcast" in result.structured_content["error"]["message"]
+    message = result.structured_content["error"]["message"]
+    assert "'broadcast' permission" in message and "use the tool 'start_broadcast'" in message
     assert live.runtime.call(live.runtime.store.broadcast_ids()) == []
 
 

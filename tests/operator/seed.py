@@ -40,7 +40,7 @@ def seed(live: LiveApp, connector: FakeConnector, make_user) -> Seeded:  # type:
 
     install("adele", "Adele Vance", "adele@contoso.example")
     install("megan", "Megan Bowen", "megan@contoso.example")
-    install("nestor", "=HYPERLINK(\"http://evil.example\")", "nestor@contoso.example")
+    install("nestor", '=HYPERLINK("http://evil.example")', "nestor@contoso.example")
     install("lynne", "Lynne Robbins", "lynne@contoso.example")
     install("diego", "Diego Siciliani", "diego@contoso.example")
     install("patti", "Patti Fernandez", "patti@fabrikam.example", FABRIKAM)
@@ -50,7 +50,9 @@ def seed(live: LiveApp, connector: FakeConnector, make_user) -> Seeded:  # type:
     assert live.activity(act.message(seeded.users["diego"], url, "stop")).status_code == 200
     nestor = seeded.users["nestor"]
     connector.fail_next(
-        1, Scripted(403, "ConversationBlockedByUser", "User blocked the conversation with the bot."), nestor.conversation_id
+        1,
+        Scripted(403, "ConversationBlockedByUser", "User blocked the conversation with the bot."),
+        nestor.conversation_id,
     )
     blocked = live.api("POST", "/api/v1/messages", API_KEY, json={"recipient": nestor.upn, "text": "hi", "wait": 30})
     assert blocked.json()["status"] == "failed", blocked.text
@@ -111,3 +113,58 @@ def seed(live: LiveApp, connector: FakeConnector, make_user) -> Seeded:  # type:
     live.runtime.call(store.create_deliveries(parts))
     seeded.broadcast_id = broadcast.id
     return seeded
+
+
+WELCOME_CARD = {
+    "type": "AdaptiveCard",
+    "version": "1.4",
+    "body": [
+        {"type": "TextBlock", "text": "Quarterly <b>survey</b> is open", "weight": "Bolder"},
+        {"type": "TextBlock", "text": "Tell us how the quarter went."},
+        {"type": "Input.Text", "id": "comment", "label": "Your comment"},
+    ],
+    "actions": [{"type": "Action.Submit", "title": "Send answer"}],
+}
+
+
+def seed_finished_card_broadcast(live: LiveApp) -> str:
+    """A finished broadcast of a card, two hours old: 3 delivered (one read), 2 failed, 2 skipped."""
+    at = now()
+    broadcast = Broadcast(
+        id=uuid.uuid4().hex, owner="comms", tenant_id=CONTOSO, content={"card": WELCOME_CARD, "summary": "Survey"},
+        recipients=None, status="completed", total=7, created_at=at - 2 * HOUR, completed_at=at - HOUR,
+        skipped=[
+            {"recipient": "ghost@contoso.example", "code": "UserNotFound", "message": "Nobody with this address."},
+            {"recipient": "quiet@contoso.example", "code": "OptedOut", "message": "The person opted out."},
+        ],
+    )  # fmt: skip
+    store = live.runtime.store
+    live.runtime.call(store.create_broadcast(broadcast))
+    outcomes = [
+        (DeliveryStatus.DELIVERED, None, True),
+        (DeliveryStatus.DELIVERED, None, False),
+        (DeliveryStatus.DELIVERED, None, False),
+        (DeliveryStatus.FAILED, {"code": "TeamsError", "message": "Teams answered 500."}, False),
+        (DeliveryStatus.FAILED, {"code": "RecipientUnreachable", "message": "The bot was removed."}, False),
+    ]
+    parts = []
+    for i, (status, error, read) in enumerate(outcomes):
+        parts.append(
+            Delivery(
+                id=f"{broadcast.id}-{i}",
+                owner="comms",
+                tenant_id=CONTOSO,
+                user_key=f"reader-{i}",
+                recipient=f"reader-{i}@contoso.example",
+                content={"card": WELCOME_CARD},
+                status=status,
+                broadcast_id=broadcast.id,
+                error=error,
+                delivered_at=at - 2 * HOUR + 60 if status == DeliveryStatus.DELIVERED else None,
+                read_at=at - HOUR - 60 if read else None,
+                updated_at=at - 2 * HOUR + 60,
+                not_before=at - 2 * HOUR,
+            )
+        )
+    live.runtime.call(store.create_deliveries(parts))
+    return broadcast.id

@@ -13,7 +13,7 @@ import requests
 from teams_proactive.connector.cli import main
 
 from tests.conftest import API_KEY
-from tests.operator.seed import CONTOSO, FABRIKAM, seed
+from tests.operator.seed import CONTOSO, FABRIKAM, seed, seed_finished_card_broadcast
 from tests.support.fake_connector import FakeConnector
 from tests.support.live_app import LiveApp
 
@@ -168,6 +168,56 @@ def test_a_tenant_admin_sees_only_that_tenant(
     assert f"tenant {FABRIKAM}" in page
     assert text_of(page, "reachable-total") == "1" and text_of(page, "unreachable-total") == "0"
     assert text_of(page, "delivered-total") == "0"
-    assert CONTOSO not in page and "No broadcast is running." in page
+    assert CONTOSO not in page and "No broadcast yet." in page
     export = requests.get(live.url + "/dashboard/unreachable.csv", headers={"X-API-Key": fabrikam_admin}).text
     assert export.strip().splitlines() == ["tenantId,name,upn,email,aadObjectId,status,lastSeen,lastError"]
+
+
+def test_overview_lists_recent_broadcasts_running_and_finished(
+    live: LiveApp, connector: FakeConnector, make_user
+) -> None:
+    seeded = seed(live, connector, make_user)
+    finished = seed_finished_card_broadcast(live)
+    page = sign_in(live, API_KEY).get(live.url + "/dashboard/").text
+    assert text_of(page, "running-total") == "1"
+    table = page[page.index('id="broadcasts"') : page.index("</table>", page.index('id="broadcasts"'))]
+    rows = re.findall(r'<tr data-broadcast="([0-9a-f]+)">(.*?)</tr>', table, re.S)
+    assert [row_id for row_id, _ in rows] == [seeded.broadcast_id, finished]  # newest first
+    running, done = (cells for _, cells in rows)
+    assert "All hands</a>" in running and "running" in running
+    # A card's first text, escaped; finished, with its counts and a link to its page.
+    assert "Quarterly &lt;b&gt;survey&lt;/b&gt; is open</a>" in done and "finished" in done
+    assert re.findall(r'class="num">(\d+)<', done) == ["3", "2", "2", "0", "7"]
+    assert f'href="/dashboard/broadcasts/{finished}"' in done
+
+
+def test_broadcast_page_shows_what_was_sent_why_it_failed_and_who(
+    live: LiveApp, connector: FakeConnector, make_user
+) -> None:
+    seed(live, connector, make_user)
+    finished = seed_finished_card_broadcast(live)
+    session = sign_in(live, API_KEY)
+    page = session.get(live.url + f"/dashboard/broadcasts/{finished}?size=2").text
+    preview = page[page.index('id="sent-preview"') : page.index("</section>", page.index('id="sent-preview"'))]
+    assert "An Adaptive Card" in preview and "Quarterly &lt;b&gt;survey&lt;/b&gt; is open" in preview
+    assert "[Your comment]" in preview and ">Send answer<" in preview and "<b>survey" not in preview
+    reasons = page[page.index('id="broadcast-reasons"') :]
+    found = re.findall(r"<code>(\w+)</code></td><td>(\w+)</td><td class=\"num\">(\d+)<", reasons)
+    assert sorted(found) == sorted(
+        [("TeamsError", "failed", "1"), ("RecipientUnreachable", "failed", "1"), ("UserNotFound", "skipped", "1"),
+         ("OptedOut", "skipped", "1")]
+    )  # fmt: skip
+    # The per-person table, two a page, followed link by link: every delivery, then the skipped.
+    seen: list[tuple[str, str]] = []
+    url = live.url + f"/dashboard/broadcasts/{finished}?size=2"
+    for _ in range(10):
+        page = session.get(url).text
+        table = page[page.index('id="broadcast-people"') : page.index("</table>", page.index('id="broadcast-people"'))]
+        seen += re.findall(r"<tr><td>([^<]+)</td><td>(\w+)</td>", table)
+        more = re.search(r'id="people-next" href="([^"]+)"', page)
+        if not more:
+            break
+        url = live.url + html.unescape(more.group(1))
+    assert len(seen) == 7 and len(set(seen)) == 7
+    assert ("reader-0@contoso.example", "delivered") in seen and ("ghost@contoso.example", "skipped") in seen
+    assert ("reader-3@contoso.example", "failed") in seen

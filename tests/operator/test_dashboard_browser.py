@@ -16,7 +16,7 @@ from teams_proactive.connector.dashboard.chart import DELIVERED_COLOUR, FAILED_C
 from teams_proactive.connector.icon import read_png
 
 from tests.conftest import API_KEY
-from tests.operator.seed import seed
+from tests.operator.seed import seed, seed_finished_card_broadcast
 from tests.support.fake_connector import FakeConnector
 from tests.support.live_app import LiveApp
 
@@ -119,4 +119,61 @@ def test_dashboard_renders_the_chart_in_chromium(
     download.value.save_as(saved)
     rows = list(csv.DictReader(io.StringIO(saved.read_text())))
     assert ("nestor@contoso.example", "blocked") in {(r["upn"], r["status"]) for r in rows}
+    context.close()
+
+
+def test_broadcasts_from_the_overview_to_a_broadcast_page_in_chromium(
+    browser, live: LiveApp, connector: FakeConnector, make_user, tmp_path: Path
+) -> None:
+    seeded = seed(live, connector, make_user)
+    finished = seed_finished_card_broadcast(live)
+    context = browser.new_context(viewport={"width": 1280, "height": 1100}, java_script_enabled=False)
+    page = context.new_page()
+    page.goto(live.url + "/dashboard/login")
+    page.fill("#api_key", API_KEY)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#broadcasts")
+
+    # The overview lists both, newest first, by their first line, with their counts.
+    rows = page.locator("#broadcasts tbody tr")
+    assert [rows.nth(i).get_attribute("data-broadcast") for i in range(rows.count())] == [seeded.broadcast_id, finished]
+    assert rows.nth(0).locator("a").inner_text() == "All hands"
+    survey = rows.nth(1)
+    assert survey.locator("a").inner_text() == "Quarterly <b>survey</b> is open"  # shown as text, not markup
+    assert "finished" in survey.inner_text()
+    assert [c.inner_text() for c in survey.locator("td.num").all()] == ["3", "2", "2", "0", "7"]
+
+    # Its page: what was sent, why some did not get it, and the people, page by page.
+    survey.locator("a").click()
+    page.wait_for_selector("#sent-preview")
+    assert page.url == f"{live.url}/dashboard/broadcasts/{finished}"
+    preview = page.locator("#sent-preview .preview")
+    assert preview.is_visible()
+    assert "Quarterly <b>survey</b> is open" in preview.inner_text() and "Send answer" in preview.inner_text()
+    assert preview.locator("b").count() == 0
+    box = preview.bounding_box()
+    assert box and box["height"] > 40
+    reasons = {
+        tuple(cell.inner_text() for cell in row.locator("td").all()[:3])
+        for row in page.locator("#broadcast-reasons tbody tr").all()
+    }
+    assert reasons == {
+        ("TeamsError", "failed", "1"), ("RecipientUnreachable", "failed", "1"), ("UserNotFound", "skipped", "1"),
+        ("OptedOut", "skipped", "1"),
+    }  # fmt: skip
+    assert page.locator("#report-csv").is_visible()
+
+    page.goto(f"{live.url}/dashboard/broadcasts/{finished}?size=3")
+    people: list[str] = []
+    while True:
+        people += [row.locator("td").first.inner_text() for row in page.locator("#broadcast-people tbody tr").all()]
+        if page.locator("#people-next").count() == 0:
+            break
+        page.click("#people-next")
+        page.wait_for_selector("#people-first")
+    assert len(people) == 7 and "ghost@contoso.example" in people and "reader-4@contoso.example" in people
+    shot = tmp_path / "broadcast.png"
+    page.screenshot(path=str(shot), full_page=True)
+    if os.environ.get("DASHBOARD_SCREENSHOT"):
+        shutil.copy(shot, os.environ["DASHBOARD_SCREENSHOT"].replace(".png", "-broadcast.png"))
     context.close()

@@ -4,39 +4,15 @@ or ``connector.py`` can install us without either shadowing the other."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
-import sys
 import venv
 import zipfile
 from pathlib import Path
 
-import pytest
+from tests.packaging.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 OLD_IMPORT = re.compile(r"^\s*(from|import) (bot|connector)(\.|\s|$)")
 SOURCE_FOLDERS = {"bot": "teams_proactive/bot", "connector": "teams_proactive/connector"}
-
-
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel as `pip wheel` builds it, from a copy of the tree (no build/ left in the work tree)."""
-    work = tmp_path_factory.mktemp("wheel")
-    source = work / "src"
-    source.mkdir()
-    for name in ("pyproject.toml", "setup.py", "README.md"):
-        shutil.copy(ROOT / name, source / name)
-    for folder in ("teams_proactive", *SOURCE_FOLDERS):
-        shutil.copytree(ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(work), str(source)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert built.returncode == 0, built.stderr[-3000:]
-    (found,) = work.glob("teams_proactive-*.whl")
-    return found
 
 
 def test_the_wheel_holds_every_module_under_the_one_name(wheel: Path) -> None:

@@ -1,0 +1,1 @@
+"""The sample flows, installed as ``teams_proactive.samples``: package data read by connector/solution.py."""

@@ -17,8 +17,6 @@ from typing import Any
 import pytest
 from botframework.connector.auth import (
     ClaimsIdentity,
-    MicrosoftAppCredentials,
-    MicrosoftGovernmentAppCredentials,
 )
 from teams_proactive.bot.clouds import CLOUDS
 from teams_proactive.bot.settings import BotSettings

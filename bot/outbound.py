@@ -110,7 +110,15 @@ class BotConnectorClient:
 
     async def _call_once(self, method: str, url: URL, body: dict[str, Any] | None) -> dict[str, Any]:
         headers = {"Content-Type": "application/json"}
-        token = await self._token()
+        try:
+            token = await self._token()
+        except PermissionError as exc:  # Entra ID refused the bot's credentials: no retry helps
+            raise ConnectorError(401, "BotTokenRefused", str(exc)) from exc
+        except Exception as exc:  # the authority did not answer (network, TLS, timeout): retried later
+            log.warning("the bot's token could not be fetched: %s", type(exc).__name__)
+            raise ConnectorError(
+                0, "TokenUnavailable", f"no token for the Bot Connector ({type(exc).__name__})"
+            ) from exc
         if token:
             headers["Authorization"] = f"Bearer {token}"
         data = jsoncodec.dumps_bytes(body) if body is not None else None

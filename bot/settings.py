@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from botframework.connector.auth import AuthenticationConstants, GovernmentConstants
 from teams_proactive.bot.callback_guard import CallbackPolicy
 from teams_proactive.bot.clouds import CloudEndpoints, cloud_endpoints
 
@@ -107,9 +108,8 @@ class BotSettings:
         in the government clouds)."""
         if self.app_type.lower() in {"singletenant", "userassignedmsi"} and self.app_tenant_id:
             return f"{self.sign_in_host}/{self.app_tenant_id}"
-        if not self.login_url:
-            return self.cloud.to_channel_login_url
-        return f"{self.login_url}/{self.cloud.to_channel_login_url.rstrip('/').rsplit('/', 1)[-1]}"
+        tenant = (GovernmentConstants if self.cloud.government else AuthenticationConstants).DEFAULT_CHANNEL_AUTH_TENANT
+        return f"{self.sign_in_host}/{tenant}"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> BotSettings:

@@ -100,7 +100,7 @@ def test_the_sdk_replies_sign_in_to_the_configured_cloud(cloud_app: tuple[str, L
     # The same token provider as proactive sends (one token per lifetime), signing in to this cloud.
     assert credentials._provider is app.runtime.tokens
     assert credentials.oauth_scope == cloud.to_channel_scope
-    assert credentials.oauth_endpoint == cloud.to_channel_login_url
+    assert credentials.oauth_endpoint == app.runtime.settings.bot_login_url
     assert credentials.oauth_endpoint.startswith(cloud.login_url)
 
 
@@ -122,7 +122,8 @@ def test_every_endpoint_follows_the_cloud(name: str) -> None:
     from teams_proactive.bot.bot_tokens import BotTokenProvider
 
     provider = BotTokenProvider(settings)
-    assert (provider.scope, provider.authority) == (cloud.to_channel_scope, cloud.to_channel_login_url)
+    tenant = "MicrosoftServices.onmicrosoft.us" if government else "botframework.com"
+    assert (provider.scope, provider.authority) == (cloud.to_channel_scope, f"{cloud.login_url}/{tenant}")
 
 
 def test_an_unknown_cloud_is_refused_with_the_allowed_names() -> None:

@@ -324,6 +324,12 @@ class FakeConnector:
         key = (request.match_info["cid"], request.match_info["aid"])
         with self._lock:
             if self.activities.get(key, True):
+                # The call was logged as accepted on arrival; its answer is the 404.
+                for index in range(len(self.call_log) - 1, -1, -1):
+                    at, cid, status = self.call_log[index]
+                    if cid == key[0] and status == 200:
+                        self.call_log[index] = (at, cid, 404)
+                        break
                 return Scripted.documented("404-activity-not-found").response()
             if delete:
                 self.activities[key] = True

@@ -155,6 +155,7 @@ class BotRuntime:
             retention_seconds=retention,
             max_message_kb=size,
             graph=self.graph_settings,
+            graph_client=self.graph,
         )
         self.broadcasts = BroadcastService(
             self.store,

@@ -145,6 +145,7 @@ class FakeConnector:
         # (conversation id, activity id) -> deleted? for every activity this fake issued
         self.activities: dict[tuple[str, str], bool] = {}
         self._per_chat: dict[str, deque[float]] = {}
+        self._chat_aliases: dict[str, str] = {}  # Graph's 19:…@unq.gbl.spaces -> Teams' a:… of the same chat
         self.received: list[Received] = []
         self.members: dict[str, Member] = {}
         self.created_conversations: list[dict[str, Any]] = []
@@ -182,10 +183,19 @@ class FakeConnector:
         with self._lock:
             return [(at, status) for at, cid, status in self.call_log if cid == conversation_id]
 
+    def same_chat(self, graph_chat_id: str, teams_conversation_id: str) -> None:
+        """Graph's id of a personal chat (``19:…@unq.gbl.spaces``) and the ``a:…`` id Teams' activities carry
+        name one chat: its limits and its messages are shared, whichever id a call uses."""
+        with self._lock:
+            self._chat_aliases[graph_chat_id] = teams_conversation_id
+
+    def _chat(self, conversation_id: str) -> str:
+        return self._chat_aliases.get(conversation_id, conversation_id)
+
     def delete_in_teams(self, conversation_id: str, activity_id: str) -> None:
         """The message is deleted in Teams (by its reader or an admin): a later PUT or DELETE answers 404."""
         with self._lock:
-            self.activities[(conversation_id, activity_id)] = True
+            self.activities[(self._chat(conversation_id), activity_id)] = True
 
     def release_hung(self) -> None:
         """Let every request held by a ``Scripted(hang=True)`` answer now (with its scripted status)."""
@@ -273,7 +283,7 @@ class FakeConnector:
                 scripted = self._scripts[index][1]
                 del self._scripts[index]
             if scripted is None and self.chat_limits and conversation_id != "*create*":
-                if self._breaks_chat_limits(conversation_id, time.monotonic()):
+                if self._breaks_chat_limits(self._chat(conversation_id), time.monotonic()):
                     self.chat_throttled += 1
                     self.throttled += 1
                     scripted = Scripted(429, "Throttled", retry_after=1)
@@ -310,7 +320,7 @@ class FakeConnector:
             # bot conversations": "id": "1485983408511"); read receipts compare them as numbers.
             activity_id = str(MESSAGE_ID_BASE + next(self._ids))
             with self._lock:
-                self.activities[(cid, activity_id)] = False
+                self.activities[(self._chat(cid), activity_id)] = False
                 self.received.append(
                     Received("POST", "/smba/" + request.match_info["name"], cid, body, activity_id,
                              request.headers.get("Authorization"))
@@ -321,13 +331,13 @@ class FakeConnector:
 
     def _gone(self, request: web.Request, *, delete: bool = False) -> web.Response | None:
         """404 for an activity this fake never issued in the conversation, or one deleted already."""
-        key = (request.match_info["cid"], request.match_info["aid"])
         with self._lock:
+            key = (self._chat(request.match_info["cid"]), request.match_info["aid"])
             if self.activities.get(key, True):
                 # The call was logged as accepted on arrival; its answer is the 404.
                 for index in range(len(self.call_log) - 1, -1, -1):
                     at, cid, status = self.call_log[index]
-                    if cid == key[0] and status == 200:
+                    if cid == request.match_info["cid"] and status == 200:
                         self.call_log[index] = (at, cid, 404)
                         break
                 return Scripted.documented("404-activity-not-found").response()

@@ -24,6 +24,7 @@ from botframework.connector.auth import (
     BotFrameworkAuthentication,
     ClaimsIdentity,
     ConnectorFactory,
+    PasswordServiceClientCredentialFactory,
     UserTokenClient,
 )
 from botframework.connector.skills import BotFrameworkClient
@@ -160,9 +161,14 @@ class BotEndpoint:
         signing_keys.install(asyncio.get_running_loop(), timeout_seconds=settings.metadata_timeout_seconds)
         config = _SdkConfig(settings)
         # The SDK's replies inside a turn sign with the same token as proactive sends (one per lifetime).
-        credentials = SharedTokenCredentialFactory(
-            ConfigurationServiceClientCredentialFactory(config), tokens or BotTokenProvider(settings)
+        # With a certificate there is no password, which the SDK's own factory insists on for SingleTenant;
+        # its credentials then serve only audiences other than the channel's (none in this product).
+        inner = (
+            PasswordServiceClientCredentialFactory(settings.app_id, "", settings.app_tenant_id or None)
+            if settings.app_certificate_path and not settings.app_password
+            else ConfigurationServiceClientCredentialFactory(config)
         )
+        credentials = SharedTokenCredentialFactory(inner, tokens or BotTokenProvider(settings))
         self.authentication = _CachingAuthentication(
             ConfigurationBotFrameworkAuthentication(config, credentials_factory=credentials)
         )

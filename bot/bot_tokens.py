@@ -1,4 +1,4 @@
-"""The bot's bearer token for the Bot Connector: one cached token, from Entra ID (secret) or a managed identity.
+"""The bot's bearer token for the Bot Connector: one cached token, from Entra ID (secret or certificate) or a managed identity.
 
 Proactive sends (``teams_proactive.bot.outbound``) and the SDK's own replies inside a turn share it, so the
 service asks the authority once per token lifetime, not once per path. A token the Bot Connector answers
@@ -99,9 +99,14 @@ class BotTokenProvider:
                 )
             else:
                 custom = bool(settings.login_url)
+                credential: Any = settings.app_password
+                if settings.app_certificate_path:
+                    from teams_proactive.bot.graph.tokens import certificate_credential
+
+                    credential = certificate_credential(settings.app_certificate_path)
                 self._client = msal.ConfidentialClientApplication(
                     settings.app_id,
-                    client_credential=settings.app_password,
+                    client_credential=credential,
                     authority=self._login,
                     instance_discovery=not custom,
                     validate_authority=not custom,

@@ -42,6 +42,9 @@ class BotSettings:
 
     app_id: str = ""
     app_password: str = field(default="", repr=False)
+    # BOT_CERTIFICATE_PATH: a PEM file with the app registration's private key and certificate, used instead of
+    # MicrosoftAppPassword for the bot's Bot Connector token (and Graph's, when Graph uses the bot's registration).
+    app_certificate_path: str = ""
     app_type: str = "MultiTenant"
     app_tenant_id: str = ""
     store_url: str = "sqlite:///teams-proactive.db"
@@ -120,6 +123,7 @@ class BotSettings:
         settings = cls(
             app_id=env.get("MicrosoftAppId", "").strip(),
             app_password=env.get("MicrosoftAppPassword", ""),
+            app_certificate_path=env.get("BOT_CERTIFICATE_PATH", "").strip(),
             app_type=env.get("MicrosoftAppType", "").strip() or "MultiTenant",
             app_tenant_id=env.get("MicrosoftAppTenantId", "").strip(),
             store_url=env.get("STORE_URL", "").strip() or "sqlite:///teams-proactive.db",
@@ -150,6 +154,8 @@ class BotSettings:
         return settings
 
     def validate(self) -> None:
+        if self.app_certificate_path and not os.path.isfile(self.app_certificate_path):
+            raise ValueError(f"BOT_CERTIFICATE_PATH does not name a readable file: {self.app_certificate_path}")
         if self.login_url:
             require_https("LOGIN_URL", self.login_url)
         if self.open_id_metadata:

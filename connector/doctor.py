@@ -122,6 +122,8 @@ def _bot_identity(bot: BotSettings) -> list[Finding]:
                     WARN, topic, "MicrosoftAppPassword is set but a managed identity bot does not use it; remove it."
                 )
             )
+    elif not bot.app_password and bot.app_certificate_path:
+        pass  # a certificate credential (BOT_CERTIFICATE_PATH, checked to be a file when settings load)
     elif not bot.app_password:
         found.append(
             Finding(

@@ -8,6 +8,7 @@ address is kept on the person's records so the next lookup needs no Graph call.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -18,6 +19,9 @@ from teams_proactive.bot.recipients import Person, find_person
 from teams_proactive.bot.store.base import PersonKey, Store
 
 log = logging.getLogger(__name__)
+
+# A lookup answers an API call: Graph's own retries (up to 30 s of Retry-After) must not hold it longer.
+LOOKUP_TIMEOUT_SECONDS = 10.0
 
 
 async def find_person_or_ask_graph(
@@ -50,8 +54,11 @@ async def find_person_or_ask_graph(
 
 async def _graph_user(graph: GraphClient, tenant: str, address: str) -> dict[str, Any] | None:
     try:
-        return await graph.get_user(tenant, address)
+        return await asyncio.wait_for(graph.get_user(tenant, address), LOOKUP_TIMEOUT_SECONDS)
     except GraphError as exc:
         # Graph unreachable or refusing: the person stays not found, as without Graph (never a 5xx here).
         log.info("graph could not look up a recipient (%s %s)", exc.status, exc.code)
+        return None
+    except TimeoutError:
+        log.info("graph did not answer a recipient lookup in time")
         return None

@@ -71,9 +71,10 @@ class GraphSettings:
         secret = env.get("GRAPH_CLIENT_SECRET", "")
         certificate = env.get("GRAPH_CERTIFICATE_PATH", "").strip()
         if not client_id:
-            # By default the bot's own app registration.
+            # By default the bot's own app registration (its secret, or its certificate).
             client_id = bot.app_id
             secret = secret or bot.app_password
+            certificate = certificate or bot.app_certificate_path
         managed = bot.app_type.lower() == "userassignedmsi" and not (secret or certificate)
         settings = cls(
             install_enabled=_bool(env, "GRAPH_INSTALL"),

@@ -40,7 +40,10 @@ def _install(server: ServerProcess, issuer: LocalTokenIssuer, fake: FakeConnecto
 
 
 def _bot_tokens(issuer: LocalTokenIssuer) -> list[tuple[str, dict[str, str], int]]:
-    return [r for r in issuer.token_requests if r[0] == TENANT]
+    """The bot's token requests for the Bot Connector (Graph's, for the same registration, are others)."""
+    return [
+        r for r in issuer.token_requests if r[0] == TENANT and r[1].get("scope", "").startswith(BOT_CONNECTOR_AUDIENCE)
+    ]
 
 
 def _claims(authorization: str | None) -> dict[str, Any]:
@@ -170,6 +173,24 @@ def test_an_inbound_activity_with_a_wrong_signature_is_refused_and_changes_nothi
         signed(issuer, {"serviceUrl": "https://smba.evil.example/"}),
     ):
         assert post_activity(server, activity, header).status_code == 401
-    recipient = api(server, "GET", f"/api/v1/recipients/{user.upn}")
-    assert recipient.status_code == 404 or recipient.json()["reachable"] is False
+    recipient = api(server, "GET", f"/api/v1/recipients/{user.aad_object_id}")
+    assert recipient.status_code == 404 and recipient.json()["error"]["code"] == "RecipientNotFound"
     assert fake.received == [] and _bot_tokens(issuer) == []
+
+
+def test_a_certificate_credential_signs_the_token_request(
+    issuer: LocalTokenIssuer, fake: FakeConnector, person, tmp_path: Path, start_server
+) -> None:
+    from tests.support.local_ca import self_signed_client_certificate
+
+    pem = self_signed_client_certificate(tmp_path, "bot")
+    issuer.register_app(APP_ID, TENANT, certificate_pem=pem.read_bytes())  # the certificate, no secret
+    server = start_server(signed_env(issuer, tmp_path, MicrosoftAppPassword="", BOT_CERTIFICATE_PATH=str(pem)))
+    user = person()
+    _install(server, issuer, fake, user)
+    sent = api(server, "POST", "/api/v1/messages", json={"recipient": user.upn, "text": "signed by a certificate"})
+    assert sent.status_code == 200 and sent.json()["status"] == "delivered", sent.text
+    (request,) = _bot_tokens(issuer)
+    assert request[2] == 200 and "client_secret" not in request[1]
+    assert request[1]["client_assertion_type"] == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    assert fake.unauthorized == []

@@ -94,7 +94,7 @@ class BotSettings:
 
     @property
     def channel_openid_metadata_url(self) -> str:
-        """Where the signing keys of the channel's tokens are published (BotOpenIdMetadata wins)."""
+        """Where the signing keys of the channel's tokens are published (BOT_OPENID_METADATA_URL wins)."""
         return self.open_id_metadata or self.cloud.openid_metadata_url
 
     @property

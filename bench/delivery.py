@@ -3,7 +3,8 @@
     python -m bench.delivery [--recipients 5000] [--classic 300] [--inbound 1000]
     python -m bench.delivery --rate 500 --recipients 10000 --classic 0 --inbound 0 --dispatcher-alone 0
 
-Against the fake Bot Connector (50-150 ms latency, 50 requests/s per-app cap answering 429 above it):
+Against the fake Bot Connector (50-150 ms latency, 50 requests/s per-app cap answering 429 above it, and
+Teams' per-chat limits, 7/1 s, 8/2 s, 60/30 s, 1,800/h per conversation, answering 429 when broken):
 1. the real server process (SQLite) broadcasts one message to every recipient; prints the sustained
    rate, the share of calls answered 429, duplicates, and the server's CPU per delivered message;
 2. inbound activities posted to /api/messages; prints the server's CPU per activity;
@@ -46,6 +47,7 @@ def run_broadcast(bench: Bench, recipients: int) -> dict[str, Any]:
     time.sleep(IDLE_SECONDS)
     idle_per_second = (server.cpu_seconds() - idle_start) / IDLE_SECONDS
     calls_before, throttled_before, sent_before = fake.calls, fake.throttled, len(fake.sent())
+    chat_throttled_before = fake.chat_throttled
 
     cpu_start = server.cpu_seconds()
     started = time.monotonic()
@@ -89,6 +91,7 @@ def run_broadcast(bench: Bench, recipients: int) -> dict[str, Any]:
         "sustained": sustained,
         "calls": calls,
         "throttled": throttled,
+        "chat_throttled": fake.chat_throttled - chat_throttled_before,
         "cpu": cpu,
         "cpu_per_message_ms": (cpu - idle_per_second * elapsed) / max(1, delivered) * 1000,
         "cpu_per_message_raw_ms": cpu / max(1, delivered) * 1000,
@@ -284,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     people_needed = max(args.recipients, args.classic, 1)
     print(
         f"fake Bot Connector: latency {LATENCY[0] * 1000:.0f}-{LATENCY[1] * 1000:.0f} ms, per-app cap"
-        f" {RATE_CAP:.0f}/s (429 above it); server: SQLite, SEND_RATE_PER_TENANT={RATE_CAP:.0f},"
+        f" {RATE_CAP:.0f}/s (429 above it), per-chat limits 7/1 s, 8/2 s, 60/30 s, 1,800/h; server: SQLite, SEND_RATE_PER_TENANT={RATE_CAP:.0f},"
         f" SEND_CONCURRENCY={args.concurrency}",
         flush=True,
     )
@@ -297,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  sustained rate: {b['sustained']:.1f} msg/s = {b['sustained'] / RATE_CAP * 100:.1f}% of the cap")
         print(
             f"  calls answered 429: {b['throttled']} of {b['calls']:,}"
-            f" ({b['throttled'] / max(1, b['calls']) * 100:.2f}%)"
+            f" ({b['throttled'] / max(1, b['calls']) * 100:.2f}%), of them for a chat's own limits:"
+            f" {b['chat_throttled']}"
         )
         print(
             f"  server CPU per delivered message: {b['cpu_per_message_ms']:.2f} ms"

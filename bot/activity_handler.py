@@ -134,7 +134,7 @@ class ProactiveBot(TeamsActivityHandler):
         await apply_read_receipt(
             self._store,
             PersonKey(ref.tenant_id, ref.user_key),
-            conversation.id,
+            _chat_ids(ref, conversation.id),
             read_receipt_info.get("lastReadMessageId")
             if isinstance(read_receipt_info, dict)
             else getattr(read_receipt_info, "last_read_message_id", None),
@@ -173,7 +173,10 @@ class ProactiveBot(TeamsActivityHandler):
         if not described["handledByCardWait"] and ref is not None and activity.conversation is not None:
             # An answer to a plain or broadcast card counts as "answered" in its delivery report.
             await record_card_answer(
-                self._store, PersonKey(ref.tenant_id, ref.user_key), activity.conversation.id, activity.reply_to_id
+                self._store,
+                PersonKey(ref.tenant_id, ref.user_key),
+                _chat_ids(ref, activity.conversation.id),
+                activity.reply_to_id,
             )
         await self._publish(turn_context, BotEvent.CARD_SUBMITTED, {"data": data, **described})
 
@@ -204,3 +207,11 @@ class ProactiveBot(TeamsActivityHandler):
             "timestamp": activity.timestamp.isoformat() if activity.timestamp else None,
             **extra,
         }
+
+
+def _chat_ids(ref: Reference, conversation_id: str) -> set[str]:
+    """The chat an activity came from, by every id it is known by: a message sent under Graph's
+    ``19:…@unq.gbl.spaces`` is read and answered in the same chat Teams' activities call ``a:…``."""
+    if ref.conversation_id == conversation_id:
+        return ref.chat_ids
+    return {conversation_id}

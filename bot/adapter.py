@@ -15,6 +15,7 @@ from botbuilder.core import Bot, TurnContext
 from botbuilder.integration.aiohttp import (
     CloudAdapter,
     ConfigurationBotFrameworkAuthentication,
+    ConfigurationServiceClientCredentialFactory,
 )
 from botbuilder.schema import Activity, ActivityTypes
 from botframework.connector.aio import ConnectorClient
@@ -23,10 +24,12 @@ from botframework.connector.auth import (
     BotFrameworkAuthentication,
     ClaimsIdentity,
     ConnectorFactory,
+    PasswordServiceClientCredentialFactory,
     UserTokenClient,
 )
 from botframework.connector.skills import BotFrameworkClient
 from teams_proactive.bot import signing_keys
+from teams_proactive.bot.bot_tokens import BotTokenProvider, SharedTokenCredentialFactory
 from teams_proactive.bot.settings import BotSettings
 
 log = logging.getLogger(__name__)
@@ -66,7 +69,7 @@ class _SdkConfig:
         self.APP_TENANTID = settings.app_tenant_id
         self.CHANNEL_SERVICE = cloud.channel_service or None
         self.VALIDATE_AUTHORITY = True
-        self.TO_CHANNEL_FROM_BOT_LOGIN_URL = cloud.to_channel_login_url
+        self.TO_CHANNEL_FROM_BOT_LOGIN_URL = settings.bot_login_url
         self.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE = cloud.to_channel_scope
         self.TO_BOT_FROM_CHANNEL_TOKEN_ISSUER = cloud.token_issuer
         self.OAUTH_URL = cloud.oauth_url
@@ -145,7 +148,9 @@ class _CachingAuthentication(BotFrameworkAuthentication):
 class BotEndpoint:
     """Runs inbound activities through the SDK: authenticate, then the middleware pipeline and the bot."""
 
-    def __init__(self, settings: BotSettings, bot: Bot, middleware: list[Any]) -> None:
+    def __init__(
+        self, settings: BotSettings, bot: Bot, middleware: list[Any], *, tokens: BotTokenProvider | None = None
+    ) -> None:
         self._settings = settings
         if settings.local_mode:
             log.warning(
@@ -154,7 +159,19 @@ class BotEndpoint:
             )
         # Built on the bot loop (BotRuntime._open): token checks on it fetch keys without blocking it.
         signing_keys.install(asyncio.get_running_loop(), timeout_seconds=settings.metadata_timeout_seconds)
-        self.authentication = _CachingAuthentication(ConfigurationBotFrameworkAuthentication(_SdkConfig(settings)))
+        config = _SdkConfig(settings)
+        # The SDK's replies inside a turn sign with the same token as proactive sends (one per lifetime).
+        # With a certificate there is no password, which the SDK's own factory insists on for SingleTenant;
+        # its credentials then serve only audiences other than the channel's (none in this product).
+        inner = (
+            PasswordServiceClientCredentialFactory(settings.app_id, "", settings.app_tenant_id or None)
+            if settings.app_certificate_path and not settings.app_password
+            else ConfigurationServiceClientCredentialFactory(config)
+        )
+        credentials = SharedTokenCredentialFactory(inner, tokens or BotTokenProvider(settings))
+        self.authentication = _CachingAuthentication(
+            ConfigurationBotFrameworkAuthentication(config, credentials_factory=credentials)
+        )
         self.adapter = CloudAdapter(self.authentication)
         self.adapter.on_turn_error = self._on_turn_error
         for layer in middleware:
@@ -192,42 +209,3 @@ class BotEndpoint:
             context.activity.channel_id,
             exc_info=error,
         )
-
-
-class BotTokenProvider:
-    """Bearer tokens for outbound Bot Connector calls, from the SDK's own credential factory.
-
-    MSAL calls are blocking, so they run in a worker thread; the token is kept until shortly before
-    it expires, so a broadcast asks Entra ID once an hour, not once per message.
-    """
-
-    REFRESH_MARGIN_SECONDS = 300
-
-    def __init__(self, settings: BotSettings) -> None:
-        from botbuilder.integration.aiohttp import ConfigurationServiceClientCredentialFactory
-
-        self._settings = settings
-        self._factory = ConfigurationServiceClientCredentialFactory(_SdkConfig(settings))
-        self._scope = settings.cloud.to_channel_scope
-        self._login = settings.cloud.to_channel_login_url
-        self._token: str | None = None
-        self._expires_at = 0.0
-        self._credentials: Any = None
-
-    async def token(self) -> str | None:
-        """A bearer token, or None in local mode (anonymous outbound calls)."""
-        import time
-
-        if self._settings.local_mode:
-            return None
-        if self._token and time.time() < self._expires_at - self.REFRESH_MARGIN_SECONDS:
-            return self._token
-        if self._credentials is None:
-            self._credentials = await self._factory.create_credentials(
-                self._settings.app_id, self._scope, self._login, True
-            )
-        token = await asyncio.to_thread(self._credentials.get_access_token)
-        self._token = token
-        # AppCredentials hides the expiry; tokens from Entra live at least an hour.
-        self._expires_at = time.time() + 3600
-        return token

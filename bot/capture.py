@@ -173,7 +173,9 @@ class ReferenceCaptureMiddleware(Middleware):
                 bot_id=activity.recipient.id if activity.recipient else "",
                 created_at=seen,
             )
+            previous = ref.conversation_id
             ref.conversation_id = activity.conversation.id
+            ref.remember_chat_id(previous)  # Graph's 19:…@unq.gbl.spaces and Teams' a:… are one chat
             ref.service_url = activity.service_url  # it can change: the newest wins
             ref.channel_id = activity.channel_id
             ref.user_id = user.id

@@ -117,6 +117,10 @@ class Reference(Record):
     updated_at: float = field(default_factory=now)
     expires_at: float | None = None
     conversation_reference: dict[str, Any] = field(default_factory=dict)
+    # Other ids of this same chat: Graph names a personal chat "19:…@unq.gbl.spaces" (installedApps/{id}/chat)
+    # while Teams' activities in it carry Bot Framework's "a:…"; messages sent under one are read, answered
+    # and recalled under the other.
+    conversation_aliases: list[str] = field(default_factory=list)
     etag: str | None = None
 
     @property
@@ -124,11 +128,29 @@ class Reference(Record):
         return (self.tenant_id, self.user_key, self.surface)
 
     @property
+    def chat_ids(self) -> set[str]:
+        """Every id this reference's chat is known by (the current one first among equals)."""
+        return {self.conversation_id, *self.conversation_aliases}
+
+    def remember_chat_id(self, previous: str | None) -> None:
+        """Keep ``previous`` as another id of this chat when it and the current id are the same personal
+        chat seen through Graph and through Teams' activities (one of them is Graph's ``@unq.gbl.spaces``)."""
+        if not previous or previous == self.conversation_id:
+            return
+        if GRAPH_PERSONAL_CHAT_SUFFIX in previous or GRAPH_PERSONAL_CHAT_SUFFIX in self.conversation_id:
+            kept = [a for a in self.conversation_aliases if a not in (previous, self.conversation_id)]
+            self.conversation_aliases = [*kept, previous][-MAX_CHAT_ALIASES:]
+
+    @property
     def doc_id(self) -> str:
         return reference_id(self.tenant_id, self.user_key, self.surface)
 
     def is_expired(self, at: float | None = None) -> bool:
         return self.expires_at is not None and self.expires_at <= (at or now())
+
+
+GRAPH_PERSONAL_CHAT_SUFFIX = "@unq.gbl.spaces"
+MAX_CHAT_ALIASES = 4
 
 
 def reference_id(tenant_id: str, user_key: str, surface: str) -> str:

@@ -61,9 +61,11 @@ class BotConnectorClient:
         token: Callable[[], Awaitable[str | None]],
         *,
         timeout_seconds: float = 15.0,
+        forget_token: Callable[[str], None] | None = None,
     ) -> None:
         self._session = session
         self._token = token
+        self._forget_token = forget_token
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
 
     async def send(self, service_url: str, conversation_id: str, activity: dict[str, Any]) -> str:
@@ -93,8 +95,30 @@ class BotConnectorClient:
         return str(conversation_id)
 
     async def _call(self, method: str, url: URL, body: dict[str, Any] | None) -> dict[str, Any]:
+        try:
+            return await self._call_once(method, url, body)
+        except _Unauthorized as refused:
+            # A token the Bot Connector no longer accepts (revoked, rotated secret, clock skew): forget it
+            # and ask once more with a fresh one; a second 401 is the answer.
+            if self._forget_token is None or refused.token is None:
+                raise refused.error from None
+            self._forget_token(refused.token)
+        try:
+            return await self._call_once(method, url, body)
+        except _Unauthorized as refused:
+            raise refused.error from None
+
+    async def _call_once(self, method: str, url: URL, body: dict[str, Any] | None) -> dict[str, Any]:
         headers = {"Content-Type": "application/json"}
-        token = await self._token()
+        try:
+            token = await self._token()
+        except PermissionError as exc:  # Entra ID refused the bot's credentials: no retry helps
+            raise ConnectorError(401, "BotTokenRefused", str(exc)) from exc
+        except Exception as exc:  # the authority did not answer (network, TLS, timeout): retried later
+            log.warning("the bot's token could not be fetched: %s", type(exc).__name__)
+            raise ConnectorError(
+                0, "TokenUnavailable", f"no token for the Bot Connector ({type(exc).__name__})"
+            ) from exc
         if token:
             headers["Authorization"] = f"Bearer {token}"
         data = jsoncodec.dumps_bytes(body) if body is not None else None
@@ -104,11 +128,23 @@ class BotConnectorClient:
                 if resp.status < 300:
                     return _json_object(raw)
                 code, message = _error_of(raw, resp.status)
-                raise ConnectorError(resp.status, code, message, parse_retry_after(resp.headers.get("Retry-After")))
+                error = ConnectorError(resp.status, code, message, parse_retry_after(resp.headers.get("Retry-After")))
+                if resp.status == 401:
+                    raise _Unauthorized(error, token)
+                raise error
         except TimeoutError as exc:
             raise ConnectorError(0, "Timeout", "Teams did not answer in time") from exc
         except aiohttp.ClientError as exc:
             raise ConnectorError(0, "NetworkError", f"could not reach Teams ({type(exc).__name__})") from exc
+
+
+class _Unauthorized(Exception):
+    """A 401 and the token it was answered to (internal: ``_call`` retries once with a fresh token)."""
+
+    def __init__(self, error: ConnectorError, token: str | None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.token = token
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:

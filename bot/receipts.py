@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Collection
 from typing import Any
 
 from teams_proactive.bot.events import BotEvent, EventSink, NoEvents
@@ -42,7 +43,7 @@ def message_number(message_id: str | None) -> int | None:
 async def apply_read_receipt(
     store: Store,
     person: PersonKey,
-    conversation_id: str,
+    conversation_id: str | Collection[str],
     last_read_message_id: Any,
     *,
     events: EventSink | None = None,
@@ -54,7 +55,8 @@ async def apply_read_receipt(
     a chat none of this person's deliveries went to, changes nothing. Returns the deliveries marked now.
     """
     last = message_number(last_read_message_id if isinstance(last_read_message_id, str) else None)
-    if last is None or not conversation_id:
+    chats = _ids(conversation_id)
+    if last is None or not chats:
         log.info("read receipt without a usable lastReadMessageId; ignored")
         return []
     moment = at if at is not None else now()
@@ -63,12 +65,12 @@ async def apply_read_receipt(
     while True:
         page = await store.list_deliveries(person=person, status=DeliveryStatus.DELIVERED, limit=PAGE, token=token)
         for item in page.items:
-            if not _covered(item, conversation_id, last):
+            if not _covered(item, chats, last):
                 continue
 
             def mark(current: Delivery) -> Delivery | None:
                 # Re-checked on the stored record: another receipt may have marked it meanwhile.
-                if current.read_at is not None or not _covered(current, conversation_id, last):
+                if current.read_at is not None or not _covered(current, chats, last):
                     return None
                 current.read_at = moment
                 return current
@@ -87,14 +89,17 @@ async def apply_read_receipt(
     return marked
 
 
-async def record_card_answer(store: Store, person: PersonKey, conversation_id: str, reply_to_id: str | None) -> bool:
+async def record_card_answer(
+    store: Store, person: PersonKey, conversation_id: str | Collection[str], reply_to_id: str | None
+) -> bool:
     """A card the bot sent was answered: note when (first answer only), for GetBroadcast's "answered".
 
     Teams sets ``replyToId`` of a card's submit activity to the card message's id. Only the time is
     kept: the answer itself goes to the flows subscribed to OnCardSubmitted (and, for a card sent with
     SendCardAndWait, to its own record). Returns whether a delivery was marked.
     """
-    if not reply_to_id or not conversation_id:
+    chats = _ids(conversation_id)
+    if not reply_to_id or not chats:
         return False
     marked = False
     at = now()
@@ -102,7 +107,7 @@ async def record_card_answer(store: Store, person: PersonKey, conversation_id: s
     while not marked:
         page = await store.list_deliveries(person=person, limit=PAGE, token=token)
         for item in page.items:
-            if item.message_id != reply_to_id or item.conversation_id != conversation_id or item.kind != "message":
+            if item.message_id != reply_to_id or item.conversation_id not in chats or item.kind != "message":
                 continue
 
             def answered(current: Delivery) -> Delivery | None:
@@ -120,13 +125,19 @@ async def record_card_answer(store: Store, person: PersonKey, conversation_id: s
     return marked
 
 
-def _covered(d: Delivery, conversation_id: str, last: int) -> bool:
+def _ids(conversation_id: str | Collection[str]) -> frozenset[str]:
+    """One chat id, or every id of one chat (Graph's and Teams' ids of a personal chat: Reference.chat_ids)."""
+    ids = [conversation_id] if isinstance(conversation_id, str) else list(conversation_id)
+    return frozenset(i for i in ids if i)
+
+
+def _covered(d: Delivery, chats: frozenset[str], last: int) -> bool:
     number = message_number(d.message_id)
     return (
         d.read_at is None
         and d.kind in MESSAGE_KINDS
         and d.status == DeliveryStatus.DELIVERED
-        and d.conversation_id == conversation_id
+        and d.conversation_id in chats
         and number is not None
         and number <= last
     )

@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 
 import aiohttp
 from teams_proactive.bot.activity_handler import ProactiveBot
-from teams_proactive.bot.adapter import BotEndpoint, BotTokenProvider
+from teams_proactive.bot.adapter import BotEndpoint
+from teams_proactive.bot.bot_tokens import BotTokenProvider
 from teams_proactive.bot.callback_guard import CallbackClient
 from teams_proactive.bot.capture import ReferenceCaptureMiddleware
 from teams_proactive.bot.cardwait import CALLBACK_EVENT, CardWaitHandler, CardWaitService
@@ -112,9 +113,13 @@ class BotRuntime:
         # Maker-given URLs (webhook triggers and actions) never share the session that talks to
         # Microsoft: their own connectors enforce the callback policy on every connection.
         self.callbacks = CallbackClient(self.settings.callback_policy)
-        tokens = BotTokenProvider(self.settings)
+        # One token for proactive sends and the SDK's replies inside turns (see bot_tokens).
+        self.tokens = BotTokenProvider(self.settings)
         self.client = BotConnectorClient(
-            self.session, tokens.token, timeout_seconds=self._dispatcher_settings.send_timeout_seconds
+            self.session,
+            self.tokens.token,
+            timeout_seconds=self._dispatcher_settings.send_timeout_seconds,
+            forget_token=self.tokens.forget,
         )
         if self._own_events:
             self.events = WebhookSink(self.store, self.callbacks, self._webhooks)
@@ -150,6 +155,7 @@ class BotRuntime:
             retention_seconds=retention,
             max_message_kb=size,
             graph=self.graph_settings,
+            graph_client=self.graph,
         )
         self.broadcasts = BroadcastService(
             self.store,
@@ -182,7 +188,7 @@ class BotRuntime:
             budget=self.dispatcher.budget,
         )
         replies = PacedRepliesMiddleware(self.dispatcher.budget)
-        self.endpoint = BotEndpoint(self.settings, self.bot, [capture, replies])
+        self.endpoint = BotEndpoint(self.settings, self.bot, [capture, replies], tokens=self.tokens)
         if self._run_dispatcher:
             self.dispatcher.start()
             self.broadcasts.start()

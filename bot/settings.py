@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
+from botframework.connector.auth import AuthenticationConstants, GovernmentConstants
 from teams_proactive.bot.callback_guard import CallbackPolicy
 from teams_proactive.bot.clouds import CloudEndpoints, cloud_endpoints
 
@@ -22,6 +24,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return int(_float(env, name, default))
 
 
+def require_https(name: str, value: str) -> None:
+    """Refuse a sign-in or key URL that is not https: tokens and signing keys must not travel in the clear."""
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname or parts.query or parts.fragment:
+        raise ValueError(f"{name} must be an https:// URL (a host, optionally a path), not {value!r}")
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name, "").strip().lower()
     return default if not raw else raw in {"1", "true", "yes", "on"}
@@ -33,6 +42,9 @@ class BotSettings:
 
     app_id: str = ""
     app_password: str = field(default="", repr=False)
+    # BOT_CERTIFICATE_PATH: a PEM file with the app registration's private key and certificate, used instead of
+    # MicrosoftAppPassword for the bot's Bot Connector token (and Graph's, when Graph uses the bot's registration).
+    app_certificate_path: str = ""
     app_type: str = "MultiTenant"
     app_tenant_id: str = ""
     store_url: str = "sqlite:///teams-proactive.db"
@@ -54,9 +66,12 @@ class BotSettings:
     # How often the retention purge physically removes what expired (SQLite; Cosmos DB uses TTL).
     purge_interval_seconds: float = 3600.0
     bot_name: str = "Notifications"
-    # Replaces the cloud's channel OpenID metadata URL (the SDK's own setting name); tests point it at a
-    # local issuer.
+    # BOT_OPENID_METADATA_URL (or the SDK's own name BotOpenIdMetadata): replaces the cloud's channel OpenID
+    # metadata URL, where inbound tokens' signing keys are published (tests, private and sovereign deployments).
     open_id_metadata: str = ""
+    # LOGIN_URL: replaces the cloud's Entra sign-in host for every token the service asks for (the bot's
+    # Bot Connector token and Graph's); empty: the cloud's own host.
+    login_url: str = ""
     # How long one fetch of OpenID metadata or signing keys may take before /api/messages answers 503.
     metadata_timeout_seconds: float = 5.0
     # LOCAL_MODE=true: local mode (no MicrosoftAppId) wanted on purpose, also off loopback and under WSGI.
@@ -79,8 +94,25 @@ class BotSettings:
 
     @property
     def channel_openid_metadata_url(self) -> str:
-        """Where the signing keys of the channel's tokens are published (BotOpenIdMetadata wins)."""
+        """Where the signing keys of the channel's tokens are published (BOT_OPENID_METADATA_URL wins)."""
         return self.open_id_metadata or self.cloud.openid_metadata_url
+
+    @property
+    def sign_in_host(self) -> str:
+        """Where every token is asked for: LOGIN_URL, or the cloud's Entra host."""
+        return self.login_url or self.cloud.login_url
+
+    @property
+    def bot_login_url(self) -> str:
+        """The authority the bot's Bot Connector token comes from.
+
+        A single-tenant or managed-identity bot signs in in its own tenant (as the SDK's credentials do);
+        a multi-tenant bot in the Bot Framework's tenant (botframework.com; MicrosoftServices.onmicrosoft.us
+        in the government clouds)."""
+        if self.app_type.lower() in {"singletenant", "userassignedmsi"} and self.app_tenant_id:
+            return f"{self.sign_in_host}/{self.app_tenant_id}"
+        tenant = (GovernmentConstants if self.cloud.government else AuthenticationConstants).DEFAULT_CHANNEL_AUTH_TENANT
+        return f"{self.sign_in_host}/{tenant}"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> BotSettings:
@@ -91,6 +123,7 @@ class BotSettings:
         settings = cls(
             app_id=env.get("MicrosoftAppId", "").strip(),
             app_password=env.get("MicrosoftAppPassword", ""),
+            app_certificate_path=env.get("BOT_CERTIFICATE_PATH", "").strip(),
             app_type=env.get("MicrosoftAppType", "").strip() or "MultiTenant",
             app_tenant_id=env.get("MicrosoftAppTenantId", "").strip(),
             store_url=env.get("STORE_URL", "").strip() or "sqlite:///teams-proactive.db",
@@ -109,7 +142,10 @@ class BotSettings:
             delete_on_uninstall=_bool(env, "DELETE_ON_UNINSTALL", False),
             purge_interval_seconds=_float(env, "PURGE_INTERVAL_SECONDS", 3600.0),
             bot_name=env.get("BOT_NAME", "").strip() or "Notifications",
-            open_id_metadata=env.get("BotOpenIdMetadata", "").strip(),
+            open_id_metadata=(
+                env.get("BOT_OPENID_METADATA_URL", "").strip() or env.get("BotOpenIdMetadata", "").strip()
+            ),
+            login_url=env.get("LOGIN_URL", "").strip().rstrip("/"),
             metadata_timeout_seconds=_float(env, "BOT_METADATA_TIMEOUT_SECONDS", 5.0),
             local_mode_allowed=_bool(env, "LOCAL_MODE", False),
             callback_policy=CallbackPolicy.from_env(env),
@@ -118,6 +154,12 @@ class BotSettings:
         return settings
 
     def validate(self) -> None:
+        if self.app_certificate_path and not os.path.isfile(self.app_certificate_path):
+            raise ValueError(f"BOT_CERTIFICATE_PATH does not name a readable file: {self.app_certificate_path}")
+        if self.login_url:
+            require_https("LOGIN_URL", self.login_url)
+        if self.open_id_metadata:
+            require_https("BOT_OPENID_METADATA_URL", self.open_id_metadata)
         if self.reference_ttl_days is not None and self.reference_ttl_days <= 0:
             raise ValueError("REFERENCE_TTL_DAYS must be a positive number of days (or unset)")
         if self.metadata_timeout_seconds <= 0:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
 import time
 import weakref
 from dataclasses import dataclass, field
@@ -98,8 +99,10 @@ class SigningKeys:
             raise SigningKeysUnavailable(f"OpenID metadata unavailable ({reason})")
 
     async def _fetch(self) -> list[dict[str, Any]]:
-        # A short-lived session: this runs about once a day, on whichever loop validates the token.
-        async with aiohttp.ClientSession(trust_env=False) as session:
+        # A short-lived session: this runs about once a day, on whichever loop validates the token. Its TLS
+        # context is made now, so the system's trust (SSL_CERT_FILE included) is read as it is today.
+        connector = aiohttp.TCPConnector(ssl=ssl.create_default_context())
+        async with aiohttp.ClientSession(trust_env=False, connector=connector) as session:
             document = await _read_json(session, self.url)
             key_set = await _read_json(session, str(document["jwks_uri"]))
         keys = key_set["keys"]

@@ -122,6 +122,8 @@ def _bot_identity(bot: BotSettings) -> list[Finding]:
                     WARN, topic, "MicrosoftAppPassword is set but a managed identity bot does not use it; remove it."
                 )
             )
+    elif not bot.app_password and bot.app_certificate_path:
+        pass  # a certificate credential (BOT_CERTIFICATE_PATH, checked to be a file when settings load)
     elif not bot.app_password:
         found.append(
             Finding(
@@ -151,15 +153,16 @@ def _cloud(bot: BotSettings) -> Finding:
     # with the Azure Bot resource and the tenant's Teams environment.
     cloud = bot.cloud
     keys = bot.channel_openid_metadata_url
-    overridden = " (BotOpenIdMetadata)" if bot.open_id_metadata else ""
+    overridden = " (BOT_OPENID_METADATA_URL)" if bot.open_id_metadata else ""
+    sign_in = f"{bot.sign_in_host} (LOGIN_URL)" if bot.login_url else cloud.login_url
     return Finding(
         OK,
         "Cloud",
         f"TEAMS_CLOUD={cloud.name}: channel service {cloud.channel_service or 'public Bot Framework'};"
         f" tokens from Teams must be issued by {cloud.token_issuer}, keys from {keys}{overridden};"
-        f" the bot signs in at {cloud.to_channel_login_url} for {cloud.to_channel_scope};"
+        f" the bot signs in at {bot.bot_login_url} for {cloud.to_channel_scope};"
         f" token service {cloud.oauth_url}; new chats open at {cloud.global_service_url};"
-        f" Graph {cloud.graph_url}, sign-in {cloud.login_url}.",
+        f" Graph {cloud.graph_url}, sign-in {sign_in}.",
     )
 
 

@@ -10,8 +10,18 @@ import pytest
 from tests.support.activities import TeamsUser
 from tests.support.fake_connector import FakeConnector, Member
 from tests.support.live_app import LiveApp
+from tests.support.local_ca import trust_env
 
 API_KEY = "test-bootstrap-key-0123456789"
+
+
+@pytest.fixture(scope="module")
+def local_ca_trusted() -> Iterator[None]:
+    """This process trusts the test run's own CA (and only it) for TLS: signing keys, sign-in, Graph."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in trust_env().items():
+            patch.setenv(name, value)
+        yield
 
 
 @pytest.fixture

@@ -17,7 +17,9 @@ from teams_proactive.bot.cardtags import MESSAGE_KEY, retagged, tagged
 from teams_proactive.bot.delivery.dispatcher import Dispatcher
 from teams_proactive.bot.delivery.messages import DEFAULT_MAX_MESSAGE_KB, TEAMS_LIMIT_KB, activity_size, build_activity
 from teams_proactive.bot.delivery.policy import judge, mark_reference
+from teams_proactive.bot.graph.client import GraphClient
 from teams_proactive.bot.graph.install import unresolved_key
+from teams_proactive.bot.graph.lookup import find_person_or_ask_graph
 from teams_proactive.bot.graph.settings import GraphSettings
 from teams_proactive.bot.model import FINAL_STATUSES, Delivery, DeliveryStatus, ReferenceStatus, Surface, now
 from teams_proactive.bot.outbound import BotConnectorClient, ConnectorError
@@ -176,6 +178,7 @@ class DeliveryService:
         retention_seconds: float | None = None,
         max_message_kb: float = DEFAULT_MAX_MESSAGE_KB,
         graph: GraphSettings | None = None,
+        graph_client: GraphClient | None = None,
     ) -> None:
         self._store = store
         self._dispatcher = dispatcher
@@ -183,6 +186,13 @@ class DeliveryService:
         self._retention = retention_seconds
         self.max_message_kb = max_message_kb
         self._graph = graph or GraphSettings()
+        self._graph_client = graph_client  # finds someone known by object id when named by UPN
+
+    async def find(self, recipient: str, tenant: str | None) -> Person:
+        """The person a recipient names: the store, then Graph (when configured) for an unknown address."""
+        return await find_person_or_ask_graph(
+            self._store, recipient, tenant, self._graph_client, self._graph.home_tenant_id
+        )
 
     # ---- send -------------------------------------------------------------------------------
     async def submit(self, caller: Caller, request: MessageRequest) -> tuple[Delivery, bool]:
@@ -205,7 +215,7 @@ class DeliveryService:
             require_install_allowed(self._graph)
             person, tenant_id, user_key = await self._person_or_install(request, tenant)
         else:
-            person = await find_person(self._store, request.recipient, tenant)
+            person = await self.find(request.recipient, tenant)
             require_reachable(person, request.recipient)
             tenant_id, user_key = person.key.tenant_id, person.key.user_key
         deliver_at = self._deliver_at(request, person)

@@ -62,12 +62,20 @@ class AudienceExpander:
         for team in teams:
             try:
                 async for page in self._graph.team_members(tenant_id, team):
-                    people = [
-                        (str(m["userId"]), _address(m.get("email"), None, m["userId"]))
-                        for m in page
-                        if m.get("userId")
-                        and (include_guests or "guest" not in [r.lower() for r in m.get("roles") or []])
-                    ]
+                    people = []
+                    for m in page:
+                        if not m.get("userId"):
+                            continue
+                        address = _address(m.get("email"), None, m["userId"])
+                        home = str(m.get("tenantId") or tenant_id)
+                        if home.lower() != tenant_id.lower():
+                            # "List members of team": members of other organisations (shared channels,
+                            # B2B direct connect) carry their own tenantId; this tenant's bot cannot
+                            # reach them, so they are skipped with the reason, not counted as ours.
+                            yield address, None, _other_tenant(address, team)
+                            continue
+                        if include_guests or "guest" not in [r.lower() for r in m.get("roles") or []]:
+                            people.append((str(m["userId"]), address))
                     for member in await self._check(tenant_id, people, install):
                         yield member
             except GraphError as exc:
@@ -109,6 +117,15 @@ class AudienceExpander:
         if status == ReferenceStatus.ACTIVE or (status == ReferenceStatus.NOT_FOUND and install):
             return address, key, None
         return address, None, errors.unreachable(address, status)
+
+
+def _other_tenant(address: str, team: str) -> errors.Rejected:
+    return errors.Rejected(
+        "OtherTenantMember",
+        f"'{address}' is a member of team {team} from another organisation (another Entra tenant); a broadcast"
+        " reaches the people of the team's own organisation only.",
+        "teams",
+    )
 
 
 def _address(*candidates: Any) -> str:

@@ -161,7 +161,9 @@ class Installer:
                 last_seen=at,
             )
             if current is not None and current.conversation_id != chat_id:
+                previous = ref.conversation_id
                 ref.conversation_id = chat_id
+                ref.remember_chat_id(previous)
                 ref.conversation_reference = {}
             if not ref.service_url:
                 ref.service_url = service_url

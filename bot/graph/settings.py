@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from teams_proactive.bot.settings import BotSettings
+from teams_proactive.bot.settings import BotSettings, require_https
 
 
 def _bool(env: Mapping[str, str], name: str) -> bool:
@@ -62,14 +62,19 @@ class GraphSettings:
         env = os.environ if env is None else env
         bot = bot or BotSettings.from_env(env)
         # The cloud's hosts (bot/clouds.py: GCC uses the global service, GCC High and DoD their own).
-        graph_host, login_host = bot.cloud.graph_url, bot.cloud.login_url
+        # LOGIN_URL (https only) replaces the sign-in host for Graph's tokens as for the bot's.
+        login_override = env.get("LOGIN_URL", "").strip().rstrip("/")
+        if login_override:
+            require_https("LOGIN_URL", login_override)
+        graph_host, login_host = bot.cloud.graph_url, login_override or bot.sign_in_host
         client_id = env.get("GRAPH_CLIENT_ID", "").strip()
         secret = env.get("GRAPH_CLIENT_SECRET", "")
         certificate = env.get("GRAPH_CERTIFICATE_PATH", "").strip()
         if not client_id:
-            # By default the bot's own app registration.
+            # By default the bot's own app registration (its secret, or its certificate).
             client_id = bot.app_id
             secret = secret or bot.app_password
+            certificate = certificate or bot.app_certificate_path
         managed = bot.app_type.lower() == "userassignedmsi" and not (secret or certificate)
         settings = cls(
             install_enabled=_bool(env, "GRAPH_INSTALL"),
@@ -80,7 +85,7 @@ class GraphSettings:
             managed_identity=managed,
             home_tenant_id=bot.app_tenant_id,
             graph_url=(env.get("GRAPH_URL", "").strip() or graph_host).rstrip("/"),
-            login_url=(env.get("LOGIN_URL", "").strip() or login_host).rstrip("/"),
+            login_url=login_host.rstrip("/"),
             ca_bundle=env.get("REQUESTS_CA_BUNDLE", "").strip(),
         )
         if settings.certificate_path and not os.path.isfile(settings.certificate_path):

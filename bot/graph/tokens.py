@@ -57,6 +57,7 @@ class GraphTokens:
         self._cached: dict[str, tuple[str, float]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._credential: Any = None  # azure-identity managed identity credential (async)
+        self._retired: list[Any] = []  # credentials dropped by forget(), closed with the rest
         self._client_credential: Any = None
 
     async def token(self, tenant_id: str) -> str:
@@ -73,12 +74,20 @@ class GraphTokens:
             return token
 
     def forget(self, tenant_id: str) -> None:
-        """Drop a token Graph refused (401): the next call asks Entra ID again."""
+        """Drop a token Graph refused (401): the next call asks Entra ID again.
+
+        msal and azure-identity keep their own token caches and would hand the refused token back, so
+        the client that fetched it goes too and a new one asks the authority."""
         self._cached.pop(tenant_id, None)
+        self._apps.pop(tenant_id, None)
+        if self._credential is not None:
+            self._retired.append(self._credential)
+            self._credential = None
 
     async def close(self) -> None:
-        if self._credential is not None:
-            await self._credential.close()
+        for credential in [*self._retired, self._credential]:
+            if credential is not None:
+                await credential.close()
 
     async def _fetch(self, tenant_id: str) -> tuple[str, float]:
         if self._settings.managed_identity:

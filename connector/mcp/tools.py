@@ -14,7 +14,6 @@ from flask import current_app
 from marshmallow import Schema, ValidationError, fields, validate
 from teams_proactive.bot.cardwait import CardWaitRequest
 from teams_proactive.bot.delivery.service import Caller
-from teams_proactive.bot.recipients import find_person
 from teams_proactive.bot.runtime import BotRuntime
 from teams_proactive.connector import presenters, schemas
 from teams_proactive.connector.message_requests import message_request
@@ -119,7 +118,7 @@ async def get_message(runtime: BotRuntime, caller: Caller, args: dict[str, Any])
 
 
 async def get_recipient(runtime: BotRuntime, caller: Caller, args: dict[str, Any]) -> Answer:
-    person = await find_person(runtime.store, args["recipient"], caller.tenant_id)
+    person = await runtime.deliveries.find(args["recipient"], caller.tenant_id)
     body = presenters.person(args["recipient"], person)
     who = body.get("name") or body["recipient"]
     if body["reachable"]:

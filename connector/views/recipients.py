@@ -69,7 +69,8 @@ class Recipient(MethodView):
         opt out), where they use it, and when they last did.
         """
         caller = current_caller("send")
-        person = run(find_person(runtime().store, recipient, caller.tenant_id))
+        # Someone known only by object id (e.g. from Microsoft 365 Copilot) is found by UPN through Graph.
+        person = run(runtime().deliveries.find(recipient, caller.tenant_id))
         return presenters.person(recipient, person)
 
     @blp.response(204)

@@ -443,3 +443,51 @@ def test_an_answer_that_meets_the_cards_own_recheck_reaches_the_flow_once(
     assert result["id"] == card_id and result["status"] == "responded" and result["response"]["comment"] == "ok"
     wait_until(lambda: card_events(live) == [], what="the card's callback outbox to empty")
     assert len(hooks.bodies("run", ok_only=False)) == 1
+
+
+def _answer_by_submit(live: LiveApp, connector: FakeConnector, hooks: CallbackServer, user: act.TeamsUser) -> None:
+    start(live, user, hooks.url("run"))
+    sent = delivered_card(connector, user)
+    reject = sent.activity["attachments"][0]["content"]["actions"][1]
+    submit = act.card_submit(user, connector.service_url(), {**reject["data"], "comment": "no"})
+    submit["replyToId"] = sent.activity_id
+    assert live.activity(submit).status_code == 200
+
+
+def test_the_answered_card_is_shown_after_teams_throttles_the_update(
+    live: LiveApp, connector: FakeConnector, hooks: CallbackServer, make_user
+) -> None:
+    """Teams answers the card's update 429 twice: the update is retried (after Retry-After) and lands."""
+    user = make_user()
+    install(live, connector, user)
+    start(live, user, hooks.url("run"))
+    sent = delivered_card(connector, user)
+    connector.fail_next(2, Scripted(429, "Throttled", retry_after=0.2), user.conversation_id)
+    reject = sent.activity["attachments"][0]["content"]["actions"][1]
+    submit = act.card_submit(user, connector.service_url(), {**reject["data"], "comment": "no"})
+    submit["replyToId"] = sent.activity_id
+    assert live.activity(submit).status_code == 200
+    (put,) = wait_until(lambda: connector.changes("PUT"), what="the answered card")
+    assert put.activity_id == sent.activity_id and put.conversation_id == user.conversation_id
+    assert [s for _, s in connector.calls_to(user.conversation_id)][-3:] == [429, 429, 200]
+    (result,) = wait_until(lambda: hooks.bodies("run"), what="the card's callback")
+    assert result["status"] == "responded" and result["response"]["comment"] == "no"
+
+
+def test_an_update_teams_keeps_refusing_gives_up_after_three_tries_and_keeps_the_answer(
+    live: LiveApp, connector: FakeConnector, hooks: CallbackServer, make_user
+) -> None:
+    user = make_user()
+    install(live, connector, user)
+    start(live, user, hooks.url("run"))
+    sent = delivered_card(connector, user)
+    connector.fail_next(3, Scripted(429, "Throttled", retry_after=0.1), user.conversation_id)
+    reject = sent.activity["attachments"][0]["content"]["actions"][1]
+    submit = act.card_submit(user, connector.service_url(), {**reject["data"], "comment": "no"})
+    submit["replyToId"] = sent.activity_id
+    assert live.activity(submit).status_code == 200
+    (result,) = wait_until(lambda: hooks.bodies("run"), what="the card's callback")
+    assert result["status"] == "responded"  # the answer is recorded and delivered whatever the card shows
+    wait_until(lambda: [s for _, s in connector.calls_to(user.conversation_id)][-3:] == [429] * 3,
+               what="three refused updates")  # fmt: skip
+    assert connector.changes("PUT") == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -14,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from teams_proactive.bot.graph.client import GraphClient, GraphError
 from teams_proactive.bot.graph.settings import GraphSettings
+from teams_proactive.bot.graph.tokens import GraphTokens
 from teams_proactive.bot.settings import BotSettings
 
 from tests.graph.conftest import TENANT
@@ -129,3 +131,56 @@ def test_a_managed_identity_gets_graph_tokens_through_azure_identity(
     (asked,) = graph.identity_requests
     assert asked["resource"] == graph.graph_url and asked.get("client_id") == "msi-client-id"
     assert graph.token_requests == []  # no client secret flow
+
+
+def test_a_refused_cached_token_is_forgotten_and_asked_for_once_more(graph: FakeGraph) -> None:
+    adele = graph.add_user(TENANT, GraphUser("Adele Vance", "adele@contoso.example"))
+    settings = GraphSettings.from_env(graph.env(), BotSettings.from_env({}))
+
+    async def twice() -> tuple[Any, Any]:
+        async with aiohttp.ClientSession() as session:
+            client = GraphClient(session, settings)
+            first = await client.get_user(TENANT, adele.upn)
+            graph.revoke_tokens()  # Graph stops accepting the token the client has cached
+            second = await client.get_user(TENANT, adele.upn)
+            await client.close()
+            return first, second
+
+    first, second = asyncio.run(twice())
+    assert first["id"] == second["id"] == adele.id
+    assert len(graph.token_requests) == 2  # one new token, not one per call
+    statuses = [c.tenant is not None for c in graph.calls]
+    assert statuses == [True, False, True]  # accepted, refused (401), accepted with the new token
+
+
+def test_a_retry_after_longer_than_30_seconds_goes_back_to_the_outbox(graph: FakeGraph) -> None:
+    adele = graph.add_user(TENANT, GraphUser("Adele Vance", "adele@contoso.example"))
+    settings = GraphSettings.from_env(graph.env(), BotSettings.from_env({}))
+    graph.fail_next(r"^GET /v1.0/users/", Fault(429, "TooManyRequests", "Too many requests", retry_after=120))
+
+    async def once() -> GraphError:
+        async with aiohttp.ClientSession() as session:
+            client = GraphClient(session, settings)
+            try:
+                await client.get_user(TENANT, adele.upn)
+            except GraphError as exc:
+                return exc
+            finally:
+                await client.close()
+        raise AssertionError("Graph's 429 was not handed back")
+
+    error = asyncio.run(once())
+    # Handed back at once, retryable, with Graph's own wait: the dispatcher reschedules the delivery.
+    assert (error.status, error.retryable, error.retry_after) == (429, True, 120.0)
+    assert len(graph.calls_matching(r"^GET /v1.0/users/")) == 1
+
+
+def test_the_product_asks_entra_id_for_graphs_default_scope(graph: FakeGraph) -> None:
+    """Without GRAPH_URL, the token is asked for https://graph.microsoft.com/.default, on the wire."""
+    env = {k: v for k, v in graph.env().items() if k != "GRAPH_URL"}
+    settings = GraphSettings.from_env(env, BotSettings.from_env({}))
+    token = asyncio.run(GraphTokens(settings).token(TENANT))
+    assert token.startswith("graph-token-")
+    (request,) = graph.token_requests
+    assert request["scope"] == "https://graph.microsoft.com/.default"
+    assert request["grant_type"] == "client_credentials" and request["client_id"] == graph.CLIENT_ID

@@ -138,3 +138,42 @@ def test_the_cli_broadcasts_to_a_group(
     for person in (org["people"][0], org["people"][2], org["people"][3]):
         assert texts_in(connector, org["chats"][person.id], "From the CLI") == 1
     assert main(["broadcast", "--text", "nobody"]) == 2
+
+
+def test_team_members_from_another_organisation_are_skipped_with_the_reason(
+    graph_live: LiveApp, known_tenant: act.TeamsUser, graph: FakeGraph, connector: FakeConnector
+) -> None:
+    """ "List members of team" warns that members of other tenants occur (shared channels, B2B direct
+    connect): each carries its own tenantId, and this tenant's broadcast does not reach them."""
+    org = _org(graph, graph_live, connector)
+    outsider = graph.add_user("tenant-fabrikam", GraphUser("Fab Rikam", "fab@fabrikam.example"))
+    graph.teams[org["team"]].append((outsider.id, []))
+    response = graph_live.api("POST", "/api/v1/broadcasts", API_KEY, json={
+        "teams": [org["team"]], "text": "Team news", "installIfMissing": True, "tenantId": TENANT})  # fmt: skip
+    assert response.status_code in (200, 202), response.text
+    report = _completed(graph_live, response.json()["id"])
+    assert report["counts"]["delivered"] == 2  # the team's two members of this tenant (the guest left out)
+    (skip,) = [f for f in report["failures"] if f["recipient"] == outsider.upn]
+    assert skip["code"] == "OtherTenantMember" and "another organisation" in skip["message"]
+    assert not graph.calls_matching(outsider.id)  # never looked up, never installed for
+    assert not [r for r in connector.created_conversations if r["tenantId"] != TENANT]
+
+
+@pytest.mark.parametrize("kind", ["groups", "teams"])
+def test_graph_refusing_to_list_a_group_or_team_is_a_clear_failure(
+    graph_live: LiveApp, known_tenant: act.TeamsUser, graph: FakeGraph, connector: FakeConnector, kind: str
+) -> None:
+    org = _org(graph, graph_live, connector)
+    target = org["outer"] if kind == "groups" else org["team"]
+    pattern = r"transitiveMembers" if kind == "groups" else r"/teams/.*/members"
+    graph.fail_next(pattern, Fault(403, "Authorization_RequestDenied",
+                                   "Insufficient privileges to complete the operation."))  # fmt: skip
+    response = graph_live.api("POST", "/api/v1/broadcasts", API_KEY, json={
+        kind: [target], "text": "Denied", "tenantId": TENANT})  # fmt: skip
+    assert response.status_code in (200, 202), response.text
+    report = _completed(graph_live, response.json()["id"])
+    (failure,) = report["failures"]
+    permission = "GroupMember.Read.All" if kind == "groups" else "TeamMember.Read.All"
+    assert failure["code"] == "GraphPermissionMissing" and permission in failure["message"]
+    assert "403" in failure["message"] and report["counts"]["delivered"] == 0
+    assert not [r for r in connector.sent() if r.activity.get("text") == "Denied"]

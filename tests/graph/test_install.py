@@ -52,13 +52,15 @@ def test_the_bots_own_installation_update_merges_into_the_same_record(
 ) -> None:  # fmt: skip
     adele = new_person()
     assert _send_installing(graph_live, adele.upn)["status"] == "delivered"
-    # Teams then tells the bot about the installation, from the person's new chat.
-    user = act.TeamsUser(name="Adele Vance", upn=adele.upn, tenant_id=TENANT, aad_object_id=adele.id,
-                         conversation_id=graph.chat_id(adele.id))  # fmt: skip
+    # Teams then tells the bot about the installation, from the person's new chat: with Bot Framework's
+    # "a:…" id for the chat Graph called "19:…@unq.gbl.spaces".
+    user = act.TeamsUser(name="Adele Vance", upn=adele.upn, tenant_id=TENANT, aad_object_id=adele.id)
+    assert user.conversation_id.startswith("a:")
+    connector.same_chat(graph.chat_id(adele.id), user.conversation_id)
     assert graph_live.activity(act.install(user, connector.service_url("a"))).status_code == 200
     refs = graph_live.runtime.call(graph_live.runtime.store.person_references(TENANT, adele.id.lower()))
-    assert [(r.surface, r.conversation_id, r.user_id) for r in refs] == [
-        (Surface.TEAMS, graph.chat_id(adele.id), user.user_id)
+    assert [(r.surface, r.conversation_id, r.user_id, r.conversation_aliases) for r in refs] == [
+        (Surface.TEAMS, user.conversation_id, user.user_id, [graph.chat_id(adele.id)])
     ]
     assert refs[0].upn == adele.upn
 
@@ -96,7 +98,9 @@ def test_graph_throttling_is_honoured_and_the_install_retried(
     graph_live: LiveApp, known_tenant: act.TeamsUser, graph: FakeGraph, new_person: Callable[..., GraphUser]
 ) -> None:
     adele = new_person()
-    graph.fail_next(r"^POST .*/installedApps", Fault(429, "TooManyRequests", "Please retry again later.", retry_after=1))
+    graph.fail_next(
+        r"^POST .*/installedApps", Fault(429, "TooManyRequests", "Please retry again later.", retry_after=1)
+    )
     graph.fail_next(r"^GET .*/chat$", Fault(503, "ServiceUnavailable", "Service Unavailable"))
     delivery = _send_installing(graph_live, adele.upn)
     assert delivery["status"] == "delivered", delivery

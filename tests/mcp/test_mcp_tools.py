@@ -15,6 +15,7 @@ from mcp.shared.exceptions import MCPError
 from teams_proactive.connector import keys
 
 from tests.conftest import API_KEY
+from tests.delivery.conftest import eventually
 from tests.mcp.support import forbidden_keys, with_session
 from tests.support import activities as act
 from tests.support.fake_connector import FakeConnector
@@ -157,13 +158,30 @@ def test_get_message_card_and_broadcast_tools_return_the_rest_objects(
     assert got.structured_content["recipient"] == user.upn
     assert card.structured_content["status"] in ("sending", "waiting")
     assert answer.structured_content["id"] == card.structured_content["id"]
-    assert set(answer.structured_content) == set(
-        live.api("GET", f"/api/v1/cards/wait/{card.structured_content['id']}", API_KEY).json()
-    )
     assert started.structured_content["total"] == 1
-    rest = live.api("GET", f"/api/v1/broadcasts/{started.structured_content['id']}", API_KEY).json()
-    assert set(progress.structured_content) == set(rest)
-    assert progress.structured_content["id"] == rest["id"]
+    card_id, broadcast_id = card.structured_content["id"], started.structured_content["id"]
+
+    # Once both have settled (the card delivered and waiting, the broadcast completed), the tools and the
+    # REST API must give the same objects, value for value.
+    def settled() -> tuple[dict[str, Any], dict[str, Any]] | None:
+        card_rest = live.api("GET", f"/api/v1/cards/wait/{card_id}", API_KEY).json()
+        broadcast_rest = live.api("GET", f"/api/v1/broadcasts/{broadcast_id}", API_KEY).json()
+        done = card_rest["status"] == "waiting" and broadcast_rest["status"] == "completed"
+        return (card_rest, broadcast_rest) if done else None
+
+    card_rest, broadcast_rest = eventually(settled, timeout=30)
+
+    async def read(session: ClientSession) -> Any:
+        return (
+            await session.call_tool("get_card_response", {"id": card_id}),
+            await session.call_tool("get_broadcast", {"id": broadcast_id}),
+        )
+
+    answer_now, progress_now = with_session(live.url, API_KEY, read)
+    assert answer_now.structured_content == card_rest
+    assert progress_now.structured_content == broadcast_rest
+    assert broadcast_rest["counts"]["delivered"] == 1
+    assert progress.structured_content["id"] == broadcast_rest["id"]
 
 
 def test_service_refusals_are_tool_errors_with_the_rest_codes(

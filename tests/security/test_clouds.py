@@ -17,8 +17,6 @@ from typing import Any
 import pytest
 from botframework.connector.auth import (
     ClaimsIdentity,
-    MicrosoftAppCredentials,
-    MicrosoftGovernmentAppCredentials,
 )
 from teams_proactive.bot.clouds import CLOUDS
 from teams_proactive.bot.settings import BotSettings
@@ -34,8 +32,9 @@ ISSUERS = {"public": "https://api.botframework.com", "government": "https://api.
 
 
 @pytest.fixture(scope="module")
-def issuer() -> Iterator[LocalTokenIssuer]:
-    with LocalTokenIssuer() as local:
+def issuer(local_ca_trusted: None) -> Iterator[LocalTokenIssuer]:
+    # BOT_OPENID_METADATA_URL must be https: the issuer serves with the test run's own CA.
+    with LocalTokenIssuer(tls=True) as local:
         yield local
 
 
@@ -98,9 +97,10 @@ def test_the_sdk_replies_sign_in_to_the_configured_cloud(cloud_app: tuple[str, L
     factory = authentication.create_connector_factory(claims)
     client = app.runtime.call(factory.create(fake.service_url("cloud"), cloud.to_channel_scope))
     credentials = client.config.credentials
-    expected = MicrosoftGovernmentAppCredentials if cloud.government else MicrosoftAppCredentials
-    assert type(credentials) is expected
+    # The same token provider as proactive sends (one token per lifetime), signing in to this cloud.
+    assert credentials._provider is app.runtime.tokens
     assert credentials.oauth_scope == cloud.to_channel_scope
+    assert credentials.oauth_endpoint == app.runtime.settings.bot_login_url
     assert credentials.oauth_endpoint.startswith(cloud.login_url)
 
 
@@ -119,10 +119,11 @@ def test_every_endpoint_follows_the_cloud(name: str) -> None:
         name
     ] in cloud.global_service_url
     # The bot's outbound token for proactive sends is asked for in the same cloud.
-    from teams_proactive.bot.adapter import BotTokenProvider
+    from teams_proactive.bot.bot_tokens import BotTokenProvider
 
     provider = BotTokenProvider(settings)
-    assert (provider._scope, provider._login) == (cloud.to_channel_scope, cloud.to_channel_login_url)
+    tenant = "MicrosoftServices.onmicrosoft.us" if government else "botframework.com"
+    assert (provider.scope, provider.authority) == (cloud.to_channel_scope, f"{cloud.login_url}/{tenant}")
 
 
 def test_an_unknown_cloud_is_refused_with_the_allowed_names() -> None:

@@ -43,8 +43,9 @@ APP_TYPES: dict[str, dict[str, str]] = {
 
 
 @pytest.fixture(scope="module")
-def issuer() -> Iterator[LocalTokenIssuer]:
-    with LocalTokenIssuer() as local:
+def issuer(local_ca_trusted: None) -> Iterator[LocalTokenIssuer]:
+    # BOT_OPENID_METADATA_URL must be https: the issuer serves with the test run's own CA.
+    with LocalTokenIssuer(tls=True) as local:
         yield local
 
 

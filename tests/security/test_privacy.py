@@ -281,10 +281,10 @@ def test_logs_never_hold_bodies_keys_tokens_or_cards(
 
 
 def test_inbound_auth_logs_never_hold_tokens_or_the_bot_secret(
-    app_env: dict[str, str], connector: FakeConnector, make_user, captured: _Capture
+    app_env: dict[str, str], connector: FakeConnector, make_user, captured: _Capture, local_ca_trusted: None
 ) -> None:
     app_id, password = "9a8b7c6d-0000-4000-8000-000000000001", "BOT-PASSWORD-5e6f-never-log-me"
-    with LocalTokenIssuer() as issuer:
+    with LocalTokenIssuer(tls=True) as issuer:
         env = {
             **app_env,
             "MicrosoftAppId": app_id,

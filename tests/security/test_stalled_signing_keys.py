@@ -40,7 +40,8 @@ def app(stalled: StalledListener, tmp_path: Path) -> Iterator[LiveApp]:
         "CONNECTOR_API_KEY": API_KEY,
         "MicrosoftAppId": APP_ID,
         "MicrosoftAppPassword": "unused-test-secret",
-        "BotOpenIdMetadata": stalled.url + "/v1/.well-known/openidconfiguration",
+        # https (the setting refuses anything else): the TLS handshake with the silent listener stalls too.
+        "BotOpenIdMetadata": stalled.url.replace("http://", "https://") + "/v1/.well-known/openidconfiguration",
         # Long enough that only the test's release() ends the wait.
         "BOT_METADATA_TIMEOUT_SECONDS": "120",
     }

@@ -4,6 +4,17 @@ It records every activity, answers member lookups, creates 1:1 conversations, an
 fail: scripted errors (status, Teams error code, Retry-After), silence past the client's timeout,
 latency, and a per-app rate cap that answers 429 like Teams does when it is exceeded.
 
+What Teams itself enforces, it enforces too:
+- per conversation, Teams' published limits for a bot ("Optimize your bot: rate limiting and best
+  practices": 7 per 1 s, 8 per 2 s, 60 per 30 s, 1,800 per hour), answered 429 when broken (``chat_limits``);
+- ``PUT`` and ``DELETE`` of an activity it never issued in that conversation, or one already deleted,
+  answer 404 ``ActivityNotFoundInConversation`` ("Status codes from bot conversational APIs");
+- creating a 1:1 chat answers 403 ``ForbiddenOperationException`` "Bot isn't installed in user's
+  personal scope" for a person without the app (``not_installed``) and 400 ``BadArgument`` for a member
+  id that is neither a Teams user id (``29:…``) nor an Entra object id;
+- with ``authorize`` set (the signed suite: ``LocalTokenIssuer.accepts_bot_connector_token``), a call
+  without a valid bearer token answers 401 as the Bot Connector does.
+
 Every error it answers is one of Microsoft's documented bodies (tests/fixtures/teams/errors), byte
 for byte: a scripted status and code pick the documented answer with that code (403
 ``MessageWritesBlocked`` is the ``errorCode`` 209 body with the code inside a JSON string; 503 is
@@ -17,10 +28,12 @@ import asyncio
 import itertools
 import json
 import random
+import re
 import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,6 +110,12 @@ class Member:
 
 MESSAGE_ID_BASE = 1_700_000_000_000
 
+# Teams' per-conversation limits for a bot: (window in seconds, calls allowed in it).
+CHAT_LIMITS: tuple[tuple[float, int], ...] = ((1.0, 7), (2.0, 8), (30.0, 60), (3600.0, 1800))
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+# What the Bot Connector (an ASP.NET Web API service) answers to a call without a valid token.
+UNAUTHORIZED_BODY = {"message": "Authorization has been denied for this request."}
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -112,10 +131,21 @@ class FakeConnector:
         *,
         latency: tuple[float, float] = (0.0, 0.0),
         rate_cap_per_second: float | None = None,
+        chat_limits: bool = True,
+        authorize: Callable[[str | None], bool] | None = None,
     ) -> None:
         self.port = free_port()
         self.latency = latency
         self.rate_cap = rate_cap_per_second
+        self.chat_limits = chat_limits
+        self.authorize = authorize
+        self.unauthorized: list[tuple[str, str]] = []  # (method, path) of every call answered 401
+        self.chat_throttled = 0  # calls answered 429 for breaking a conversation's limits
+        self.not_installed: set[str] = set()  # member or Entra object ids without the app: chat creation 403
+        # (conversation id, activity id) -> deleted? for every activity this fake issued
+        self.activities: dict[tuple[str, str], bool] = {}
+        self._per_chat: dict[str, deque[float]] = {}
+        self._chat_aliases: dict[str, str] = {}  # Graph's 19:…@unq.gbl.spaces -> Teams' a:… of the same chat
         self.received: list[Received] = []
         self.members: dict[str, Member] = {}
         self.created_conversations: list[dict[str, Any]] = []
@@ -153,6 +183,20 @@ class FakeConnector:
         with self._lock:
             return [(at, status) for at, cid, status in self.call_log if cid == conversation_id]
 
+    def same_chat(self, graph_chat_id: str, teams_conversation_id: str) -> None:
+        """Graph's id of a personal chat (``19:…@unq.gbl.spaces``) and the ``a:…`` id Teams' activities carry
+        name one chat: its limits and its messages are shared, whichever id a call uses."""
+        with self._lock:
+            self._chat_aliases[graph_chat_id] = teams_conversation_id
+
+    def _chat(self, conversation_id: str) -> str:
+        return self._chat_aliases.get(conversation_id, conversation_id)
+
+    def delete_in_teams(self, conversation_id: str, activity_id: str) -> None:
+        """The message is deleted in Teams (by its reader or an admin): a later PUT or DELETE answers 404."""
+        with self._lock:
+            self.activities[(self._chat(conversation_id), activity_id)] = True
+
     def release_hung(self) -> None:
         """Let every request held by a ``Scripted(hang=True)`` answer now (with its scripted status)."""
 
@@ -187,7 +231,7 @@ class FakeConnector:
         self._thread.join(5)
 
     async def _start(self) -> None:
-        app = web.Application(client_max_size=4 * 1024 * 1024)
+        app = web.Application(client_max_size=4 * 1024 * 1024, middlewares=[self._check_token])
         app.router.add_post("/smba/{name}/v3/conversations", self._create_conversation)
         app.router.add_post("/smba/{name}/v3/conversations/{cid}/activities", self._post)
         app.router.add_post("/smba/{name}/v3/conversations/{cid}/activities/{aid}", self._post)
@@ -206,6 +250,26 @@ class FakeConnector:
             await self._runner.cleanup()
 
     # ---- routes -----------------------------------------------------------------------------
+    @web.middleware
+    async def _check_token(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if self.authorize is not None and not self.authorize(request.headers.get("Authorization")):
+            with self._lock:
+                self.unauthorized.append((request.method, request.path))
+            return web.json_response(UNAUTHORIZED_BODY, status=401)
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    def _breaks_chat_limits(self, conversation_id: str, at: float) -> bool:
+        """Teams' per-conversation limits (caller holds the lock); an accepted call is counted."""
+        recent = self._per_chat.setdefault(conversation_id, deque())
+        while recent and recent[0] <= at - CHAT_LIMITS[-1][0]:
+            recent.popleft()
+        for window, allowed in CHAT_LIMITS:
+            if sum(1 for t in reversed(recent) if t > at - window) >= allowed:
+                return True
+        recent.append(at)
+        return False
+
     async def _answer_faults(self, conversation_id: str) -> web.Response | None:
         # Decide on arrival, as Teams' throttling does at its front door; the latency is the service's
         # own processing time after that.
@@ -218,6 +282,11 @@ class FakeConnector:
             if index is not None:
                 scripted = self._scripts[index][1]
                 del self._scripts[index]
+            if scripted is None and self.chat_limits and conversation_id != "*create*":
+                if self._breaks_chat_limits(self._chat(conversation_id), time.monotonic()):
+                    self.chat_throttled += 1
+                    self.throttled += 1
+                    scripted = Scripted(429, "Throttled", retry_after=1)
             if scripted is None and self.rate_cap:
                 at = time.monotonic()
                 while self._recent and self._recent[0] <= at - 1.0:
@@ -251,6 +320,7 @@ class FakeConnector:
             # bot conversations": "id": "1485983408511"); read receipts compare them as numbers.
             activity_id = str(MESSAGE_ID_BASE + next(self._ids))
             with self._lock:
+                self.activities[(self._chat(cid), activity_id)] = False
                 self.received.append(
                     Received("POST", "/smba/" + request.match_info["name"], cid, body, activity_id,
                              request.headers.get("Authorization"))
@@ -259,11 +329,30 @@ class FakeConnector:
         finally:
             self.in_flight -= 1
 
+    def _gone(self, request: web.Request, *, delete: bool = False) -> web.Response | None:
+        """404 for an activity this fake never issued in the conversation, or one deleted already."""
+        with self._lock:
+            key = (self._chat(request.match_info["cid"]), request.match_info["aid"])
+            if self.activities.get(key, True):
+                # The call was logged as accepted on arrival; its answer is the 404.
+                for index in range(len(self.call_log) - 1, -1, -1):
+                    at, cid, status = self.call_log[index]
+                    if cid == request.match_info["cid"] and status == 200:
+                        self.call_log[index] = (at, cid, 404)
+                        break
+                return Scripted.documented("404-activity-not-found").response()
+            if delete:
+                self.activities[key] = True
+        return None
+
     async def _put(self, request: web.Request) -> web.Response:
         # Updates and deletes spend the same per-app budget as sends (Teams' rate limits count every call).
         fault = await self._answer_faults(request.match_info["cid"])
         if fault is not None:
             return fault
+        gone = self._gone(request)
+        if gone is not None:
+            return gone
         body = await request.json()
         with self._lock:
             self.received.append(
@@ -276,6 +365,9 @@ class FakeConnector:
         fault = await self._answer_faults(request.match_info["cid"])
         if fault is not None:
             return fault
+        gone = self._gone(request, delete=True)
+        if gone is not None:
+            return gone
         with self._lock:
             self.received.append(
                 Received("DELETE", "/smba/" + request.match_info["name"], request.match_info["cid"], {},
@@ -288,9 +380,18 @@ class FakeConnector:
         fault = await self._answer_faults("*create*")
         if fault is not None:
             return fault
+        member = str((body.get("members") or [{}])[0].get("id", ""))
+        if not (member.startswith("29:") or _GUID.match(member)):
+            return web.json_response(
+                {"error": {"code": "BadArgument", "message": "Invalid user identity in provided tenant"}}, status=400
+            )
+        known = self.members.get(member)
+        ids = {member, known.aad_object_id} if known is not None else {member}
+        ids |= {m.id for m in self.members.values() if m.aad_object_id == member}
+        if ids & self.not_installed:
+            return Scripted.documented("403-forbidden-operation").response()
         with self._lock:
             self.created_conversations.append(body)
-        member = (body.get("members") or [{}])[0].get("id", "")
         return web.json_response({"id": f"a:created-{member}"}, status=201)
 
     async def _member(self, request: web.Request) -> web.Response:

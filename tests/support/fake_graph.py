@@ -182,6 +182,11 @@ class FakeGraph:
             for _ in range(count):
                 self._faults.append((re.compile(path_pattern), fault))
 
+    def revoke_tokens(self) -> None:
+        """Every access token issued so far stops being accepted (401 InvalidAuthenticationToken)."""
+        with self._lock:
+            self._tokens.clear()
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
@@ -496,7 +501,11 @@ class FakeGraph:
             return self._error(404, "NotFound", f"No team found with Group Id {team}")
         members = []
         for user_id, roles in self.teams[team]:
-            user = self.users[tenant][user_id]
+            # A member from another organisation (shared channel, B2B direct connect) carries their own tenantId.
+            home = tenant if user_id in self.users.get(tenant, {}) else next(
+                t for t, people in self.users.items() if user_id in people
+            )
+            user = self.users[home][user_id]
             members.append({
                 "@odata.type": "#microsoft.graph.aadUserConversationMember",
                 "id": f"MCMjMiMjMTJiNjEx{user_id}",
@@ -504,6 +513,6 @@ class FakeGraph:
                 "displayName": user.display_name,
                 "userId": user_id,
                 "email": user.mail or user.upn,
-                "tenantId": tenant,
+                "tenantId": home,
             })  # fmt: skip
         return self._page(request, members)

@@ -17,6 +17,15 @@ Two token families, each with its own signing key and metadata document:
   with ``tid``, ``oid``, ``azp``/``appid``, ``roles`` and/or ``scp``.
   Metadata: :meth:`LocalTokenIssuer.entra_metadata_url` (``/{tid}/v2.0/.well-known/openid-configuration``).
 
+It is also an Entra ID token *authority* (``LOGIN_URL``): ``POST /{tenant}/oauth2/v2.0/token`` answers the
+client-credentials grant (a secret or a certificate assertion) of the app registrations made with
+:meth:`LocalTokenIssuer.register_app`, and ``GET /msi/token`` is App Service's managed identity endpoint
+(``IDENTITY_ENDPOINT`` / ``IDENTITY_HEADER``). The access tokens it issues are RS256 JWTs signed by the
+Entra key; :meth:`LocalTokenIssuer.accepts_bot_connector_token` is the check the fake Bot Connector makes.
+With ``tls=True`` everything is served over HTTPS with a certificate of the test run's own CA
+(``tests/support/local_ca.py``); msal refuses a plain-http authority and the service refuses http
+sign-in and key URLs.
+
 The Bot Framework SDK fetches metadata with blocking ``requests.get`` from inside its
 coroutines, so the server runs in its own thread (never on the test's event loop).
 The SDK also caches keys per metadata URL for a day, process-wide
@@ -35,6 +44,7 @@ See ``tests/support/AUTH_NOTES.md`` for how the SDK validates these tokens.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import threading
@@ -45,13 +55,16 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
+from urllib.parse import parse_qs
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 __all__ = [
+    "BOT_CONNECTOR_AUDIENCE",
     "BOT_FRAMEWORK_ISSUER",
     "DEFAULT_ENDORSEMENTS",
+    "AppRegistration",
     "LocalTokenIssuer",
     "SigningKey",
     "entra_v1_issuer",
@@ -134,14 +147,43 @@ class _Handler(BaseHTTPRequestHandler):
         issuer = self.server.issuer
         path = self.path.split("?", 1)[0]
         issuer._record(path)
-        body = issuer._document_for(path)
-        if body is None:
+        status = 200
+        if path == "/msi/token":
+            status, body = self._msi()
+        else:
+            body = issuer._document_for(path)
+        if status != 200:
+            payload = json.dumps(body).encode("utf-8")
+            self.send_response(status)
+        elif body is None:
             payload = b'{"error":"not_found"}'
             self.send_response(404)
         else:
             payload = json.dumps(body).encode("utf-8")
             self.send_response(200)
         self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _msi(self) -> tuple[int, dict[str, Any]]:
+        query = {k: v[0] for k, v in parse_qs(self.path.split("?", 1)[1] if "?" in self.path else "").items()}
+        return self.server.issuer._managed_identity(query, self.headers.get("X-IDENTITY-HEADER"))
+
+    def do_POST(self) -> None:
+        issuer = self.server.issuer
+        path = self.path.split("?", 1)[0]
+        issuer._record("POST " + path)
+        length = int(self.headers.get("Content-Length") or 0)
+        form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode("utf-8")).items()}
+        match = _TOKEN_PATH.match(path)
+        if match is None:
+            status, body = 404, {"error": "not_found"}
+        else:
+            status, body = issuer._token_answer(match.group(1), form)
+        payload = json.dumps(body).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
@@ -156,6 +198,21 @@ _ENTRA_V2_META = re.compile(r"^/([^/]+)/v2\.0/\.well-known/openid-configuration$
 _ENTRA_V1_META = re.compile(r"^/([^/]+)/\.well-known/openid-configuration$")
 _ENTRA_KEYS = re.compile(r"^/([^/]+)/discovery(?:/v2\.0)?/keys$")
 _MULTI_TENANT_ALIASES = {"common", "organizations", "consumers"}
+_TOKEN_PATH = re.compile(r"^/([^/]+)/oauth2/v2\.0/token$")
+
+#: The audience of the bot's own tokens for the Bot Connector (what ``…/.default`` is asked for).
+BOT_CONNECTOR_AUDIENCE = "https://api.botframework.com"
+
+
+@dataclass
+class AppRegistration:
+    """An app the authority issues tokens to: a client secret, a certificate, or a managed identity."""
+
+    client_id: str
+    tenant_id: str
+    secret: str | None = None
+    certificate_pem: bytes | None = None
+    managed_identity: bool = False
 
 
 class LocalTokenIssuer:
@@ -172,9 +229,21 @@ class LocalTokenIssuer:
         endorsements: Iterable[str] = DEFAULT_ENDORSEMENTS,
         host: str = "127.0.0.1",
         port: int = 0,
+        tls: bool = False,
+        token_lifetime: int = 3600,
     ) -> None:
         self.host = host
         self._port = port
+        self.tls = tls
+        #: ``expires_in`` of the access tokens the authority issues.
+        self.token_lifetime = token_lifetime
+        #: App Service's X-IDENTITY-HEADER secret for ``/msi/token``.
+        self.identity_header = uuid.uuid4().hex
+        self.apps: dict[str, AppRegistration] = {}
+        #: Every token request answered: (tenant or "msi", form without secrets, status).
+        self.token_requests: list[tuple[str, dict[str, str], int]] = []
+        self._revoked: set[str] = set()
+        self._issued: list[str] = []
         #: Key that signs Bot Framework channel tokens (served with ``endorsements``).
         self.bot_framework_key = SigningKey.generate(endorsements=endorsements)
         #: Key that signs Entra ID tokens (served without endorsements, like Entra).
@@ -193,6 +262,10 @@ class LocalTokenIssuer:
         if self._server is None:
             server = _Server((self.host, self._port), _Handler)
             server.issuer = self
+            if self.tls:
+                from tests.support.local_ca import local_ca
+
+                server.socket = local_ca().server_context("issuer").wrap_socket(server.socket, server_side=True)
             self._server = server
             self._thread = threading.Thread(
                 target=server.serve_forever,
@@ -234,8 +307,13 @@ class LocalTokenIssuer:
 
     @property
     def base_url(self) -> str:
-        """``http://127.0.0.1:<port>`` (no trailing slash)."""
-        return f"http://{self.host}:{self.port}"
+        """``http(s)://127.0.0.1:<port>`` (no trailing slash)."""
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
+
+    @property
+    def identity_endpoint(self) -> str:
+        """App Service's IDENTITY_ENDPOINT (served over the same scheme as the rest)."""
+        return f"{self.base_url}/msi/token"
 
     @property
     def bot_framework_metadata_url(self) -> str:
@@ -451,6 +529,146 @@ class LocalTokenIssuer:
     def entra_auth_header(self, audience: str, tenant_id: str, **kwargs: Any) -> str:
         """``"Bearer " + entra_token(...)``."""
         return "Bearer " + self.entra_token(audience, tenant_id, **kwargs)
+
+    # ---- token authority (LOGIN_URL) ---------------------------------------------------------
+
+    def register_app(
+        self,
+        client_id: str,
+        tenant_id: str,
+        *,
+        secret: str | None = None,
+        certificate_pem: bytes | None = None,
+        managed_identity: bool = False,
+    ) -> AppRegistration:
+        """An app the authority issues tokens to (by secret, certificate assertion or managed identity)."""
+        app = AppRegistration(client_id, tenant_id, secret, certificate_pem, managed_identity)
+        self.apps[client_id] = app
+        return app
+
+    def revoke_issued(self) -> None:
+        """Every access token issued so far stops being accepted (a rotated secret, a revoked grant)."""
+        with self._lock:
+            self._revoked.update(self._issued)
+
+    def issued_for(self, audience: str) -> list[str]:
+        """Access tokens issued for ``audience`` (in order)."""
+        with self._lock:
+            return [t for t in self._issued if jwt.decode(t, options={"verify_signature": False})["aud"] == audience]
+
+    def _access_token(self, app: AppRegistration, audience: str) -> str:
+        now = int(time.time())
+        claims = {
+            "aud": audience,
+            "iss": entra_v1_issuer(app.tenant_id),
+            "iat": now - 5,
+            "nbf": now - 5,
+            "exp": now + self.token_lifetime,
+            "appid": app.client_id,
+            "appidacr": "2" if app.certificate_pem else "1",
+            "idtyp": "app",
+            "oid": str(uuid.uuid5(uuid.NAMESPACE_URL, app.client_id)),
+            "tid": app.tenant_id,
+            "ver": "1.0",
+            "uti": uuid.uuid4().hex[:22],
+        }
+        token = self.entra_key.sign(claims)
+        with self._lock:
+            self._issued.append(token)
+        return token
+
+    def _token_answer(self, tenant: str, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """The client-credentials grant ("Microsoft identity platform and the OAuth 2.0 client credentials
+        flow"): the access token answer, or Entra ID's error with its AADSTS code."""
+        status, body = self._grant(tenant, form)
+        kept = {k: v for k, v in form.items() if k not in ("client_secret", "client_assertion")}
+        with self._lock:
+            self.token_requests.append((tenant, kept, status))
+        return status, body
+
+    def _grant(self, tenant: str, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        app = self.apps.get(form.get("client_id", ""))
+        if form.get("grant_type") != "client_credentials" or app is None or app.managed_identity:
+            return 400, {"error": "unauthorized_client", "error_description": "AADSTS700016: Application not found."}
+        if tenant != app.tenant_id and tenant not in ("botframework.com", "organizations", "common"):
+            return 400, {"error": "invalid_request", "error_description": "AADSTS90002: Tenant not found."}
+        if "client_assertion" in form:
+            if app.certificate_pem is None or not self._assertion_ok(app, form["client_assertion"]):
+                return 401, {"error": "invalid_client", "error_description": "AADSTS700027: Client assertion failed."}
+        elif app.secret is None or form.get("client_secret") != app.secret:
+            return 401, {"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret."}
+        scope = form.get("scope", "").split()
+        if len(scope) != 1 or not scope[0].endswith("/.default"):
+            return 400, {
+                "error": "invalid_scope",
+                "error_description": "AADSTS1002012: The provided value for"
+                " scope is not valid. Client credential flows must have a scope value with /.default",
+            }
+        audience = scope[0].removesuffix("/.default")
+        return 200, {"token_type": "Bearer", "expires_in": self.token_lifetime, "ext_expires_in": self.token_lifetime,
+                     "access_token": self._access_token(app, audience)}  # fmt: skip
+
+    def _assertion_ok(self, app: AppRegistration, assertion: str) -> bool:
+        """A certificate credential: a JWT signed by the app's key, naming its certificate by thumbprint."""
+        from cryptography import x509
+
+        assert app.certificate_pem is not None
+        header = jwt.get_unverified_header(assertion)
+        named = {str(header.get("x5t#S256", "")).rstrip("="), str(header.get("x5t", "")).rstrip("=")}
+        if not named & _thumbprints(app.certificate_pem):
+            return False
+        certificate = x509.load_pem_x509_certificate(app.certificate_pem)
+        try:
+            claims = jwt.decode(assertion, certificate.public_key(), algorithms=["RS256", "PS256"],
+                                options={"verify_aud": False})  # fmt: skip
+        except jwt.PyJWTError:
+            return False
+        return claims.get("iss") == app.client_id and claims.get("sub") == app.client_id
+
+    def _managed_identity(self, query: dict[str, str], header: str | None) -> tuple[int, dict[str, Any]]:
+        """App Service's identity endpoint ("How to use managed identities for App Service and Azure
+        Functions": GET {IDENTITY_ENDPOINT}?resource=…&api-version=2019-08-01&client_id=… with the
+        X-IDENTITY-HEADER header)."""
+        status, body = 200, {}
+        app = self.apps.get(query.get("client_id", ""))
+        if header != self.identity_header:
+            status, body = 400, {"statusCode": 400, "message": "Invalid identity header"}
+        elif app is None or not app.managed_identity:
+            status, body = 400, {"statusCode": 400, "message": "No managed identity with this client id"}
+        else:
+            token = self._access_token(app, query.get("resource", ""))
+            body = {"access_token": token, "expires_on": str(int(time.time()) + self.token_lifetime),
+                    "resource": query.get("resource", ""), "token_type": "Bearer", "client_id": app.client_id}  # fmt: skip
+        with self._lock:
+            self.token_requests.append(("msi", dict(query), status))
+        return status, body
+
+    def accepts_bot_connector_token(self, authorization: str | None) -> bool:
+        """What the Bot Connector checks of a bot's call: a bearer token this authority signed for
+        https://api.botframework.com, for a registered app, unexpired and not revoked."""
+        if not authorization or not authorization.startswith("Bearer "):
+            return False
+        token = authorization.removeprefix("Bearer ")
+        with self._lock:
+            if token in self._revoked:
+                return False
+        try:
+            claims = jwt.decode(token, self.entra_key.private_key.public_key(), algorithms=["RS256"],
+                                audience=BOT_CONNECTOR_AUDIENCE)  # fmt: skip
+        except jwt.PyJWTError:
+            return False
+        return claims.get("appid") in self.apps
+
+
+def _thumbprints(certificate_pem: bytes) -> set[str]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    der = x509.load_pem_x509_certificate(certificate_pem).public_bytes(serialization.Encoding.DER)
+    return {
+        base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode(),
+        base64.urlsafe_b64encode(hashlib.sha1(der).digest()).rstrip(b"=").decode(),
+    }
 
 
 def _merge(claims: dict[str, Any], extra: Mapping[str, Any] | None) -> dict[str, Any]:

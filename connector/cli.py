@@ -290,7 +290,8 @@ class LocalBroadcasts:
         from teams_proactive.bot.runtime import BotRuntime
 
         self.runtime = BotRuntime(_settings()).start()
-        self.caller = Caller(name="cli", scopes=frozenset({"broadcast"}))
+        # The operator at the shell holds the store itself: installIfMissing is theirs to choose.
+        self.caller = Caller(name="cli", scopes=frozenset({"broadcast", "install"}))
 
     def start(self, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         content = {k: body[k] for k in ("text", "card", "summary") if body.get(k) is not None}
@@ -574,7 +575,11 @@ def build_parser() -> argparse.ArgumentParser:
     create = keys_sub.add_parser("create", help="create a key (printed once)")
     create.add_argument("--name", required=True)
     create.add_argument("--tenant", default=None, help="limit the key to one Entra tenant ID")
-    create.add_argument("--scopes", default="send", help="comma-separated: send,broadcast,admin (default send)")
+    create.add_argument(
+        "--scopes",
+        default="send",
+        help="comma-separated: send,broadcast,admin,install (default send; install: may use installIfMissing)",
+    )
     create.set_defaults(func=cmd_keys_create)
     listing = keys_sub.add_parser("list", help="list keys (never their secrets)")
     listing.add_argument("--json", action="store_true")

@@ -172,7 +172,8 @@ class SendMessageSchema(MessageContentSchema):
         metadata=meta(
             "Install If Missing",
             "If the person has no chat with the bot, install the app for them through Microsoft Graph first"
-            " (the service's operator must allow it). Default: no.",
+            " (the service's operator must allow it, and the connection's key needs the install permission)."
+            " Default: no.",
             "advanced",
         )
     )
@@ -413,7 +414,7 @@ class StartBroadcastSchema(MessageContentSchema):
         metadata=meta(
             "Install If Missing",
             "Install the app through Microsoft Graph for people who do not have it yet (the service's operator"
-            " must allow it). Default: no.",
+            " must allow it, and the connection's key needs the install permission). Default: no.",
             "advanced",
         )
     )
@@ -670,7 +671,8 @@ class SendCardAndWaitSchema(StrictSchema):
         metadata=meta(
             "Install If Missing",
             "If the person has no chat with the bot, install the app for them through Microsoft Graph first"
-            " (the service's operator must allow it). Default: no.",
+            " (the service's operator must allow it, and the connection's key needs the install permission)."
+            " Default: no.",
             "advanced",
         )
     )

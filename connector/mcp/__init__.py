@@ -69,8 +69,8 @@ def mcp_endpoint() -> Response:
         return refusal(ApiError("ValidationError", NOT_JSON_RPC), sdk_code)
     if answer.status >= 400 and not any(n.lower() == "content-type" and "json" in v for n, v in headers):
         # The transport's few plain-text refusals (e.g. a wrong Content-Type) in the same JSON-RPC shape as the rest.
-        text = bytes(answer.body).decode("utf-8", "replace").strip() or "The request was refused."
-        return refusal(ApiError("ValidationError", f"{text}.", status=answer.status))
+        said = bytes(answer.body).decode("utf-8", "replace").strip() or "The request was refused."
+        return refusal(ApiError("ValidationError", f"{said}.", status=answer.status))
     return Response(bytes(answer.body), status=answer.status, headers=headers)
 
 

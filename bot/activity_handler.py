@@ -9,6 +9,7 @@ from botbuilder.core import MessageFactory, TurnContext
 from botbuilder.core.teams import TeamsActivityHandler
 from botbuilder.schema import ChannelAccount, InvokeResponse
 from teams_proactive.bot.capture import CAPTURED_REFERENCE, tenant_of
+from teams_proactive.bot.cardtags import PRESS_REFUSED
 from teams_proactive.bot.events import BotEvent, EventSink, NoEvents
 from teams_proactive.bot.model import Reference
 from teams_proactive.bot.receipts import apply_read_receipt, record_card_answer
@@ -19,6 +20,8 @@ log = logging.getLogger(__name__)
 STOP_WORDS = {"stop", "unsubscribe", "opt out", "opt-out"}
 START_WORDS = {"start", "subscribe", "opt in", "opt-in"}
 HELP_WORDS = {"help", "?"}
+RECORDED_TEXT = "Thanks, your response was recorded."
+NOT_YOURS_TEXT = "This card was not sent to you."
 
 
 def help_text(bot_name: str) -> str:
@@ -149,12 +152,14 @@ class ProactiveBot(TeamsActivityHandler):
             action = value.get("action") if isinstance(value.get("action"), dict) else {}
             data = action.get("data") if isinstance(action.get("data"), dict) else {}
             await self._card_submitted(turn_context, data)
+            # Someone who was not sent the card (a forwarded or copied one) is not told their answer counted.
+            refused = turn_context.turn_state.get(PRESS_REFUSED)
             return InvokeResponse(
                 status=200,
                 body={
                     "statusCode": 200,
                     "type": "application/vnd.microsoft.activity.message",
-                    "value": "Thanks, your response was recorded.",
+                    "value": NOT_YOURS_TEXT if refused else RECORDED_TEXT,
                 },
             )
         try:

@@ -26,12 +26,14 @@ import ipaddress
 import logging
 import socket
 import ssl
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+import idna
 from aiohttp.abc import AbstractResolver
 
 log = logging.getLogger(__name__)
@@ -155,6 +157,23 @@ def literal_address(host: str) -> IPAddress | None:
         return None
 
 
+# Full stops IDNA treats as ".": ideographic, fullwidth and halfwidth (UTS 46 maps them; so does yarl).
+IDNA_DOTS = {0x3002: ".", 0xFF0E: ".", 0xFF61: "."}
+
+
+def normalised_host(host: str) -> str:
+    """``host`` as the HTTP client will connect to it: NFKC (fullwidth or circled digits become ASCII),
+    the dots IDNA accepts, then IDNA (UTS 46) to ASCII. The check must see what the connection will
+    use: fullwidth digits with ideographic full stops spell 127.0.0.1 to aiohttp (yarl normalises the same way)."""
+    text = unicodedata.normalize("NFKC", host).translate(IDNA_DOTS)
+    if not text.isascii():
+        try:
+            text = idna.encode(text, uts46=True).decode("ascii")
+        except (idna.IDNAError, UnicodeError) as exc:
+            raise CallbackRefused("url", "The notification URL's host is not a valid host name.") from exc
+    return text.lower()
+
+
 def check_address(address: IPAddress, policy: CallbackPolicy, *, plain_http: bool) -> None:
     """Raise ``CallbackRefused`` unless a callback may connect to ``address``."""
     if policy.allowed_internal(address):
@@ -186,7 +205,7 @@ def check_callback_url(url: str, policy: CallbackPolicy) -> None:
         raise CallbackRefused("userinfo", "The notification URL must not contain a user name or password (user:pw@).")
     if any(ord(c) < 0x21 or c in "\\" for c in parts.netloc):
         raise CallbackRefused("url", "The notification URL's host contains characters a host name cannot have.")
-    host = parts.hostname
+    host = normalised_host(parts.hostname)
     plain_http = parts.scheme == "http"
     address = literal_address(host)
     if address is not None:

@@ -14,6 +14,7 @@ from typing import Any
 from botbuilder.core import Middleware, TurnContext
 from botbuilder.core.teams import TeamsInfo
 from botbuilder.schema import Activity, ActivityTypes
+from teams_proactive.bot import text
 from teams_proactive.bot.model import Reference, ReferenceStatus, Surface, now
 from teams_proactive.bot.store.base import ConcurrencyConflict, Store
 from teams_proactive.bot.surfaces import TEAMS_CHANNEL, classify
@@ -138,6 +139,12 @@ class ReferenceCaptureMiddleware(Middleware):
         channel_data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
         surface = classify(activity.channel_id, activity.conversation.conversation_type, channel_data)
         if not tenant_id or surface is None:
+            return
+        # Our own endpoint refuses such an activity before the turn; inside someone else's bot the turn
+        # runs, but nothing the store could not read back is written (bot/text.py).
+        bad = text.find([_conversation_reference(activity, tenant_id), timezone_of(activity)])
+        if bad is not None:
+            log.warning("reference capture skipped: a %s activity holds text that cannot be stored", activity.type)
             return
         await self._record_removed_members(context, tenant_id, surface)
         user_key = (user.aad_object_id or user.id).lower()

@@ -10,17 +10,42 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from teams_proactive.bot.errors import Rejected
+
 # One key per way a card can be sent; their values are our ids, never the maker's data.
 CARD_WAIT_KEY = "cardWaitId"  # Send a card and wait for a response: the card's (= message's) id
 MESSAGE_KEY = "cardMessageId"  # Send a message: the message's id
 BROADCAST_KEY = "cardBroadcastId"  # a broadcast: the broadcast's id (the message id follows from the person)
 TAG_KEYS = (CARD_WAIT_KEY, MESSAGE_KEY, BROADCAST_KEY)
 SUBMIT_ACTIONS = ("Action.Submit", "Action.Execute")
+# Set in the turn state when a press named one of our cards but was not its recipient's, on the message
+# that carries it: the bot answers it neutrally instead of saying the answer was recorded.
+PRESS_REFUSED = "teams_proactive.card_press_refused"
+
+
+def reserved_input(card: Any) -> str | None:
+    """The id of an input that would post one of our tag names back (Teams merges the inputs into the
+    button's data, so such an input could name another card's id); None when the card has none."""
+    for element in input_ids(card):
+        if element["id"] in TAG_KEYS:
+            return str(element["id"])
+    return None
 
 
 def tagged(card: dict[str, Any], key: str, value: str) -> dict[str, Any]:
     """A copy of ``card`` whose submit buttons all carry ``key: value`` in their data, and no other of
-    our keys: a maker's card that names another card's id (ids can be predictable) must not answer it."""
+    our keys: a maker's card that names another card's id (ids can be predictable) must not answer it.
+
+    An input named like one of our keys is refused (``Rejected``, 400): Teams merges the inputs into the
+    button's data, so its value would arrive as ours."""
+    reserved = reserved_input(card)
+    if reserved is not None:
+        raise Rejected(
+            "ValidationError",
+            f"The card has an input with the id '{reserved}', which this service uses to recognise answers:"
+            " give the input another id.",
+            "card",
+        )
     copied = copy.deepcopy(card)
 
     def visit(node: Any) -> None:

@@ -37,6 +37,7 @@ from teams_proactive.bot.cardtags import (
     BROADCAST_KEY,
     CARD_WAIT_KEY,
     MESSAGE_KEY,
+    PRESS_REFUSED,
     SUBMIT_ACTIONS,
     submitted_values,
     tagged,
@@ -67,6 +68,7 @@ SENDING_RECHECK_SECONDS = 15.0
 WAITING_RECHECK_SECONDS = 86400.0
 MAX_TIMEOUT_MINUTES = 43200  # 30 days: Power Automate's longest run
 SECONDS_PER_MINUTE = 60.0  # a seam for tests (a one-minute timeout is too long to wait for in a test)
+NOT_FOR_THEM: Any = object()
 WAIT_SUFFIX = "wait"  # the notification a card gets when sent; "answer" the one an answer adds
 ANSWER_SUFFIX = "answer"
 
@@ -454,8 +456,11 @@ class CardWaitHandler(CardSubmissionHandler):
             "teamsMessageId": activity.reply_to_id,
             "handledByCardWait": False,
         }
-        delivery = await self._message_of(data, ref)
+        delivery = await self._message_of(data, ref, activity.reply_to_id)
         if delivery is None:
+            return described
+        if delivery is NOT_FOR_THEM:
+            context.turn_state[PRESS_REFUSED] = True
             return described
         card = delivery.content.get("card") or {}
         button = pressed_action(card, data, verb)
@@ -471,24 +476,31 @@ class CardWaitHandler(CardSubmissionHandler):
             described["handledByCardWait"] = await self._answer(context, ref, delivery, data, values, button, verb)
         return described
 
-    async def _message_of(self, data: dict[str, Any], ref: Reference | None) -> Delivery | None:
-        """The message whose card was pressed, from the id its buttons carry (None: not one of ours)."""
+    async def _message_of(self, data: dict[str, Any], ref: Reference | None, reply_to_id: str | None) -> Any:
+        """The message whose card was pressed, from the id its buttons carry (None: not one of ours;
+        NOT_FOR_THEM: one of ours, but not pressed by its recipient on the message that carries it)."""
         card_id = data.get(CARD_WAIT_KEY) or data.get(MESSAGE_KEY)
         broadcast_id = data.get(BROADCAST_KEY)
         if isinstance(card_id, str) and card_id:
             delivery = await self._settled(card_id)
         elif isinstance(broadcast_id, str) and broadcast_id and ref is not None:
-            delivery = await self._store.get_delivery(
-                broadcast_delivery_id(broadcast_id, PersonKey(ref.tenant_id, ref.user_key))
-            )
+            # Settled too: a broadcast writes its send outcomes in groups, and the press is checked
+            # against the Teams message id that outcome records.
+            delivery = await self._settled(broadcast_delivery_id(broadcast_id, PersonKey(ref.tenant_id, ref.user_key)))
         else:
             return None
         # Only the person the card was sent to presses it: a card id can be predictable (it is
         # derived from an idempotency key), so a press from anyone else names no message.
-        if delivery is None or ref is None or (ref.tenant_id, ref.user_key) != (delivery.tenant_id, delivery.user_key):
-            if delivery is not None:
-                log.warning("card %s: a press from someone else than its recipient was ignored", delivery.id)
+        if delivery is None:
             return None
+        if ref is None or (ref.tenant_id, ref.user_key) != (delivery.tenant_id, delivery.user_key):
+            log.warning("card %s: a press from someone else than its recipient was ignored", delivery.id)
+            return NOT_FOR_THEM
+        # Teams points a press at the message that carries the card (replyToId). An id that arrives from
+        # another message was smuggled in (an input named like our tag on some other card): ignored.
+        if not reply_to_id or reply_to_id != delivery.message_id:
+            log.warning("card %s: a press that did not come from the card's own message was ignored", delivery.id)
+            return NOT_FOR_THEM
         return delivery
 
     async def _answer(

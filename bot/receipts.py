@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections.abc import Collection
 from typing import Any
 
@@ -28,14 +29,17 @@ READ_RECEIPT_EVENT = "application/vnd.microsoft.readReceipt"
 # The kinds of delivery that put a message in the person's chat (campaign operations do not).
 MESSAGE_KINDS = frozenset({"message", "cardWait"})
 PAGE = 500
+MESSAGE_NUMBER = re.compile(r"[0-9]{1,20}")
 
 
 def message_number(message_id: str | None) -> int | None:
     """A Teams message id as the number it is, or None when it is not one (then it is never compared)."""
     if not message_id:
         return None
+    # ASCII digits only, at most 20 (a 64-bit number): str.isdigit() also takes "²" and Arabic-Indic
+    # digits, and int() raises on the first and on thousands of digits.
     text = str(message_id).strip()
-    if not text.isdigit():
+    if not MESSAGE_NUMBER.fullmatch(text):
         return None
     return int(text)
 

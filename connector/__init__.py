@@ -49,12 +49,14 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, runtime: BotRunt
     init_mcp(app)
 
     from teams_proactive.connector.dashboard import init_dashboard
+    from teams_proactive.connector.input_text import init_input_text
     from teams_proactive.connector.logs import init_request_ids
     from teams_proactive.connector.metrics import init_metrics
     from teams_proactive.connector.strict_query import init_strict_query
 
     init_request_ids(app)
     init_strict_query(app)
+    init_input_text(app)
     init_metrics(app, env)
     init_dashboard(app, env)
     return app

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from dotenv import load_dotenv
+from teams_proactive.bot import text
 from teams_proactive.bot.settings import BotSettings
 from teams_proactive.bot.store import create_store
 from teams_proactive.bot.store.base import Store
@@ -195,7 +196,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     if not args.text and not args.card:
         print("error: give --text, --card, or both", file=sys.stderr)
         return 2
-    card = json.loads(Path(args.card).read_text()) if args.card else None
+    card = _card_file(args.card) if args.card else None
     runtime = BotRuntime(_settings()).start()
     try:
         request = MessageRequest(recipient=args.to, text=args.text, card=card, tenant_id=args.tenant)
@@ -303,7 +304,9 @@ def read_recipients(path: Path, column: str | None = None) -> list[str]:
     elif not _LOOKS_LIKE_RECIPIENT.search(rows[0][0]):
         index = next((header.index(name) for name in RECIPIENT_COLUMNS if name in header), 0)
         rows = rows[1:]
-    return [row[index].strip() for row in rows if len(row) > index and row[index].strip()]
+    found = [row[index].strip() for row in rows if len(row) > index and row[index].strip()]
+    text.check(found, "--csv")  # a NUL in the file: refused as the API would refuse it
+    return found
 
 
 class BroadcastClient(Protocol):
@@ -322,7 +325,8 @@ class LocalBroadcasts:
         from teams_proactive.bot.runtime import BotRuntime
 
         self.runtime = BotRuntime(_settings()).start()
-        self.caller = Caller(name="cli", scopes=frozenset({"broadcast"}))
+        # The operator at the shell holds the store itself: installIfMissing is theirs to choose.
+        self.caller = Caller(name="cli", scopes=frozenset({"broadcast", "install"}))
 
     def start(self, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         content = {k: body[k] for k in ("text", "card", "summary") if body.get(k) is not None}
@@ -451,7 +455,7 @@ def cmd_broadcast(args: argparse.Namespace) -> int:
         if not recipients:
             print(f"error: {args.csv} holds no recipients", file=sys.stderr)
             return 2
-    card = json.loads(Path(args.card).read_text()) if args.card else None
+    card = _card_file(args.card) if args.card else None
     body: dict[str, Any] = {"recipients": recipients or None, "text": args.text, "card": card, "summary": args.summary}
     if groups:
         body["groups"] = groups
@@ -606,7 +610,9 @@ def build_parser() -> argparse.ArgumentParser:
     create = keys_sub.add_parser("create", help="create a key (printed once)")
     create.add_argument("--name", required=True)
     create.add_argument("--tenant", default=None, help="limit the key to one Entra tenant ID")
-    create.add_argument("--scopes", default=None, help="comma-separated: send,broadcast,admin (default send)")
+    create.add_argument(
+        "--scopes", default=None, help="comma-separated: send,broadcast,admin,install (default send; install: may use installIfMissing)"
+    )
     create.add_argument(
         "--for-samples",
         action="store_true",
@@ -713,8 +719,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _unreadable_argument(args: argparse.Namespace) -> str | None:
+    """A refusal naming the option whose value is not valid text (a non-UTF-8 byte in the shell's argument
+    arrives as a lone surrogate, which the store could not read back); None when every value is."""
+    for name, value in vars(args).items():
+        bad = text.find(value, "--" + name.replace("_", "-"))
+        if bad is not None:
+            return str(bad)
+    return None
+
+
+def _card_file(path: str) -> Any:
+    """An Adaptive Card read from a JSON file; its strings are checked as the API checks a body's."""
+    card = json.loads(Path(path).read_text(encoding="utf-8"))
+    text.check(card, "--card")
+    return card
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    refused = _unreadable_argument(args)
+    if refused is not None:
+        print(f"error: {refused}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )

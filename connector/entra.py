@@ -35,6 +35,7 @@ ROLE_SCOPES = {
     "Notifications.Send": "send",
     "Notifications.Broadcast": "broadcast",
     "Notifications.Admin": "admin",
+    "Notifications.Install": "install",
 }
 
 REFUSED = "The bearer token is not valid for this API (wrong audience, issuer or tenant, expired, or badly signed)."

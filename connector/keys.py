@@ -9,7 +9,9 @@ import secrets
 from teams_proactive.bot.model import ApiKey, now
 from teams_proactive.bot.store.base import ConcurrencyConflict, Store
 
-SCOPES = ("send", "broadcast", "admin")
+# "install": installIfMissing (the app installed in Teams through Graph for people who lack it), a
+# permission of its own since GRAPH_INSTALL lets it put the bot in anyone's Teams in the tenant.
+SCOPES = ("send", "broadcast", "admin", "install")
 PREFIX = "tpk"
 # The identity of the CONNECTOR_API_KEY caller. Stored key ids are hex, so none can equal it.
 BOOTSTRAP_ID = "builtin:bootstrap"

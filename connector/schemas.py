@@ -182,7 +182,8 @@ class SendMessageSchema(MessageContentSchema):
         metadata=meta(
             "Install If Missing",
             "If the person has no chat with the bot, install the app for them through Microsoft Graph first"
-            " (the service's operator must allow it). Default: no.",
+            " (the service's operator must allow it, and the connection's key needs the install permission)."
+            " Default: no.",
             "advanced",
         )
     )
@@ -423,7 +424,7 @@ class StartBroadcastSchema(MessageContentSchema):
         metadata=meta(
             "Install If Missing",
             "Install the app through Microsoft Graph for people who do not have it yet (the service's operator"
-            " must allow it). Default: no.",
+            " must allow it, and the connection's key needs the install permission). Default: no.",
             "advanced",
         )
     )
@@ -682,7 +683,8 @@ class SendCardAndWaitSchema(StrictSchema):
         metadata=meta(
             "Install If Missing",
             "If the person has no chat with the bot, install the app for them through Microsoft Graph first"
-            " (the service's operator must allow it). Default: no.",
+            " (the service's operator must allow it, and the connection's key needs the install permission)."
+            " Default: no.",
             "advanced",
         )
     )

@@ -103,7 +103,7 @@ class BroadcastService:
         groups = sorted({g.strip().lower() for g in groups or [] if g and g.strip()})
         teams = sorted({t.strip() for t in teams or [] if t and t.strip()})
         if install_if_missing:
-            require_install_allowed(self._graph_settings)
+            require_install_allowed(self._graph_settings, caller, "Send one message to many people")
         if groups or teams:
             graph_required(self._graph_settings, "groups" if groups else "teams")
             tenant = tenant or self._graph_settings.home_tenant_id or None

@@ -212,7 +212,8 @@ class DeliveryService:
         if caller.tenant_id and request.tenant_id and request.tenant_id != caller.tenant_id:
             raise errors.not_found(request.recipient)
         if request.install_if_missing:
-            require_install_allowed(self._graph)
+            operation = "Send a card and wait for a response" if request.kind == "cardWait" else "Send a message"
+            require_install_allowed(self._graph, caller, operation)
             person, tenant_id, user_key = await self._person_or_install(request, tenant)
         else:
             person = await self.find(request.recipient, tenant)
@@ -436,11 +437,24 @@ class DeliveryService:
                 ) from exc
 
 
-def require_install_allowed(graph: GraphSettings) -> None:
-    """installIfMissing needs the operator's switch (GRAPH_INSTALL) and Graph credentials."""
+INSTALL_SCOPE = "install"
+
+
+def require_install_allowed(graph: GraphSettings, caller: Caller, operation: str) -> None:
+    """installIfMissing needs the operator's switch (GRAPH_INSTALL) and Graph credentials (409 without),
+    and then credentials with the ``install`` permission (403 without): installing the app puts the bot
+    into a person's Teams, which sending to people who already have it does not."""
     refusal = graph.install_refusal()
     if refusal is not None:
         raise errors.Rejected("InstallNotEnabled", refusal, "installIfMissing")
+    if INSTALL_SCOPE not in caller.scopes and "admin" not in caller.scopes:
+        raise errors.Rejected(
+            "Forbidden",
+            f"These credentials do not have the 'install' permission, which '{operation}' needs with"
+            " installIfMissing (installing the app in Teams for people who do not have it). Ask the"
+            " service's admin for a key with the install scope, or send without installIfMissing.",
+            "installIfMissing",
+        )
 
 
 def is_final_status(status: str) -> bool:

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 blp = Blueprint("dashboard", __name__, url_prefix="/dashboard", template_folder="templates")
 
 SESSION_KEY = "dashboard"
+LOGIN_TOKEN_KEY = "login_token"
 CACHE_SECONDS = 10.0
 SESSION_HOURS = 8
 # Bootstrap sign-ins live in the store's lease table (shared by workers and instances): one lease
@@ -183,22 +184,65 @@ def _signed_in(view: Callable[..., Any]) -> Callable[..., Any]:
 def _headers(response: Response) -> Response:
     response.headers["Content-Security-Policy"] = CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
+    # Not "no-referrer": with it a browser posts the sign-in form with "Origin: null", and the form's
+    # origin check (login CSRF) could not tell our own page from any other. Other sites still get nothing.
+    response.headers["Referrer-Policy"] = "same-origin"
     response.headers.setdefault("Cache-Control", "no-store")
     return response
 
 
 # ---- sign-in ----------------------------------------------------------------------------------
+def _form_token() -> str:
+    """The sign-in form's one-time token, kept in the (SameSite=Lax) session cookie until it is used."""
+    token = session.get(LOGIN_TOKEN_KEY)
+    if not isinstance(token, str) or not token:
+        token = secrets.token_urlsafe(32)
+        session[LOGIN_TOKEN_KEY] = token
+    return token
+
+
+def _cross_site() -> bool:
+    """A form posted from another site (login CSRF: signing someone in as the attacker, so what they do
+    next is seen by the attacker's key). Browsers say where a POST comes from in ``Origin`` (and
+    ``Sec-Fetch-Site``); the form's token, from a cookie another site's form does not carry, is the
+    second check for a browser that says neither."""
+    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+        return True
+    origin = request.headers.get("Origin")
+    if origin is not None:
+        settings: ConnectorSettings = current_app.extensions["teams_proactive.connector_settings"]
+        own = {request.host_url.rstrip("/")}
+        if settings.public_base_url:
+            parts = urlsplit(settings.public_base_url)
+            own.add(f"{parts.scheme}://{parts.netloc}")
+        if origin.rstrip("/") not in own:
+            return True
+    expected = session.pop(LOGIN_TOKEN_KEY, None)
+    presented = request.form.get("csrf_token") or ""
+    return not (isinstance(expected, str) and expected and hmac.compare_digest(presented.encode(), expected.encode()))
+
+
 @blp.route("/login", methods=["GET", "POST"])
 def login() -> Any:
     target = _safe_next(request.values.get("next"))
     if request.method == "GET":
-        return render_template("dashboard/login.html", next=target, error=None)
+        return render_template("dashboard/login.html", next=target, error=None, csrf_token=_form_token())
+    if _cross_site():
+        log.info("dashboard sign-in refused: the form was not posted from this dashboard's own page")
+        return render_template(
+            "dashboard/login.html",
+            next=target,
+            error="This sign-in did not come from this dashboard's own page. Open the dashboard and sign in here.",
+            csrf_token=_form_token(),
+        ), 403
     client = client_address()
     limiter = failure_limiter()
     if limiter.retry_after(client) is not None:
         return render_template(
-            "dashboard/login.html", next=target, error="Too many wrong keys. Wait a minute and try again."
+            "dashboard/login.html",
+            next=target,
+            error="Too many wrong keys. Wait a minute and try again.",
+            csrf_token=_form_token(),
         ), 429
     presented = (request.form.get("api_key") or "").strip()
     settings: ConnectorSettings = current_app.extensions["teams_proactive.connector_settings"]
@@ -223,13 +267,17 @@ def login() -> Any:
                 next=target,
                 error=f"The key '{record.name}' works for the API but not here: the dashboard needs a key with"
                 " the admin scope (teams-proactive keys create --name NAME --scopes admin).",
+                csrf_token=_form_token(),
             ), 403
         if record is not None:
             signed_in = {"kind": "key", "id": record.id}
     if signed_in is None:
         limiter.record(client)
         return render_template(
-            "dashboard/login.html", next=target, error="That API key is not valid (unknown, revoked or mistyped)."
+            "dashboard/login.html",
+            next=target,
+            error="That API key is not valid (unknown, revoked or mistyped).",
+            csrf_token=_form_token(),
         ), 401
     session.clear()
     session[SESSION_KEY] = signed_in

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
+from teams_proactive.bot import text
 from teams_proactive.bot.adapter import InboundAuthError, InboundUnavailable
 from teams_proactive.connector.errors import ApiError, error_response
 from teams_proactive.connector.views.common import runtime
@@ -69,6 +70,10 @@ def _activity_body() -> dict[str, Any]:
         body = None
     if not isinstance(body, dict):
         raise _problem("The body must be a Bot Framework activity (a JSON object).", "body")
+    # Before the turn, so capture, card answers and trigger events never hold text the store cannot read.
+    bad = text.find(body)
+    if bad is not None:
+        raise _problem(f"The activity's {bad}", bad.target)
     if not isinstance(body.get("type"), str) or not body["type"]:
         raise _problem("The activity has no type.", "type")
     for name in _STRINGS:

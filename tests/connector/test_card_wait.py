@@ -237,6 +237,7 @@ def test_delete_of_the_location_cancels_the_wait(
 
     content = sent.activity["attachments"][0]["content"]
     press = act.card_submit(user, connector.service_url(), {**content["actions"][1]["data"], "comment": "late"})
+    press["replyToId"] = sent.activity_id
     assert live.activity(press).status_code == 200
     # The press was handled to the end (its trigger event is out) and left nothing for the callback.
     wait_until(lambda: hooks.bodies("cards"), what="the trigger event of the press")
@@ -261,6 +262,7 @@ def test_timeout_ends_the_wait_with_expired(
     # A press after the timeout is not taken as the answer.
     content = sent.activity["attachments"][0]["content"]
     press = act.card_submit(user, connector.service_url(), {**content["actions"][1]["data"]})
+    press["replyToId"] = sent.activity_id
     assert live.activity(press).status_code == 200
     assert live.api("GET", f"/api/v1/cards/wait/{started.json()['id']}", API_KEY).json()["status"] == "expired"
     wait_until(lambda: card_events(live) == [], what="the card's callback outbox to empty")
@@ -290,10 +292,12 @@ def test_only_the_recipient_can_answer_and_unknown_cards_are_ignored(
         install(live, connector, person)
     live.api("POST", "/api/v1/subscriptions/card-submissions", API_KEY, json={"notificationUrl": hooks.url("cards")})
     started = start(live, user, hooks.url("run"))
-    content = delivered_card(connector, user).activity["attachments"][0]["content"]
-    # Someone who learned the card's id answers it from their own chat: not taken.
+    sent = delivered_card(connector, user)
+    content = sent.activity["attachments"][0]["content"]
+    # Someone who learned the card's id (and its message's) answers it from their own chat: not taken.
     for other in (colleague, stranger):
         forged = act.card_submit(other, connector.service_url(), dict(content["actions"][0]["data"]))
+        forged["replyToId"] = sent.activity_id
         assert live.activity(forged).status_code == 200
     unknown = act.card_submit(user, connector.service_url(), {CORRELATION_KEY: "f" * 32, "decision": "approve"})
     assert live.activity(unknown).status_code == 200

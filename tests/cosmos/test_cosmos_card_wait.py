@@ -47,9 +47,9 @@ def test_card_and_wait_on_cosmos(
             what="the card in the chat",
         )[0]
         data = card.activity["attachments"][0]["content"]["actions"][0]["data"]
-        assert (
-            live.activity(act.card_submit(user, connector.service_url(), {**data, "comment": "yes"})).status_code == 200
-        )
+        press = act.card_submit(user, connector.service_url(), {**data, "comment": "yes"})
+        press["replyToId"] = card.activity_id  # Teams points a press at the message that carries the card
+        assert live.activity(press).status_code == 200
         (result,) = wait_until(lambda: hooks.bodies("run"), what="the callback")
         assert result["id"] == card_id and result["status"] == "responded"
         assert result["response"] == {"ok": True, "comment": "yes"}

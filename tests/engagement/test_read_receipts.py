@@ -127,3 +127,25 @@ def test_read_at_comes_after_delivered_at(
     engage_live.activity(read_receipt(ana, connector.service_url(), sent["teamsMessageId"]))
     final = final_delivery(engage_live, sent["id"])
     assert final["readAt"] and final["readAt"] >= final["deliveredAt"]
+
+
+def test_only_ascii_message_numbers_count_and_odd_ones_raise_nothing(
+    engage_live: LiveApp, connector: FakeConnector, make_user, caplog: Any
+) -> None:
+    ana = make_user("Ana", "ana@contoso.example")
+    install(engage_live, connector, ana)
+    sent = _send(engage_live, ana, "hello")
+    url = connector.service_url()
+    highest = str(int(sent["teamsMessageId"]) + 1_000_000)
+    arabic_indic = highest.translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    odd = ["²", "9" * 5000, arabic_indic, "1" * 21, f"-{highest}", f"{highest}.5"]
+    caplog.set_level("INFO")
+    for value in odd:
+        answer = engage_live.activity(read_receipt(ana, url, value))
+        assert answer.status_code == 200, (value[:20], answer.text)
+    assert _message(engage_live, sent["id"])["readAt"] is None
+    # Ignored quietly: no traceback from inside the turn.
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL") or r.exc_info]
+    # A plain number still counts.
+    engage_live.activity(read_receipt(ana, url, highest))
+    assert _message(engage_live, sent["id"])["readAt"] is not None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 
 from teams_proactive.bot.model import Surface
+from teams_proactive.connector import keys
 
 from tests.conftest import API_KEY
 from tests.delivery.conftest import eventually, final_delivery, send
@@ -174,3 +176,46 @@ def test_a_broadcast_reports_what_installing_did(
         "installed": 1, "alreadyInstalled": 1, "failed": 2,
         "failures": [{"code": "InstallBlockedByPolicy", "count": 1}, {"code": "UserNotFound", "count": 1}],
     }  # fmt: skip
+
+
+def test_installing_is_a_permission_of_its_own(
+    graph_live: LiveApp, known_tenant: act.TeamsUser, graph: FakeGraph, connector: FakeConnector,
+    new_person: Callable[..., GraphUser],
+) -> None:  # fmt: skip
+    """With GRAPH_INSTALL on, a key with send (and broadcast) but not install may not install the app."""
+    adele = new_person()
+    _, sender = graph_live.runtime.call(
+        keys.create_key(graph_live.runtime.store, "flows", tenant_id=None, scopes=["send", "broadcast"])
+    )
+    card = {"type": "AdaptiveCard", "version": "1.4", "body": [], "actions": [{"type": "Action.Submit", "title": "OK"}]}
+    attempts = {
+        "Send a message": ("/api/v1/messages", {"recipient": adele.upn, "text": "Hi", "tenantId": TENANT}),
+        "Send a card and wait for a response": (
+            "/api/v1/cards/wait",
+            {"recipient": adele.upn, "card": card, "tenantId": TENANT, "notificationUrl": "https://flows.example/r"},
+        ),
+        "Send one message to many people": (
+            "/api/v1/broadcasts",
+            {"groups": [str(uuid.uuid4())], "text": "Hi", "tenantId": TENANT},
+        ),
+    }
+    for operation, (path, body) in attempts.items():
+        response = graph_live.api("POST", path, sender, json={**body, "installIfMissing": True})
+        assert response.status_code == 403, response.text
+        error = response.json()["error"]
+        assert error["code"] == "Forbidden" and error["target"] == "installIfMissing"
+        assert "'install' permission" in error["message"] and f"'{operation}'" in error["message"]
+    assert graph.calls_matching(r"^POST .*/installedApps") == []
+    assert (TENANT, adele.id) not in graph.installations
+    # The same key sends to people who have the app; a key with install may install.
+    plain = graph_live.api("POST", "/api/v1/messages", sender, json={"recipient": known_tenant.aad_object_id, "text": "Hi", "tenantId": TENANT})
+    assert plain.status_code in (200, 202), plain.text
+    _, installer = graph_live.runtime.call(
+        keys.create_key(graph_live.runtime.store, "onboarding", tenant_id=None, scopes=["send", "install"])
+    )
+    installing = graph_live.api(
+        "POST", "/api/v1/messages", installer,
+        json={"recipient": adele.upn, "text": "Welcome", "tenantId": TENANT, "installIfMissing": True, "wait": 0},
+    )  # fmt: skip
+    assert installing.status_code == 200, installing.text
+    assert final_delivery(graph_live, installing.json()["id"])["installOutcome"] == "installed"

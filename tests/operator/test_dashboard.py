@@ -14,6 +14,7 @@ from teams_proactive.connector.cli import main
 
 from tests.conftest import API_KEY
 from tests.operator.seed import CONTOSO, FABRIKAM, seed, seed_finished_card_broadcast
+from tests.support.dashboard import post_login
 from tests.support.fake_connector import FakeConnector
 from tests.support.live_app import LiveApp
 
@@ -25,7 +26,7 @@ def new_key(capsys: pytest.CaptureFixture[str], name: str, scopes: str, *extra: 
 
 def sign_in(live: LiveApp, key: str) -> requests.Session:
     session = requests.Session()
-    response = session.post(live.url + "/dashboard/login", data={"api_key": key}, allow_redirects=False)
+    response = post_login(session, live.url, {"api_key": key}, allow_redirects=False)
     assert response.status_code == 302, response.text
     return session
 
@@ -47,16 +48,14 @@ def test_sign_in_with_an_admin_key_and_a_session_cookie(
     assert "default-src 'none'" in login.headers["Content-Security-Policy"]
     assert "<script" not in login.text
 
-    wrong = http.post(live.url + "/dashboard/login", data={"api_key": "tpk_nope_nope"})
+    wrong = post_login(http, live.url, {"api_key": "tpk_nope_nope"})
     assert wrong.status_code == 401 and "not valid" in wrong.text
     sender = new_key(capsys, "flows", "send")
-    refused = http.post(live.url + "/dashboard/login", data={"api_key": sender})
+    refused = post_login(http, live.url, {"api_key": sender})
     assert refused.status_code == 403 and "admin scope" in html.unescape(refused.text)
 
     admin = new_key(capsys, "ops", "admin")
-    ok = http.post(
-        live.url + "/dashboard/login", data={"api_key": admin, "next": "/dashboard/unreachable"}, allow_redirects=False
-    )
+    ok = post_login(http, live.url, {"api_key": admin, "next": "/dashboard/unreachable"}, allow_redirects=False)
     assert ok.status_code == 302 and ok.headers["Location"] == "/dashboard/unreachable"
     cookie = ok.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/dashboard" in cookie
@@ -81,18 +80,28 @@ def test_sign_in_with_an_admin_key_and_a_session_cookie(
 def test_sign_in_never_redirects_off_site_and_slows_down_guessing(live: LiveApp) -> None:
     http = requests.Session()
     for target in ("https://evil.example/", "//evil.example/dashboard", "/dashboard\\..\\x"):
-        response = http.post(
-            live.url + "/dashboard/login", data={"api_key": API_KEY, "next": target}, allow_redirects=False
-        )
+        response = post_login(http, live.url, {"api_key": API_KEY, "next": target}, allow_redirects=False)
         assert response.headers["Location"] == "/dashboard/"
     guesser = requests.Session()
-    codes = [guesser.post(live.url + "/dashboard/login", data={"api_key": f"guess-{i}"}).status_code for i in range(11)]
+    codes = [post_login(guesser, live.url, {"api_key": f"guess-{i}"}).status_code for i in range(11)]
     assert codes[:10] == [401] * 10 and codes[10] == 429
 
 
 def test_the_cookie_is_secure_behind_https(app_env: dict[str, str], connector: FakeConnector) -> None:
     with LiveApp(app_env | {"PUBLIC_BASE_URL": "https://notify.contoso.example"}) as live:
-        response = live.http.post(live.url + "/dashboard/login", data={"api_key": API_KEY}, allow_redirects=False)
+        form = live.http.get(live.url + "/dashboard/login")
+        assert "Secure" in form.headers["Set-Cookie"]  # the form's token too
+        # This test talks plain http to 127.0.0.1, where a client holds a Secure cookie back: sent by hand,
+        # as a browser on https would.
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        assert token
+        response = requests.post(
+            live.url + "/dashboard/login",
+            data={"api_key": API_KEY, "csrf_token": token.group(1)},
+            cookies={"teams_proactive_dashboard": form.cookies["teams_proactive_dashboard"]},
+            allow_redirects=False,
+            timeout=30,
+        )
         assert response.status_code == 302 and "Secure" in response.headers["Set-Cookie"]
 
 
@@ -221,3 +230,24 @@ def test_broadcast_page_shows_what_was_sent_why_it_failed_and_who(
     assert len(seen) == 7 and len(set(seen)) == 7
     assert ("reader-0@contoso.example", "delivered") in seen and ("ghost@contoso.example", "skipped") in seen
     assert ("reader-3@contoso.example", "failed") in seen
+
+
+def test_a_sign_in_form_posted_from_another_site_is_refused(live: LiveApp) -> None:
+    # Login CSRF: another site's page posts the form with the attacker's own key, so that the victim's
+    # browser is signed in as the attacker. Refused whether the browser says where it comes from or not.
+    def signed_in(http: requests.Session) -> bool:
+        return http.get(live.url + "/dashboard/", allow_redirects=False).status_code == 200
+
+    forged = requests.Session()
+    no_token = forged.post(live.url + "/dashboard/login", data={"api_key": API_KEY}, allow_redirects=False)
+    assert no_token.status_code == 403 and "own page" in html.unescape(no_token.text)
+    assert not signed_in(forged)
+    for headers in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}, {"Origin": "null"}):
+        http = requests.Session()
+        response = post_login(http, live.url, {"api_key": API_KEY}, headers=headers, allow_redirects=False)
+        assert response.status_code == 403, headers
+        assert not signed_in(http)
+    # The dashboard's own page, as a browser posts it (its own Origin), signs in.
+    http = requests.Session()
+    own = post_login(http, live.url, {"api_key": API_KEY}, headers={"Origin": live.url}, allow_redirects=False)
+    assert own.status_code == 302 and signed_in(http)

@@ -14,6 +14,17 @@ from tests.support.live_app import LiveApp
 
 # Between two status reads while polling: keeps a poll well under the per-key rate limit.
 POLL_SECONDS = 0.05
+# Generated inputs per operation (test_string_fuzz.py), printed in the terminal summary.
+FUZZ_COUNTS: dict[str, int] = {}
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not FUZZ_COUNTS:
+        return
+    terminalreporter.section("generated inputs per operation (string fuzzing)")
+    for label, count in sorted(FUZZ_COUNTS.items()):
+        terminalreporter.write_line(f"{count:5d}  {label}")
+    terminalreporter.write_line(f"{sum(FUZZ_COUNTS.values()):5d}  in all, {len(FUZZ_COUNTS)} operations")
 
 
 def all_references(live: LiveApp) -> list[Reference]:

@@ -16,15 +16,18 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
+import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
 from teams_proactive.bot.callback_guard import (
     CallbackClient,
     CallbackPolicy,
     CallbackRefused,
     check_callback_url,
+    normalised_host,
     parse_networks,
 )
 from teams_proactive.bot.model import Subscription
@@ -72,6 +75,12 @@ INTERNAL_URLS = {
     "broadcast": "https://255.255.255.255/hook",
     "benchmarking 198.18/15": "https://198.18.0.1/hook",
     "documentation": "https://192.0.2.1/hook",
+    # Spellings the HTTP client normalises (NFKC, IDNA) into an internal address before it connects.
+    "fullwidth digits": "https://\uff11\uff12\uff17.\uff10.\uff10.\uff11/hook",
+    "ideographic full stops": "https://127\u30020\u30020\u30021/hook",
+    "fullwidth full stops, private": "https://10\uff0e0\uff0e0\uff0e5/hook",
+    "circled digits": "https://\u2460\u2461\u2466.0.0.1/hook",
+    "fullwidth localhost": "https://\uff4c\uff4f\uff43\uff41\uff4c\uff48\uff4f\uff53\uff54/hook",
 }
 OTHER_REFUSED = {
     "plain http to a public name": ("http://prod-00.westeurope.logic.azure.com/workflows/x", "https"),
@@ -154,6 +163,16 @@ def test_the_guard_itself_refuses_every_spelling() -> None:
             check_callback_url(url, CallbackPolicy())
         assert refused.value.rule == "address", name
     check_callback_url("https://52.1.2.3/hook", CallbackPolicy())  # a public address literal is fine
+
+
+def test_the_check_sees_the_host_the_client_will_connect_to() -> None:
+    # aiohttp connects to yarl's host; the check at creation normalises to the same one.
+    for url in [*INTERNAL_URLS.values(), "https://b\u00fccher.example/x", "https://\uff26\uff2c\uff2f\uff37.example/"]:
+        if "[" in url:
+            continue  # IPv6 literals: yarl rewrites them into their compressed form, checked as addresses above
+        raw_host = yarl.URL(url).raw_host
+        assert raw_host is not None
+        assert normalised_host(urlsplit(url).hostname or "") == raw_host.lower(), url
 
 
 def test_the_allow_list_opens_only_its_networks_and_plain_http_only_there() -> None:

@@ -20,6 +20,7 @@ from teams_proactive.connector.client_limits import normalise
 
 from tests.conftest import API_KEY
 from tests.security.conftest import error_of
+from tests.support.dashboard import post_login
 from tests.support.fake_connector import FakeConnector
 from tests.support.live_app import LiveApp
 
@@ -35,7 +36,7 @@ def cookie_payload(cookie: str) -> Any:
 
 
 def sign_in(live: LiveApp, key: str, **headers: str) -> requests.Response:
-    return live.http.post(live.url + "/dashboard/login", data={"api_key": key}, headers=headers, allow_redirects=False)
+    return post_login(live.http, live.url, {"api_key": key}, headers=headers, allow_redirects=False)
 
 
 def dashboard(live: LiveApp, cookie: str) -> int:

@@ -28,11 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from botbuilder.core import TurnContext
 from teams_proactive.bot import errors
-from teams_proactive.bot.activity_handler import CardSubmissionHandler
 from teams_proactive.bot.callback_guard import CallbackPolicy
-from teams_proactive.bot.capture import CAPTURED_REFERENCE
 from teams_proactive.bot.cardtags import (
     BROADCAST_KEY,
     CARD_WAIT_KEY,
@@ -45,6 +42,8 @@ from teams_proactive.bot.delivery.broadcasts import broadcast_delivery_id
 from teams_proactive.bot.delivery.budget import TeamsBudget
 from teams_proactive.bot.delivery.messages import build_activity
 from teams_proactive.bot.delivery.service import Caller, DeliveryService, MessageRequest, delivery_id_for
+from teams_proactive.bot.inbound.handler import CAPTURED_REFERENCE, CardSubmissionHandler
+from teams_proactive.bot.inbound.host import HostTurn
 from teams_proactive.bot.model import Delivery, DeliveryStatus, Notification, Reference, Subscription, now
 from teams_proactive.bot.outbound import BotConnectorClient, ConnectorError
 from teams_proactive.bot.store.base import PersonKey, Store
@@ -428,17 +427,18 @@ class CardWaitHandler(CardSubmissionHandler):
     def __init__(
         self,
         store: Store,
-        client: BotConnectorClient,
+        client: BotConnectorClient | None = None,
         budget: TeamsBudget | None = None,
         *,
         cards: CardWaitService | None = None,
     ) -> None:
         self._store = store
+        # Without a client (inside another bot) the card is replaced through the host's own connector.
         self._client = client
         self._budget = budget  # the dispatcher's: a card update spends from the same Teams budget
         self._cards = cards
 
-    async def submitted(self, context: TurnContext, data: dict[str, Any]) -> dict[str, Any]:
+    async def submitted(self, context: HostTurn, data: dict[str, Any]) -> dict[str, Any]:
         activity = context.activity
         ref: Reference | None = context.turn_state.get(CAPTURED_REFERENCE)
         verb = _verb_of(activity)
@@ -493,7 +493,7 @@ class CardWaitHandler(CardSubmissionHandler):
 
     async def _answer(
         self,
-        context: TurnContext,
+        context: HostTurn,
         ref: Reference | None,
         delivery: Delivery,
         data: dict[str, Any],
@@ -531,7 +531,7 @@ class CardWaitHandler(CardSubmissionHandler):
         if self._cards is not None:
             await self._cards.finished(stored)
         card = delivery.content.get("card") or {}
-        await self._show_answer(stored, card, values, answer["action"], responder["name"], at)
+        await self._show_answer(context, stored, card, values, answer["action"], responder["name"], at)
         return True
 
     async def _settled(self, card_id: str) -> Delivery | None:
@@ -546,6 +546,7 @@ class CardWaitHandler(CardSubmissionHandler):
 
     async def _show_answer(
         self,
+        turn: HostTurn,
         delivery: Delivery,
         card: dict[str, Any],
         values: dict[str, Any],
@@ -563,6 +564,12 @@ class CardWaitHandler(CardSubmissionHandler):
         )
         # An update is not a new message: no notification for it.
         activity["channelData"].pop("notification", None)
+        if self._client is None:
+            try:
+                await turn.update_message({**activity, "id": delivery.message_id})
+            except Exception as exc:  # the answer is recorded either way; only the card's look is stale
+                log.warning("card %s: could not update the card in Teams (%s)", delivery.id, type(exc).__name__)
+            return
         for attempt in range(1, 4):
             try:
                 if self._budget is not None:

@@ -208,17 +208,24 @@ class CardWaitService:
     def __init__(
         self,
         store: Store,
-        deliveries: DeliveryService,
+        deliveries: DeliveryService | None,
         wake: Callable[[], None] | None = None,
         *,
         callback_policy: CallbackPolicy | None = None,
     ) -> None:
         self._store = store
+        # None inside another bot: there it only records answers (``finished``); the service sends.
         self._deliveries = deliveries
         self._wake = wake or (lambda: None)
         # The same rules as trigger callbacks (bot/callback_guard.py): checked here as a 400, and
         # again on every connection the relay opens.
         self._callback_policy = callback_policy or CallbackPolicy()
+
+    @property
+    def _sender(self) -> DeliveryService:
+        if self._deliveries is None:
+            raise RuntimeError("this card-wait service only records answers (no delivery service)")
+        return self._deliveries
 
     async def start(self, caller: Caller, request: CardWaitRequest) -> Delivery:
         if request.callback_url is not None:
@@ -244,7 +251,7 @@ class CardWaitService:
             wait_until=at + request.timeout_minutes * SECONDS_PER_MINUTE if request.timeout_minutes else None,
             install_if_missing=request.install_if_missing,
         )
-        delivery, created = await self._deliveries.submit(caller, message)
+        delivery, created = await self._sender.submit(caller, message)
         if delivery.kind != KIND:
             raise errors.Rejected(
                 "IdempotencyKeyReused", "This idempotency key was used for another message.", "idempotencyKey"
@@ -287,7 +294,7 @@ class CardWaitService:
         )
 
     async def get(self, caller: Caller, card_id: str) -> Delivery:
-        delivery = await self._deliveries.get(caller, card_id)
+        delivery = await self._sender.get(caller, card_id)
         if delivery.kind != KIND:
             raise errors.Rejected("NotFound", f"No card waiting for a response with id '{card_id}'.", "id")
         return delivery

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from msrest.serialization import Model
 from teams_proactive.bot.inbound.activity import as_dict
 
 INVOKE_RESPONSE = "invokeResponse"
@@ -45,6 +46,23 @@ class HostTurn(Protocol):
         ...
 
 
+class _CardActionAnswer(Model):
+    """Universal Actions' invoke answer (statusCode, type, value) as an msrest model; botbuilder's own
+    ``AdaptiveCardInvokeResponse`` types ``value`` as an object, and a message answer's value is a string."""
+
+    _attribute_map = {
+        "status_code": {"key": "statusCode", "type": "int"},
+        "type": {"key": "type", "type": "str"},
+        "value": {"key": "value", "type": "object"},
+    }
+
+    def __init__(self, *, status_code: int | None = None, type: str | None = None, value: Any = None) -> None:
+        super().__init__()
+        self.status_code = status_code
+        self.type = type
+        self.value = value
+
+
 class BotbuilderTurn:
     sdk = "botbuilder"
 
@@ -67,12 +85,14 @@ class BotbuilderTurn:
     async def answer_invoke(self, body: dict[str, Any], status: int = 200) -> None:
         from botbuilder.schema import Activity, InvokeResponse
 
-        await self.context.send_activity(Activity(type=INVOKE_RESPONSE, value=InvokeResponse(status=status, body=body)))
+        # botbuilder's aiohttp CloudAdapter serialises the body with msrest, which takes a model, not a dict.
+        answer = _CardActionAnswer(status_code=body.get("statusCode"), type=body.get("type"), value=body.get("value"))
+        await self.context.send_activity(Activity(type=INVOKE_RESPONSE, value=InvokeResponse(status=status, body=answer)))
 
     async def update_message(self, activity: dict[str, Any]) -> None:
         from botbuilder.schema import Activity
 
-        await self.context.update_activity(Activity().deserialize(activity))
+        await self.context.update_activity(Activity.deserialize(activity))
 
     async def run_logic(self, logic: Callable[..., Awaitable[Any]]) -> None:
         await logic()

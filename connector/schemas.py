@@ -377,7 +377,7 @@ class ImportReferencesSchema(StrictSchema):
             "References",
             "ConversationReference JSON objects as botbuilder (C#, JavaScript, Python) or the Microsoft 365 Agents"
             f" SDK write them, up to {MAX_IMPORT_ITEMS:,} per call. The body may also be one reference or a list.",
-            "internal",
+            "important",
         ),
     )
 
@@ -392,7 +392,7 @@ class ImportReferencesSchema(StrictSchema):
 
 
 class ImportItemSchema(Schema):
-    source = fields.String(required=True, metadata=meta("Item", "Which item of the request: its index, e.g. [3]."))
+    source = fields.String(required=True, metadata=meta("Source", "Which item of the request: its index, e.g. [3]."))
     result = fields.String(
         required=True, metadata=meta("Result", "imported (new), updated (newer than the record kept), or skipped.")
     )

@@ -121,6 +121,11 @@ def test_import_api_answers_per_item(live: LiveApp, connector: FakeConnector) ->
         ("skipped", "Invalid", None),
         ("imported", None, "teams"),
     ]
+    # Older than what is kept (the updated record above): the store's record stays.
+    stale = refs.reference(1, "https://smba.trafficmanager.net/amer/")
+    stale["lastSeen"] = "2001-01-01T00:00:00Z"
+    (item,) = live.api("POST", "/api/v1/references", API_KEY, json=stale).json()["items"]
+    assert (item["result"], item["reason"]) == ("skipped", "Older")
     # The same again: nothing changes.
     again = live.api("POST", "/api/v1/references", API_KEY, json=body).json()
     assert (again["imported"], again["updated"]) == (0, 0)

@@ -20,6 +20,7 @@ from tests.connector.support import CallbackServer, wait_until
 from tests.connector.test_card_wait import APPROVAL, invoke
 from tests.engagement.conftest import read_receipt
 from tests.support import activities as act
+from tests.support.cosmos_fixtures import CosmosTarget
 from tests.support.example_bot import ExampleBot
 from tests.support.fake_connector import FakeConnector, Member
 from tests.support.server_process import ServerProcess
@@ -38,16 +39,26 @@ def _replies(fake: FakeConnector, conversation_id: str, prefix: str) -> list[str
 
 @pytest.mark.parametrize("sdk", ["botbuilder", "agents"])
 def test_the_example_bot_captures_and_the_service_sends_as_it(sdk: str, tmp_path: Path) -> None:
-    store = f"sqlite:///{tmp_path / 'shared.db'}"
+    _scenario(sdk, {"STORE_URL": f"sqlite:///{tmp_path / 'shared.db'}"}, tmp_path)
+
+
+@pytest.mark.cosmos
+@pytest.mark.parametrize("sdk", ["botbuilder", "agents"])
+def test_the_same_on_cosmos_db(sdk: str, tmp_path: Path, cosmos_target: CosmosTarget, cosmos_database: str) -> None:
+    """Several hosts share Cosmos DB: the bot and the service on the real azure-cosmos SDK and the test server."""
+    _scenario(sdk, cosmos_target.env(cosmos_database), tmp_path)
+
+
+def _scenario(sdk: str, store_env: dict[str, str], tmp_path: Path) -> None:
     user = act.TeamsUser(name="Ana Lima", upn="ana@contoso.example")
     with FakeConnector() as fake, CallbackServer() as hooks:
         fake.add_member(Member(user.user_id, user.name, user.aad_object_id, user.upn, user.upn, user.tenant_id))
         service_env = {
-            "STORE_URL": store, "CONNECTOR_API_KEY": API_KEY, "SERVER_CWD": str(tmp_path),
+            **store_env, "CONNECTOR_API_KEY": API_KEY, "SERVER_CWD": str(tmp_path),
             "CALLBACK_ALLOWED_NETWORKS": "127.0.0.1/32",
         }  # fmt: skip
         with (
-            ExampleBot(sdk, {"STORE_URL": store}, log_path=tmp_path / "bot.log", cwd=tmp_path) as bot,
+            ExampleBot(sdk, store_env, log_path=tmp_path / "bot.log", cwd=tmp_path) as bot,
             ServerProcess(service_env, log_path=tmp_path / "service.log") as service,
         ):
             url = fake.service_url()

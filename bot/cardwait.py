@@ -28,11 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from botbuilder.core import TurnContext
 from teams_proactive.bot import errors
-from teams_proactive.bot.activity_handler import CardSubmissionHandler
 from teams_proactive.bot.callback_guard import CallbackPolicy
-from teams_proactive.bot.capture import CAPTURED_REFERENCE
 from teams_proactive.bot.cardtags import (
     BROADCAST_KEY,
     CARD_WAIT_KEY,
@@ -46,6 +43,8 @@ from teams_proactive.bot.delivery.broadcasts import broadcast_delivery_id
 from teams_proactive.bot.delivery.budget import TeamsBudget
 from teams_proactive.bot.delivery.messages import build_activity
 from teams_proactive.bot.delivery.service import Caller, DeliveryService, MessageRequest, delivery_id_for
+from teams_proactive.bot.inbound.handler import CAPTURED_REFERENCE, CardSubmissionHandler
+from teams_proactive.bot.inbound.host import HostTurn
 from teams_proactive.bot.model import Delivery, DeliveryStatus, Notification, Reference, Subscription, now
 from teams_proactive.bot.outbound import BotConnectorClient, ConnectorError
 from teams_proactive.bot.store.base import PersonKey, Store
@@ -211,17 +210,24 @@ class CardWaitService:
     def __init__(
         self,
         store: Store,
-        deliveries: DeliveryService,
+        deliveries: DeliveryService | None,
         wake: Callable[[], None] | None = None,
         *,
         callback_policy: CallbackPolicy | None = None,
     ) -> None:
         self._store = store
+        # None inside another bot: there it only records answers (``finished``); the service sends.
         self._deliveries = deliveries
         self._wake = wake or (lambda: None)
         # The same rules as trigger callbacks (bot/callback_guard.py): checked here as a 400, and
         # again on every connection the relay opens.
         self._callback_policy = callback_policy or CallbackPolicy()
+
+    @property
+    def _sender(self) -> DeliveryService:
+        if self._deliveries is None:
+            raise RuntimeError("this card-wait service only records answers (no delivery service)")
+        return self._deliveries
 
     async def start(self, caller: Caller, request: CardWaitRequest) -> Delivery:
         if request.callback_url is not None:
@@ -247,7 +253,7 @@ class CardWaitService:
             wait_until=at + request.timeout_minutes * SECONDS_PER_MINUTE if request.timeout_minutes else None,
             install_if_missing=request.install_if_missing,
         )
-        delivery, created = await self._deliveries.submit(caller, message)
+        delivery, created = await self._sender.submit(caller, message)
         if delivery.kind != KIND:
             raise errors.Rejected(
                 "IdempotencyKeyReused", "This idempotency key was used for another message.", "idempotencyKey"
@@ -290,7 +296,7 @@ class CardWaitService:
         )
 
     async def get(self, caller: Caller, card_id: str) -> Delivery:
-        delivery = await self._deliveries.get(caller, card_id)
+        delivery = await self._sender.get(caller, card_id)
         if delivery.kind != KIND:
             raise errors.Rejected("NotFound", f"No card waiting for a response with id '{card_id}'.", "id")
         return delivery
@@ -430,17 +436,18 @@ class CardWaitHandler(CardSubmissionHandler):
     def __init__(
         self,
         store: Store,
-        client: BotConnectorClient,
+        client: BotConnectorClient | None = None,
         budget: TeamsBudget | None = None,
         *,
         cards: CardWaitService | None = None,
     ) -> None:
         self._store = store
+        # Without a client (inside another bot) the card is replaced through the host's own connector.
         self._client = client
         self._budget = budget  # the dispatcher's: a card update spends from the same Teams budget
         self._cards = cards
 
-    async def submitted(self, context: TurnContext, data: dict[str, Any]) -> dict[str, Any]:
+    async def submitted(self, context: HostTurn, data: dict[str, Any]) -> dict[str, Any]:
         activity = context.activity
         ref: Reference | None = context.turn_state.get(CAPTURED_REFERENCE)
         verb = _verb_of(activity)
@@ -505,7 +512,7 @@ class CardWaitHandler(CardSubmissionHandler):
 
     async def _answer(
         self,
-        context: TurnContext,
+        context: HostTurn,
         ref: Reference | None,
         delivery: Delivery,
         data: dict[str, Any],
@@ -543,7 +550,7 @@ class CardWaitHandler(CardSubmissionHandler):
         if self._cards is not None:
             await self._cards.finished(stored)
         card = delivery.content.get("card") or {}
-        await self._show_answer(stored, card, values, answer["action"], responder["name"], at)
+        await self._show_answer(context, stored, card, values, answer["action"], responder["name"], at)
         return True
 
     async def _settled(self, card_id: str) -> Delivery | None:
@@ -558,6 +565,7 @@ class CardWaitHandler(CardSubmissionHandler):
 
     async def _show_answer(
         self,
+        turn: HostTurn,
         delivery: Delivery,
         card: dict[str, Any],
         values: dict[str, Any],
@@ -575,6 +583,12 @@ class CardWaitHandler(CardSubmissionHandler):
         )
         # An update is not a new message: no notification for it.
         activity["channelData"].pop("notification", None)
+        if self._client is None:
+            try:
+                await turn.update_message({**activity, "id": delivery.message_id})
+            except Exception as exc:  # the answer is recorded either way; only the card's look is stale
+                log.warning("card %s: could not update the card in Teams (%s)", delivery.id, type(exc).__name__)
+            return
         for attempt in range(1, 4):
             try:
                 if self._budget is not None:

@@ -19,7 +19,7 @@ from teams_proactive.bot.activity_handler import ProactiveBot
 from teams_proactive.bot.adapter import BotEndpoint
 from teams_proactive.bot.bot_tokens import BotTokenProvider
 from teams_proactive.bot.callback_guard import CallbackClient
-from teams_proactive.bot.capture import ReferenceCaptureMiddleware
+from teams_proactive.bot.capture import InboundMiddleware
 from teams_proactive.bot.cardwait import CALLBACK_EVENT, CardWaitHandler, CardWaitService
 from teams_proactive.bot.delivery.broadcasts import BroadcastService
 from teams_proactive.bot.delivery.budget import PacedRepliesMiddleware
@@ -31,6 +31,8 @@ from teams_proactive.bot.events import EventSink, NoEvents
 from teams_proactive.bot.graph.client import GraphClient
 from teams_proactive.bot.graph.install import Installer
 from teams_proactive.bot.graph.settings import GraphSettings
+from teams_proactive.bot.inbound.handler import InboundHandler
+from teams_proactive.bot.inbound.references import ReferenceRecorder
 from teams_proactive.bot.model import Reference, ReferenceStatus
 from teams_proactive.bot.outbound import BotConnectorClient
 from teams_proactive.bot.settings import BotSettings
@@ -90,6 +92,7 @@ class BotRuntime:
         self.broadcasts: BroadcastService
         self.cards: CardWaitService
         self.bot: ProactiveBot
+        self.inbound: InboundHandler
         self.endpoint: BotEndpoint
         self.graph: GraphClient | None = None
 
@@ -175,18 +178,21 @@ class BotRuntime:
         if sink is not None:
             # A waiting card's callback goes through the triggers' relay: retried, durable, guarded.
             sink.prepare(CALLBACK_EVENT, self.cards.callback_body)
-        self.bot = ProactiveBot(
+        self.bot = ProactiveBot(bot_name=self.settings.bot_name)
+        self.inbound = InboundHandler(
             self.store,
-            bot_name=self.settings.bot_name,
+            ReferenceRecorder(
+                self.store,
+                delete_on_uninstall=self.settings.delete_on_uninstall,
+                on_forget=self._forget,
+                budget=self.dispatcher.budget,
+            ),
             events=self.events,
             cards=CardWaitHandler(self.store, self.client, self.dispatcher.budget, cards=self.cards),
+            commands=True,
+            claim_all_card_actions=True,
         )
-        capture = ReferenceCaptureMiddleware(
-            self.store,
-            delete_on_uninstall=self.settings.delete_on_uninstall,
-            on_forget=self._forget,
-            budget=self.dispatcher.budget,
-        )
+        capture = InboundMiddleware(self.inbound)
         replies = PacedRepliesMiddleware(self.dispatcher.budget)
         self.endpoint = BotEndpoint(self.settings, self.bot, [capture, replies], tokens=self.tokens)
         if self._run_dispatcher:

@@ -143,30 +143,17 @@ def may_manage(caller: Caller, subscription: Subscription) -> bool:
 
 
 # ---- the event sink and its relay ------------------------------------------------------------
-class WebhookSink:
-    """Writes bot events to the callback outbox and posts them to subscribers (an ``EventSink``)."""
+class EventOutbox:
+    """Writes bot events to the callback outbox (an ``EventSink``) and posts none of them: the relay
+    of any process on the same store does (``WebhookSink``). The middleware inside another bot uses
+    this one; the service beside it posts."""
 
-    def __init__(self, store: Store, client: CallbackClient, settings: WebhookSettings | None = None) -> None:
+    def __init__(self, store: Store, settings: WebhookSettings | None = None) -> None:
         self._store = store
-        self._client = client
         self.settings = settings or WebhookSettings()
-        self.owner = uuid.uuid4().hex
-        self._wake = asyncio.Event()
-        self._slot_freed = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._loop_task: asyncio.Task[None] | None = None
-        self._retries: list[float] = []  # heap: when the retries this relay scheduled fall due
-        self._closing = False
-        self._preparers: dict[str, Preparer] = {}
 
-    def prepare(self, event: str, preparer: Preparer) -> None:
-        """Notifications of subscriptions to ``event`` get their body from ``preparer`` at send time
-        (card-and-wait: the outcome of the card as it stands when its callback is posted)."""
-        self._preparers[event] = preparer
-
-    def wake(self) -> None:
-        """Look for due notifications now (one was just written or made due)."""
-        self._wake.set()
+    def _written(self) -> None:
+        """Called after events were written (the relay wakes up)."""
 
     async def publish(
         self, event: BotEvent, tenant_id: str | None, payload: dict[str, Any], person: PersonKey | None = None
@@ -209,8 +196,36 @@ class WebhookSink:
                 )
             )
         await self._store.create_notifications(notifications)
-        self._wake.set()
+        self._written()
         return len(targets)
+
+
+class WebhookSink(EventOutbox):
+    """Writes bot events to the callback outbox and posts them to subscribers (an ``EventSink``)."""
+
+    def __init__(self, store: Store, client: CallbackClient, settings: WebhookSettings | None = None) -> None:
+        super().__init__(store, settings)
+        self._client = client
+        self.owner = uuid.uuid4().hex
+        self._wake = asyncio.Event()
+        self._slot_freed = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._retries: list[float] = []  # heap: when the retries this relay scheduled fall due
+        self._closing = False
+        self._preparers: dict[str, Preparer] = {}
+
+    def prepare(self, event: str, preparer: Preparer) -> None:
+        """Notifications of subscriptions to ``event`` get their body from ``preparer`` at send time
+        (card-and-wait: the outcome of the card as it stands when its callback is posted)."""
+        self._preparers[event] = preparer
+
+    def wake(self) -> None:
+        """Look for due notifications now (one was just written or made due)."""
+        self._wake.set()
+
+    def _written(self) -> None:
+        self._wake.set()
 
     # ---- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:

@@ -93,6 +93,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "OnMessageRead", "advanced", "Open the bot's chat in Teams and read a message it sent."
     ),
     ("/api/v1/subscriptions/{subscription_id}", "delete"): Operation("Unsubscribe", "internal"),
+    # For administrators and other bots (docs/existing-bot.md), never in a maker's action list.
+    ("/api/v1/references", "post"): Operation("ImportReferences", "internal"),
 }
 
 PATH_PARAMETER_TEXT = {
@@ -203,10 +205,12 @@ def init_api(app: Flask) -> Api:
         people,
         privacy,
         recipients,
+        references,
         subscriptions,
     )
 
-    for blueprint in (messages.blp, cards.blp, recipients.blp, people.blp, broadcasts.blp, subscriptions.blp):
+    blueprints = (messages.blp, cards.blp, recipients.blp, people.blp, broadcasts.blp, subscriptions.blp, references.blp)
+    for blueprint in blueprints:
         api.register_blueprint(blueprint)
     for name in EVENT_SCHEMAS:
         api.spec.components.schema(name, schema=getattr(schemas, f"{name}Schema"))

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything the tests need on a fresh machine (a Python venv with the project and its test
-# extras, and the npm packages for the Cosmos DB server and Agents Playground), then runs them all.
+# extras, and the npm packages for the Cosmos DB server, Agents Playground and Azurite), then runs them all.
 # Usage: ./scripts/test.sh [pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -31,3 +31,13 @@ DELIVERED = DELIVERIES.labels("delivered")
 FAILED = DELIVERIES.labels("failed")
 for _outcome in ("delivered", "retried", "failed", "gone"):
     CALLBACKS.labels(_outcome)
+
+# Inbound work inside a bot turn that failed and was skipped so the turn could go on (the store down,
+# a slow member lookup): by stage. The middleware inside another bot counts here too.
+CAPTURE_FAILURES = Counter(
+    "teams_proactive_capture_failures",
+    "Inbound captures that failed and were skipped (the bot's turn went on), by stage: reference, inbound.",
+    ["stage"],
+)
+for _stage in ("reference", "inbound", "store"):
+    CAPTURE_FAILURES.labels(_stage)

@@ -211,7 +211,23 @@ CASES: dict[tuple[str, str], list[tuple[Case, int, str]]] = {
     ("DELETE", "/api/v1/subscriptions/<string:subscription_id>"): [
         (lambda w: ("DELETE", f"/api/v1/subscriptions/{w.a.subscription_id}", None), 404, "NotFound"),
     ],
+    # A per-item report (each of A's references "skipped: OtherTenant"); the snapshot shows A unchanged.
+    ("POST", "/api/v1/references"): [
+        (lambda w: ("POST", "/api/v1/references", _foreign_reference(w)), 200, None),
+    ],
 }
+
+
+def _foreign_reference(w: World) -> dict[str, Any]:
+    """Tenant A's person, as B would like them to be: another chat, another service URL."""
+    return {
+        "user": {"id": w.a.user.user_id, "aadObjectId": w.a.user.aad_object_id},
+        "bot": {"id": act.BOT_ID},
+        "conversation": {"id": "a:taken-over-by-b", "conversationType": "personal", "tenantId": TENANT_A},
+        "channelId": "msteams",
+        "serviceUrl": "https://attacker.example/",
+        "lastSeen": "2999-01-01T00:00:00Z",
+    }
 for trigger in ("", "/user-messages", "/card-submissions", "/installations", "/delivery-failures", "/message-reads"):
     body: dict[str, Any] = {"notificationUrl": CALLBACK, "tenantId": TENANT_A}
     if not trigger:

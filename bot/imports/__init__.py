@@ -1,0 +1,1 @@
+"""Importing conversation references another bot collected (botbuilder, Agents SDK): shapes, sources, the importer."""

@@ -22,7 +22,7 @@ from typing import Any, Protocol, TextIO
 from dotenv import load_dotenv
 from teams_proactive.bot.settings import BotSettings
 from teams_proactive.bot.store import create_store
-from teams_proactive.bot.store.base import Store
+from teams_proactive.bot.store.base import Store, StoreTooNew
 
 log = logging.getLogger("teams_proactive")
 
@@ -678,6 +678,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except ValueError as exc:  # configuration mistakes: say what is wrong, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except StoreTooNew as exc:  # a newer release's store: nothing was written; say so, no traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

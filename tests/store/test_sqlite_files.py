@@ -13,7 +13,7 @@ from teams_proactive.bot.model import now
 from teams_proactive.bot.recipients import forget, index_keys
 from teams_proactive.bot.store.base import PersonKey
 from teams_proactive.bot.store.sqlite import SqliteStore
-from teams_proactive.bot.store.sqlite.database import SCHEMA
+from teams_proactive.bot.store.sqlite.schema import SCHEMA
 
 from tests.store.test_conformance import make_broadcast, make_delivery, make_notification, make_ref, write_new
 

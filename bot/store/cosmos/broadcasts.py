@@ -6,22 +6,16 @@ import asyncio
 import contextlib
 from typing import Any
 
-from azure.cosmos.exceptions import (
-    CosmosResourceNotFoundError,
-)
-from teams_proactive.bot.model import (
-    Broadcast,
-    now,
-)
-from teams_proactive.bot.store.base import (
-    MAX_CONFLICT_RETRIES,
-    ConcurrencyConflict,
-)
+from azure.cosmos.exceptions import CosmosResourceNotFoundError
+from teams_proactive.bot.model import Broadcast, now
+from teams_proactive.bot.store.base import MAX_CONFLICT_RETRIES, ConcurrencyConflict
 from teams_proactive.bot.store.base.broadcasts import Broadcasts
 from teams_proactive.bot.store.cosmos.database import (
     CONCURRENT_WRITES,
     FORBIDDEN_ID_CHARS,
     LIVE_FILTER,
+    SCHEMA_VERSION,
+    VERSION_FIELD,
     CosmosDatabase,
     query_params,
 )
@@ -31,7 +25,6 @@ class CosmosBroadcasts(Broadcasts):
     def __init__(self, db: CosmosDatabase) -> None:
         self.db = db
 
-    # ---- broadcasts -------------------------------------------------------------------------
     def _broadcast_doc(self, b: Broadcast) -> dict[str, Any]:
         return self.db.with_ttl(b.to_doc(), b.expires_at)
 
@@ -51,7 +44,7 @@ class CosmosBroadcasts(Broadcasts):
         chunk_id = f"{broadcast_id}.{index}"
         doc = self.db.with_ttl(
             {"id": chunk_id, "broadcast_id": broadcast_id, "index": index, "recipients": recipients,
-             "expires_at": expires_at},
+             "expires_at": expires_at, VERSION_FIELD: SCHEMA_VERSION},
             expires_at,
         )  # fmt: skip
         await self.db.containers["recipients"].upsert_item(doc)

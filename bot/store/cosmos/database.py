@@ -56,15 +56,8 @@ from azure.cosmos.exceptions import (
     CosmosResourceExistsError,
     CosmosResourceNotFoundError,
 )
-from teams_proactive.bot.model import (
-    DeliveryStatus,
-    Reference,
-    now,
-)
-from teams_proactive.bot.store.base import (
-    ConcurrencyConflict,
-    StoreError,
-)
+from teams_proactive.bot.model import DeliveryStatus, Reference, now
+from teams_proactive.bot.store.base import ConcurrencyConflict, StoreError, StoreTooNew
 from teams_proactive.bot.store.cosmos.transport import PooledTransport
 
 log = logging.getLogger(__name__)
@@ -93,6 +86,34 @@ CONTAINERS: dict[str, tuple[str, list[str]]] = {
     "erasures": ("/id", ["/tenant_id/?", "/user_key/?"]),
     "recipients": ("/id", ["/*"]),  # broadcast recipient lists in chunks; only ever point-read
 }
+# The version of the documents this release writes. Every document written carries it in
+# ``schema_version`` (documents from before versions carry none: version 0, read as they are), and the
+# ``schema`` document in the leases container holds the highest version written to the database.
+# A release refuses to open a database, or to read a document, of a newer version than its own: it
+# would misread it, and a write back would drop what it does not know. To change a document's shape,
+# raise the version and teach the readers the old shape (or convert it where it is read).
+SCHEMA_VERSION = 1
+VERSION_FIELD = "schema_version"
+SCHEMA_MARKER_ID = "schema"
+
+
+def too_new(where: str, version: object) -> StoreTooNew:
+    return StoreTooNew(
+        f"The Cosmos DB store ({where}) has schema version {version}, written by a newer release of"
+        f" teams-proactive; this release knows versions up to {SCHEMA_VERSION} and does not write to it."
+        " Run the newer release."
+    )
+
+
+def checked(doc: Any, container: str) -> Any:
+    """``doc`` when this release can read it; StoreTooNew when a newer release wrote it."""
+    if isinstance(doc, dict):
+        version = doc.get(VERSION_FIELD)
+        if version is not None and (not isinstance(version, int) or version > SCHEMA_VERSION):
+            raise too_new(f"a document in {container}", version)
+    return doc
+
+
 # A lapsed lease document goes this long after it lapsed (Cosmos DB removes it by its ttl).
 LEASE_GRACE_SECONDS = 300
 
@@ -216,6 +237,7 @@ class CosmosDatabase:
                         name,
                     )
                 self.containers[name] = container
+            await self.check_schema()
         except BaseException as exc:
             await client.close()
             if self.credential is not None:
@@ -232,6 +254,20 @@ class CosmosDatabase:
             raise
         self.client = client
         log.info("Cosmos DB store open: database %s at %s", self.database_name, self.endpoint)
+
+    async def check_schema(self) -> None:
+        """Refuse a database a newer release wrote to; note this release's version otherwise."""
+        marker = self.containers["leases"]
+        try:
+            doc = dict(await marker.read_item(SCHEMA_MARKER_ID, partition_key=SCHEMA_MARKER_ID))
+        except CosmosResourceNotFoundError:
+            doc = None
+        version = doc.get(VERSION_FIELD, 0) if doc is not None else 0
+        if not isinstance(version, int) or version > SCHEMA_VERSION:
+            raise too_new(f"database {self.database_name!r}", version)
+        if version < SCHEMA_VERSION:
+            # Several processes may do this at once: they all write the same thing.
+            await marker.upsert_item({"id": SCHEMA_MARKER_ID, VERSION_FIELD: SCHEMA_VERSION})
 
     async def close(self) -> None:
         if self.client is not None:
@@ -250,9 +286,10 @@ class CosmosDatabase:
         if FORBIDDEN_ID_CHARS.search(item_id):
             return None
         try:
-            return dict(await self.containers[container].read_item(item_id, partition_key=pk))
+            doc = dict(await self.containers[container].read_item(item_id, partition_key=pk))
         except CosmosResourceNotFoundError:
             return None
+        return checked(doc, container)
 
     async def read_live(self, container: str, item_id: str, pk: str) -> dict[str, Any] | None:
         doc = await self.read(container, item_id, pk)
@@ -260,6 +297,7 @@ class CosmosDatabase:
 
     async def create(self, container: str, doc: dict[str, Any], pk: str) -> dict[str, Any]:
         """Create; an expired document still sitting there counts as absent and is overwritten."""
+        doc[VERSION_FIELD] = SCHEMA_VERSION
         try:
             return dict(await self.containers[container].create_item(doc))
         except CosmosResourceExistsError as exc:
@@ -269,6 +307,7 @@ class CosmosDatabase:
             return await self.replace(container, doc, existing["_etag"])
 
     async def replace(self, container: str, doc: dict[str, Any], etag: str) -> dict[str, Any]:
+        doc[VERSION_FIELD] = SCHEMA_VERSION
         try:
             return dict(
                 await self.containers[container].replace_item(
@@ -286,7 +325,7 @@ class CosmosDatabase:
         kwargs: dict[str, Any] = {"parameters": parameters or []}
         if pk is not None:
             kwargs["partition_key"] = pk
-        return [item async for item in self.containers[container].query_items(sql, **kwargs)]
+        return [checked(item, container) async for item in self.containers[container].query_items(sql, **kwargs)]
 
     @staticmethod
     def with_ttl(doc: dict[str, Any], expires_at: float | None) -> dict[str, Any]:

@@ -5,22 +5,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 
-from azure.cosmos.exceptions import (
-    CosmosResourceNotFoundError,
-)
-from teams_proactive.bot.model import (
-    now,
-    person_id,
-)
-from teams_proactive.bot.store.base import (
-    ConcurrencyConflict,
-    PersonKey,
-)
+from azure.cosmos.exceptions import CosmosResourceNotFoundError
+from teams_proactive.bot.model import now, person_id
+from teams_proactive.bot.store.base import ConcurrencyConflict, PersonKey
 from teams_proactive.bot.store.base.erasures import Erasures
-from teams_proactive.bot.store.cosmos.database import (
-    CosmosDatabase,
-    query_params,
-)
+from teams_proactive.bot.store.cosmos.database import CosmosDatabase, query_params
 
 
 class CosmosErasures(Erasures):

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-from teams_proactive.bot.model import (
-    ApiKey,
-)
-from teams_proactive.bot.store.base import (
-    ConcurrencyConflict,
-)
+from teams_proactive.bot.model import ApiKey
+from teams_proactive.bot.store.base import ConcurrencyConflict
 from teams_proactive.bot.store.base.keys import Keys
-from teams_proactive.bot.store.cosmos.database import (
-    CosmosDatabase,
-    name_doc_id,
-)
+from teams_proactive.bot.store.cosmos.database import CosmosDatabase, name_doc_id
 
 
 class CosmosKeys(Keys):
     def __init__(self, db: CosmosDatabase) -> None:
         self.db = db
 
-    # ---- API keys ---------------------------------------------------------------------------
     async def create(self, key: ApiKey) -> ApiKey:
         # Names are unique across keys: a "name:" document claims the name first (a unique key
         # policy would only be unique within one partition).

@@ -5,19 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.cosmos.exceptions import (
-    CosmosAccessConditionFailedError,
-    CosmosResourceNotFoundError,
-)
-from teams_proactive.bot.model import (
-    now,
-)
-from teams_proactive.bot.store.base import (
-    ConcurrencyConflict,
-)
+from azure.cosmos.exceptions import CosmosAccessConditionFailedError, CosmosResourceNotFoundError
+from teams_proactive.bot.model import now
+from teams_proactive.bot.store.base import ConcurrencyConflict
 from teams_proactive.bot.store.base.leases import Leases
 from teams_proactive.bot.store.cosmos.database import (
     LEASE_GRACE_SECONDS,
+    SCHEMA_VERSION,
+    VERSION_FIELD,
     CosmosDatabase,
     alias_doc_id,
 )
@@ -27,7 +22,6 @@ class CosmosLeases(Leases):
     def __init__(self, db: CosmosDatabase) -> None:
         self.db = db
 
-    # ---- leases -----------------------------------------------------------------------------
     async def acquire(self, name: str, owner: str, seconds: float) -> bool:
         lease_id = alias_doc_id(name)
         at = now()
@@ -66,4 +60,4 @@ class CosmosLeases(Leases):
 
     async def write_state(self, name: str, state: dict[str, Any]) -> None:
         state_id = alias_doc_id("state:" + name)
-        await self.db.containers["leases"].upsert_item({"id": state_id, "state": state})
+        await self.db.containers["leases"].upsert_item({"id": state_id, "state": state, VERSION_FIELD: SCHEMA_VERSION})

@@ -6,18 +6,8 @@ import asyncio
 import collections
 from typing import Any
 
-from teams_proactive.bot.model import (
-    Delivery,
-    DeliveryStatus,
-    now,
-)
-from teams_proactive.bot.store.base import (
-    MAX_CONFLICT_RETRIES,
-    ConcurrencyConflict,
-    Page,
-    PersonKey,
-    ReadTally,
-)
+from teams_proactive.bot.model import Delivery, DeliveryStatus, now
+from teams_proactive.bot.store.base import MAX_CONFLICT_RETRIES, ConcurrencyConflict, Page, PersonKey, ReadTally
 from teams_proactive.bot.store.base.outbox import Outbox
 from teams_proactive.bot.store.cosmos.database import (
     ALL_STATUSES,
@@ -34,7 +24,6 @@ class CosmosOutbox(Outbox):
     def __init__(self, db: CosmosDatabase) -> None:
         self.db = db
 
-    # ---- deliveries -------------------------------------------------------------------------
     def _delivery_doc(self, d: Delivery) -> dict[str, Any]:
         doc = d.to_doc()
         # One number the outbox query filters and sorts on: when the delivery is next due, whether it

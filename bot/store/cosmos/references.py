@@ -7,22 +7,9 @@ import contextlib
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.cosmos.exceptions import (
-    CosmosAccessConditionFailedError,
-    CosmosResourceNotFoundError,
-)
-from teams_proactive.bot.model import (
-    Reference,
-    Surface,
-    now,
-    person_id,
-)
-from teams_proactive.bot.store.base import (
-    MAX_CONFLICT_RETRIES,
-    ConcurrencyConflict,
-    Page,
-    PersonKey,
-)
+from azure.cosmos.exceptions import CosmosAccessConditionFailedError, CosmosResourceNotFoundError
+from teams_proactive.bot.model import Reference, Surface, now, person_id
+from teams_proactive.bot.store.base import MAX_CONFLICT_RETRIES, ConcurrencyConflict, Page, PersonKey
 from teams_proactive.bot.store.base.references import References
 from teams_proactive.bot.store.cosmos.database import (
     ALIAS_CACHE_LIMIT,
@@ -41,7 +28,6 @@ class CosmosReferences(References):
         self.db = db
         self.reference_ttl_seconds = db.reference_ttl_seconds
 
-    # ---- references -------------------------------------------------------------------------
     def _ref_doc(self, ref: Reference) -> dict[str, Any]:
         doc = ref.to_doc()
         doc.update(id=ref.surface, pk=person_id(ref.tenant_id, ref.user_key), rid=ref.doc_id)

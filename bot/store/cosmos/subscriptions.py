@@ -6,30 +6,17 @@ import asyncio
 import contextlib
 from typing import Any
 
-from azure.cosmos.exceptions import (
-    CosmosResourceNotFoundError,
-)
-from teams_proactive.bot.model import (
-    Notification,
-    Subscription,
-)
-from teams_proactive.bot.store.base import (
-    ConcurrencyConflict,
-)
+from azure.cosmos.exceptions import CosmosResourceNotFoundError
+from teams_proactive.bot.model import Notification, Subscription
+from teams_proactive.bot.store.base import ConcurrencyConflict
 from teams_proactive.bot.store.base.subscriptions import Subscriptions
-from teams_proactive.bot.store.cosmos.database import (
-    FORBIDDEN_ID_CHARS,
-    LIVE_FILTER,
-    CosmosDatabase,
-    query_params,
-)
+from teams_proactive.bot.store.cosmos.database import FORBIDDEN_ID_CHARS, LIVE_FILTER, CosmosDatabase, query_params
 
 
 class CosmosSubscriptions(Subscriptions):
     def __init__(self, db: CosmosDatabase) -> None:
         self.db = db
 
-    # ---- subscriptions ----------------------------------------------------------------------
     async def create(self, subscription: Subscription) -> Subscription:
         stored = await self.db.create("subscriptions", subscription.to_doc(), subscription.id)
         return Subscription.from_doc(stored, etag=stored["_etag"])

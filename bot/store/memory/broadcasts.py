@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from teams_proactive.bot.model import (
-    Broadcast,
-    now,
-)
+from teams_proactive.bot.model import Broadcast, now
 from teams_proactive.bot.store.base.broadcasts import Broadcasts
 from teams_proactive.bot.store.memory.database import MemoryDatabase
 
@@ -14,7 +11,6 @@ class MemoryBroadcasts(Broadcasts):
     def __init__(self, db: MemoryDatabase) -> None:
         self.db = db
 
-    # ---- broadcasts -------------------------------------------------------------------------
     async def create(self, broadcast: Broadcast) -> Broadcast:
         return self.db.create(self.db.broadcasts, broadcast.id, broadcast)
 

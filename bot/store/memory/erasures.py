@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from teams_proactive.bot.model import (
-    now,
-)
+from teams_proactive.bot.model import now
 from teams_proactive.bot.store.base import PersonKey
 from teams_proactive.bot.store.base.erasures import Erasures
 from teams_proactive.bot.store.memory.database import MemoryDatabase

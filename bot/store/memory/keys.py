@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from teams_proactive.bot.model import (
-    ApiKey,
-)
+from teams_proactive.bot.model import ApiKey
 from teams_proactive.bot.store.base import ConcurrencyConflict
 from teams_proactive.bot.store.base.keys import Keys
 from teams_proactive.bot.store.memory.database import MemoryDatabase
@@ -14,7 +12,6 @@ class MemoryKeys(Keys):
     def __init__(self, db: MemoryDatabase) -> None:
         self.db = db
 
-    # ---- API keys, subscriptions ------------------------------------------------------------
     async def create(self, key: ApiKey) -> ApiKey:
         if any(k.name == key.name for k in self.db.keys.values()):
             raise ConcurrencyConflict(key.name)

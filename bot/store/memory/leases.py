@@ -5,9 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from teams_proactive.bot.model import (
-    now,
-)
+from teams_proactive.bot.model import now
 from teams_proactive.bot.store.base.leases import Leases
 from teams_proactive.bot.store.memory.database import MemoryDatabase
 
@@ -16,7 +14,6 @@ class MemoryLeases(Leases):
     def __init__(self, db: MemoryDatabase) -> None:
         self.db = db
 
-    # ---- leases -----------------------------------------------------------------------------
     async def acquire(self, name: str, owner: str, seconds: float) -> bool:
         at = now()
         holder = self.db.leases.get(name)

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from teams_proactive.bot.model import (
-    Delivery,
-    DeliveryStatus,
-)
+from teams_proactive.bot.model import Delivery, DeliveryStatus
 from teams_proactive.bot.store.base import Page, PersonKey
 from teams_proactive.bot.store.base.outbox import Outbox
 from teams_proactive.bot.store.memory.database import PENDING, MemoryDatabase
@@ -17,7 +14,6 @@ class MemoryOutbox(Outbox):
     def __init__(self, db: MemoryDatabase) -> None:
         self.db = db
 
-    # ---- deliveries -------------------------------------------------------------------------
     async def create(self, delivery: Delivery) -> tuple[Delivery, bool]:
         existing = self.db.visible(self.db.deliveries.get(delivery.id))  # an expired one counts as absent
         if existing is not None:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from teams_proactive.bot.model import (
-    Reference,
-    reference_id,
-)
+from teams_proactive.bot.model import Reference, reference_id
 from teams_proactive.bot.store.base import Page, PersonKey
 from teams_proactive.bot.store.base.references import References
 from teams_proactive.bot.store.memory.database import MemoryDatabase
@@ -16,7 +13,6 @@ class MemoryReferences(References):
         self.db = db
         self.reference_ttl_seconds = db.reference_ttl_seconds
 
-    # ---- references -------------------------------------------------------------------------
     async def get(self, tenant_id: str, user_key: str, surface: str) -> Reference | None:
         return self.db.visible(self.db.refs.get(reference_id(tenant_id, user_key, surface)))
 

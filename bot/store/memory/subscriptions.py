@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from teams_proactive.bot.model import (
-    Notification,
-    Subscription,
-)
+from teams_proactive.bot.model import Notification, Subscription
 from teams_proactive.bot.store.base.subscriptions import Subscriptions
 from teams_proactive.bot.store.memory.database import MemoryDatabase
 

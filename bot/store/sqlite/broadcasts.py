@@ -5,22 +5,16 @@ from __future__ import annotations
 import sqlite3
 
 from teams_proactive.bot import jsoncodec
-from teams_proactive.bot.model import (
-    Broadcast,
-    now,
-)
+from teams_proactive.bot.model import Broadcast, now
 from teams_proactive.bot.store.base import visible
 from teams_proactive.bot.store.base.broadcasts import Broadcasts
-from teams_proactive.bot.store.sqlite.database import (
-    SqliteDatabase,
-)
+from teams_proactive.bot.store.sqlite.database import SqliteDatabase
 
 
 class SqliteBroadcasts(Broadcasts):
     def __init__(self, db: SqliteDatabase) -> None:
         self.db = db
 
-    # ---- broadcasts -------------------------------------------------------------------------
     async def create(self, broadcast: Broadcast) -> Broadcast:
         return await self.db.create_doc("broadcasts", broadcast, broadcast.id, {"status": broadcast.status})
 

@@ -21,66 +21,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from teams_proactive.bot import jsoncodec
-from teams_proactive.bot.model import (
-    DeliveryStatus,
-    now,
-)
+from teams_proactive.bot.model import DeliveryStatus, now
 from teams_proactive.bot.store.base import ConcurrencyConflict
+from teams_proactive.bot.store.sqlite.schema import SCHEMA_VERSION, migrate
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS refs (
-    id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, user_key TEXT NOT NULL, surface TEXT NOT NULL,
-    aad TEXT, upn TEXT, email TEXT, status TEXT NOT NULL, channel_id TEXT, last_seen REAL,
-    expires_at REAL, etag TEXT NOT NULL, body TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS refs_person ON refs (tenant_id, user_key);
-CREATE INDEX IF NOT EXISTS refs_aad ON refs (aad);
-CREATE INDEX IF NOT EXISTS refs_upn ON refs (upn);
-CREATE INDEX IF NOT EXISTS refs_email ON refs (email);
-CREATE INDEX IF NOT EXISTS refs_tenant_status ON refs (tenant_id, status);
-CREATE TABLE IF NOT EXISTS deliveries (
-    id TEXT PRIMARY KEY, status TEXT NOT NULL, not_before REAL NOT NULL, lease_until REAL,
-    broadcast_id TEXT, tenant_id TEXT, user_key TEXT, expires_at REAL, etag TEXT NOT NULL,
-    body TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, not_before);
-CREATE INDEX IF NOT EXISTS deliveries_single_due ON deliveries (status, not_before) WHERE broadcast_id IS NULL;
-CREATE INDEX IF NOT EXISTS deliveries_broadcast ON deliveries (broadcast_id, status);
-CREATE INDEX IF NOT EXISTS deliveries_person ON deliveries (tenant_id, user_key);
--- GetBroadcast's engagement (tally_reads) is counted from these partial indexes alone, without parsing
--- bodies. Partial, so that a write leaves them alone until the delivery is delivered, read or answered.
-CREATE INDEX IF NOT EXISTS deliveries_delivered ON deliveries (broadcast_id, expires_at)
-    WHERE broadcast_id IS NOT NULL AND json_extract(body, '$.delivered_at') IS NOT NULL;
-CREATE INDEX IF NOT EXISTS deliveries_seen ON deliveries (broadcast_id, json_extract(body, '$.read_at'),
-    json_extract(body, '$.responded_at'), expires_at) WHERE broadcast_id IS NOT NULL
-    AND json_extract(body, '$.delivered_at') IS NOT NULL
-    AND (json_extract(body, '$.read_at') IS NOT NULL OR json_extract(body, '$.responded_at') IS NOT NULL);
-CREATE TABLE IF NOT EXISTS broadcasts (
-    id TEXT PRIMARY KEY, status TEXT NOT NULL, expires_at REAL, etag TEXT NOT NULL, body TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS broadcast_recipients (
-    broadcast_id TEXT NOT NULL, idx INTEGER NOT NULL, expires_at REAL, body TEXT NOT NULL,
-    PRIMARY KEY (broadcast_id, idx));
-CREATE TABLE IF NOT EXISTS api_keys (
-    id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, etag TEXT NOT NULL, body TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS subscriptions (
-    id TEXT PRIMARY KEY, event TEXT NOT NULL, etag TEXT NOT NULL, body TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS notifications (
-    id TEXT PRIMARY KEY, due REAL NOT NULL, tenant_id TEXT, user_key TEXT, expires_at REAL,
-    etag TEXT NOT NULL, body TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS notifications_due ON notifications (due);
-CREATE INDEX IF NOT EXISTS notifications_person ON notifications (tenant_id, user_key);
-CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, until REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS refs_expiry ON refs (expires_at) WHERE expires_at IS NOT NULL;
-CREATE INDEX IF NOT EXISTS deliveries_expiry ON deliveries (expires_at) WHERE expires_at IS NOT NULL;
-CREATE TABLE IF NOT EXISTS broadcast_index (
-    key TEXT NOT NULL, broadcast_id TEXT NOT NULL, expires_at REAL, PRIMARY KEY (key, broadcast_id)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS broadcast_index_expiry ON broadcast_index (expires_at) WHERE expires_at IS NOT NULL;
-CREATE TABLE IF NOT EXISTS erasures (
-    tenant_id TEXT NOT NULL, user_key TEXT NOT NULL, requested_at REAL NOT NULL, PRIMARY KEY (tenant_id, user_key));
-CREATE TABLE IF NOT EXISTS state (name TEXT PRIMARY KEY, body TEXT NOT NULL);
-"""
 # Rows removed per statement while purging: each batch is one short write transaction, so sends
 # and captures are never held up for long behind a large purge.
 PURGE_BATCH = 500
@@ -188,7 +136,9 @@ class SqliteDatabase:
 
     async def open(self) -> None:
         def create(c: sqlite3.Connection) -> None:
-            c.executescript(SCHEMA)
+            applied = migrate(c, self.path)
+            if applied:
+                log.info("SQLite store %s: schema brought to version %d (steps %s)", self.path, SCHEMA_VERSION, applied)
 
         def make_folder() -> None:
             if self.path != ":memory:":

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from teams_proactive.bot.model import (
-    now,
-)
+from teams_proactive.bot.model import now
 from teams_proactive.bot.store.base import PersonKey
 from teams_proactive.bot.store.base.erasures import Erasures
-from teams_proactive.bot.store.sqlite.database import (
-    SqliteDatabase,
-)
+from teams_proactive.bot.store.sqlite.database import SqliteDatabase
 
 
 class SqliteErasures(Erasures):

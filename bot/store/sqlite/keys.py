@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 from teams_proactive.bot import jsoncodec
-from teams_proactive.bot.model import (
-    ApiKey,
-)
+from teams_proactive.bot.model import ApiKey
 from teams_proactive.bot.store.base.keys import Keys
-from teams_proactive.bot.store.sqlite.database import (
-    SqliteDatabase,
-)
+from teams_proactive.bot.store.sqlite.database import SqliteDatabase
 
 
 class SqliteKeys(Keys):
     def __init__(self, db: SqliteDatabase) -> None:
         self.db = db
 
-    # ---- API keys, subscriptions ------------------------------------------------------------
     async def create(self, key: ApiKey) -> ApiKey:
         return await self.db.create_doc("api_keys", key, key.id, {"name": key.name})
 

@@ -6,20 +6,15 @@ import sqlite3
 from typing import Any
 
 from teams_proactive.bot import jsoncodec
-from teams_proactive.bot.model import (
-    now,
-)
+from teams_proactive.bot.model import now
 from teams_proactive.bot.store.base.leases import Leases
-from teams_proactive.bot.store.sqlite.database import (
-    SqliteDatabase,
-)
+from teams_proactive.bot.store.sqlite.database import SqliteDatabase
 
 
 class SqliteLeases(Leases):
     def __init__(self, db: SqliteDatabase) -> None:
         self.db = db
 
-    # ---- leases -----------------------------------------------------------------------------
     async def acquire(self, name: str, owner: str, seconds: float) -> bool:
         def acquire(c: sqlite3.Connection) -> bool:
             at = now()

@@ -7,24 +7,16 @@ import sqlite3
 from typing import Any
 
 from teams_proactive.bot import jsoncodec
-from teams_proactive.bot.model import (
-    Delivery,
-    now,
-)
+from teams_proactive.bot.model import Delivery, now
 from teams_proactive.bot.store.base import ConcurrencyConflict, Page, PersonKey, ReadTally
 from teams_proactive.bot.store.base.outbox import Outbox
-from teams_proactive.bot.store.sqlite.database import (
-    PENDING,
-    SqliteDatabase,
-    make_etag,
-)
+from teams_proactive.bot.store.sqlite.database import PENDING, SqliteDatabase, make_etag
 
 
 class SqliteOutbox(Outbox):
     def __init__(self, db: SqliteDatabase) -> None:
         self.db = db
 
-    # ---- deliveries -------------------------------------------------------------------------
     @staticmethod
     def _delivery_values(d: Delivery, etag: str) -> tuple[Any, ...]:
         return (

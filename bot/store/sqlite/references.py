@@ -6,17 +6,10 @@ import sqlite3
 from typing import Any
 
 from teams_proactive.bot import jsoncodec
-from teams_proactive.bot.model import (
-    Reference,
-    now,
-)
+from teams_proactive.bot.model import Reference, now
 from teams_proactive.bot.store.base import ConcurrencyConflict, Page, PersonKey
 from teams_proactive.bot.store.base.references import References
-from teams_proactive.bot.store.sqlite.database import (
-    SqliteDatabase,
-    lowered,
-    make_etag,
-)
+from teams_proactive.bot.store.sqlite.database import SqliteDatabase, lowered, make_etag
 
 
 class SqliteReferences(References):
@@ -24,7 +17,6 @@ class SqliteReferences(References):
         self.db = db
         self.reference_ttl_seconds = db.reference_ttl_seconds
 
-    # ---- references -------------------------------------------------------------------------
     @staticmethod
     def _ref(row: Any) -> Reference:
         return Reference.from_doc(jsoncodec.loads(row[1]), etag=row[0])

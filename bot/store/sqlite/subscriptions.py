@@ -6,16 +6,10 @@ import sqlite3
 from typing import Any
 
 from teams_proactive.bot import jsoncodec
-from teams_proactive.bot.model import (
-    Notification,
-    Subscription,
-)
+from teams_proactive.bot.model import Notification, Subscription
 from teams_proactive.bot.store.base import ConcurrencyConflict
 from teams_proactive.bot.store.base.subscriptions import Subscriptions
-from teams_proactive.bot.store.sqlite.database import (
-    SqliteDatabase,
-    make_etag,
-)
+from teams_proactive.bot.store.sqlite.database import SqliteDatabase, make_etag
 
 
 class SqliteSubscriptions(Subscriptions):

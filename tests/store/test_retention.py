@@ -15,7 +15,7 @@ import pytest
 from teams_proactive.bot.model import now
 from teams_proactive.bot.store.base import PersonKey, Store
 
-from tests.store.test_conformance import make_broadcast, make_delivery, make_notification, make_ref, write_new
+from tests.store.conformance.factories import make_broadcast, make_delivery, make_notification, make_ref, write_new
 
 
 async def _raw(store: Store, kind: str, doc_id: str) -> dict[str, Any] | None:

@@ -15,7 +15,7 @@ from teams_proactive.bot.store.base import PersonKey
 from teams_proactive.bot.store.sqlite import SqliteStore
 from teams_proactive.bot.store.sqlite.schema import SCHEMA
 
-from tests.store.test_conformance import make_broadcast, make_delivery, make_notification, make_ref, write_new
+from tests.store.conformance.factories import make_broadcast, make_delivery, make_notification, make_ref, write_new
 
 
 def _files(folder: Path) -> dict[str, bytes]:

@@ -54,7 +54,7 @@ async def _scenario(store: Store) -> tuple[dict[str, int], list[str]]:
         read.append(broadcast_id)
         return await original(broadcast_id)
 
-    store.get_broadcast = counting  # type: ignore[method-assign]
+    store.broadcasts.get = counting  # type: ignore[method-assign]
     try:
         result = await forget(store, PersonKey("t1", "adele"))
         for broadcast_id in ("skipped-her", "sent-her"):

@@ -97,7 +97,7 @@ class ProactiveBot(TeamsActivityHandler):
             current.opted_out = opted_out
             return current
 
-        await self._store.update_person(ref.tenant_id, ref.user_key, change)
+        await self._store.references.update_person(ref.tenant_id, ref.user_key, change)
 
     # ---- install / uninstall ----------------------------------------------------------------
     async def on_installation_update_add(self, turn_context: TurnContext) -> None:

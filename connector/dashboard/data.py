@@ -106,7 +106,7 @@ async def people(store: Store, tenant_id: str | None) -> tuple[list[Person], boo
     scanned = 0
     capped = False
     while True:
-        page = await store.list_references(tenant_id=tenant_id, status=None, surface=None, limit=PAGE, token=token)
+        page = await store.references.page(tenant_id=tenant_id, status=None, surface=None, limit=PAGE, token=token)
         for ref in page.items:
             if ref.surface in PERSON_SURFACES:
                 grouped[PersonKey(ref.tenant_id, ref.user_key)].append(ref)
@@ -199,7 +199,7 @@ async def _deliveries(store: Store, overview: Overview, tenant_id: str | None, a
     examples: dict[str, tuple[float, str]] = {}
     token: str | None = None
     while True:
-        page = await store.list_deliveries(limit=PAGE, token=token)
+        page = await store.outbox.page(limit=PAGE, token=token)
         for delivery in page.items:
             if (tenant_id and delivery.tenant_id != tenant_id) or delivery.kind in OPERATION_KINDS:
                 continue  # a broadcast update or recall is not a message of its own
@@ -239,7 +239,7 @@ def _finished_at(delivery: Delivery) -> float | None:
 async def _running_broadcasts(store: Store, service: BroadcastService, tenant_id: str | None) -> list[dict[str, Any]]:
     viewer = Caller(name="dashboard", tenant_id=tenant_id, scopes=frozenset({"admin"}))
     running = []
-    for broadcast in await store.unfinished_broadcasts():
+    for broadcast in await store.broadcasts.unfinished():
         if not viewer.can_see(broadcast.tenant_id):
             continue
         try:

@@ -56,7 +56,7 @@ def test_the_bots_own_installation_update_merges_into_the_same_record(
     user = act.TeamsUser(name="Adele Vance", upn=adele.upn, tenant_id=TENANT, aad_object_id=adele.id,
                          conversation_id=graph.chat_id(adele.id))  # fmt: skip
     assert graph_live.activity(act.install(user, connector.service_url("a"))).status_code == 200
-    refs = graph_live.runtime.call(graph_live.runtime.store.person_references(TENANT, adele.id.lower()))
+    refs = graph_live.runtime.call(graph_live.runtime.store.references.of_person(TENANT, adele.id.lower()))
     assert [(r.surface, r.conversation_id, r.user_id) for r in refs] == [
         (Surface.TEAMS, graph.chat_id(adele.id), user.user_id)
     ]

@@ -64,7 +64,7 @@ async def seed(store: Store, crowd: list[SeededPerson], service_url: str) -> Non
     try:
         for start in range(0, len(crowd), SEED_CONCURRENCY):
             window = crowd[start : start + SEED_CONCURRENCY]
-            await asyncio.gather(*(store.write_reference(reference(p, service_url), None) for p in window))
+            await asyncio.gather(*(store.references.write(reference(p, service_url), None) for p in window))
     finally:
         await store.close()
 

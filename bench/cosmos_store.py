@@ -64,7 +64,7 @@ async def measure(target: CosmosTarget, people: int, rounds: int) -> None:
         ]
         started = time.perf_counter()
         for ref in refs:
-            await store.write_reference(ref, None)
+            await store.references.write(ref, None)
         print(
             f"create reference + aliases (first write): {(time.perf_counter() - started) * 1000 / people:.2f} ms each"
         )
@@ -81,24 +81,24 @@ async def measure(target: CosmosTarget, people: int, rounds: int) -> None:
             for i in range(1000)
         ]
         started = time.perf_counter()
-        await store.create_deliveries(deliveries)
+        await store.outbox.create_many(deliveries)
         print(f"create_deliveries(1000): {(time.perf_counter() - started) * 1000:.0f} ms")
 
         async def replace(i: int) -> None:
-            ref = await store.get_reference("t1", f"u{i % people}", Surface.TEAMS)
+            ref = await store.references.get("t1", f"u{i % people}", Surface.TEAMS)
             assert ref is not None
             ref.last_seen = now()
-            await store.write_reference(ref, ref.etag)
+            await store.references.write(ref, ref.etag)
 
         cases: list[tuple[str, Callable[[int], Awaitable[Any]]]] = [
-            ("get_reference (point read)", lambda i: store.get_reference("t1", f"u{i % people}", Surface.TEAMS)),
-            ("get_delivery (point read)", lambda i: store.get_delivery(f"d{i % 1000:05}")),
-            ("person_references (1-partition query)", lambda i: store.person_references("t1", f"u{i % people}")),
-            ("resolve by UPN (2 point reads)", lambda i: store.resolve(f"user{i % people}@contoso.example", "t1")),
+            ("get_reference (point read)", lambda i: store.references.get("t1", f"u{i % people}", Surface.TEAMS)),
+            ("get_delivery (point read)", lambda i: store.outbox.get(f"d{i % 1000:05}")),
+            ("person_references (1-partition query)", lambda i: store.references.of_person("t1", f"u{i % people}")),
+            ("resolve by UPN (2 point reads)", lambda i: store.references.resolve(f"user{i % people}@contoso.example", "t1")),
             ("read + conditional replace of a reference", replace),
-            ("claim_due, nothing due (1 query)", lambda i: store.claim_due("o", now(), 32, 30)),
-            ("next_due_at (aggregate query)", lambda i: store.next_due_at()),
-            ("acquire_lease (read + conditional write)", lambda i: store.acquire_lease("dispatcher", "o", 10)),
+            ("claim_due, nothing due (1 query)", lambda i: store.outbox.claim_due("o", now(), 32, 30)),
+            ("next_due_at (aggregate query)", lambda i: store.outbox.next_due_at()),
+            ("acquire_lease (read + conditional write)", lambda i: store.leases.acquire("dispatcher", "o", 10)),
         ]
         print(f"\nms per call, {rounds} sequential calls each (asyncio client, one connection pool):")
         for name, call in cases:
@@ -120,15 +120,15 @@ async def expansion(store: CosmosStore, upns: list[str]) -> None:
         broadcast = Broadcast(
             id=uuid.uuid4().hex, owner="k", tenant_id="t1", content={"text": "hello"}, recipients=upns
         )
-        await store.create_broadcast(broadcast)
+        await store.broadcasts.create(broadcast)
         started = time.perf_counter()
         await service.step()
         seconds = time.perf_counter() - started
         broadcasts.RESOLVE_CONCURRENCY = shipped
-        stored = await store.get_broadcast(broadcast.id)
+        stored = await store.broadcasts.get(broadcast.id)
         assert stored is not None and stored.status == "running" and stored.total == len(upns)
         print(f"  {concurrency:>2} at a time: {seconds:.2f} s, {len(upns) / seconds:.0f} recipients/s")
-        await store.write_broadcast(dataclasses.replace(stored, status="completed"), stored.etag or "")
+        await store.broadcasts.write(dataclasses.replace(stored, status="completed"), stored.etag or "")
 
 
 def main() -> None:

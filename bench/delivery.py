@@ -118,7 +118,7 @@ def _dispatcher_alone(db: str, service_url: str, count: int, rate: float, concur
         await store.open()
         crowd = people(count, tenant_id="tenant-solo", prefix="solo")
         await seed(store, crowd, service_url)
-        await store.create_deliveries(
+        await store.outbox.create_many(
             [
                 Delivery(
                     id=f"solo-{i}",

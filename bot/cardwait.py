@@ -266,11 +266,11 @@ class CardWaitService:
         """Register the run's callback (again, when the engine repeats the call: the newest URL wins)."""
         sid = subscription_id(delivery.id)
         if not fresh:
-            await self._store.delete_subscription(sid)
+            await self._store.subscriptions.delete(sid)
             if delivery.callback_id:
                 # The final answer went to an earlier callback: this run hears it too.
-                await self._store.update_delivery(delivery.id, _reopen_callback)
-        await self._store.create_subscription(
+                await self._store.outbox.update(delivery.id, _reopen_callback)
+        await self._store.subscriptions.create(
             Subscription(id=sid, owner=caller.key_id, event=CALLBACK_EVENT, callback_url=callback_url,
                          tenant_id=delivery.tenant_id)
         )  # fmt: skip
@@ -278,7 +278,7 @@ class CardWaitService:
         if delivery.wait_until is not None:
             due = min(due, delivery.wait_until)
         suffix = WAIT_SUFFIX if fresh else uuid.uuid4().hex[:12]
-        await self._store.create_notifications([self._notification(delivery, suffix, due)])
+        await self._store.subscriptions.create_notifications([self._notification(delivery, suffix, due)])
         self._wake()
 
     @staticmethod
@@ -312,12 +312,12 @@ class CardWaitService:
             current.wait_outcome = "cancelled"
             return current
 
-        stored = await self._store.update_delivery(card_id, cancel)
+        stored = await self._store.outbox.update(card_id, cancel)
         # Without its subscription, the relay drops the card's pending notifications when they fall
         # due; the card's own ones go now.
-        await self._store.delete_subscription(subscription_id(card_id))
+        await self._store.subscriptions.delete(subscription_id(card_id))
         for suffix in (WAIT_SUFFIX, ANSWER_SUFFIX):
-            await self._store.delete_notification(f"{subscription_id(card_id)}.{suffix}")
+            await self._store.subscriptions.delete_notification(f"{subscription_id(card_id)}.{suffix}")
         log.info("card %s: wait cancelled", card_id)
         if stored is None:  # removed by the retention purge a moment ago: nothing is waiting any more
             raise errors.Rejected("NotFound", f"No card waiting for a response with id '{card_id}'.", "id")
@@ -333,8 +333,8 @@ class CardWaitService:
         fails (deleted, the flow would have waited for its timeout)."""
         sid = subscription_id(delivery.id)
         answer_id, wait_id = f"{sid}.{ANSWER_SUFFIX}", f"{sid}.{WAIT_SUFFIX}"
-        await self._store.delete_notification(answer_id)  # made once
-        await self._store.create_notifications([self._notification(delivery, ANSWER_SUFFIX, now())])
+        await self._store.subscriptions.delete_notification(answer_id)  # made once
+        await self._store.subscriptions.create_notifications([self._notification(delivery, ANSWER_SUFFIX, now())])
         self._wake()
 
         def claim(current: Delivery) -> Delivery | None:
@@ -343,18 +343,18 @@ class CardWaitService:
             current.callback_id = answer_id
             return current
 
-        current = await self._store.update_delivery(delivery.id, claim)  # as it stands, claimed or not
+        current = await self._store.outbox.update(delivery.id, claim)  # as it stands, claimed or not
         if current is None or current.callback_id != wait_id:
-            await self._store.delete_notification(wait_id)
+            await self._store.subscriptions.delete_notification(wait_id)
 
     async def callback_body(self, notification: Notification) -> dict[str, Any] | float | None:
         """The relay's hook: the body to post, a time to look again, or None to drop the notification."""
         card_id = card_id_of(notification.id)
-        delivery = await self._store.get_delivery(card_id)
+        delivery = await self._store.outbox.get(card_id)
         if delivery is None:
             # The card is gone (retention, or never written): nothing will ever be posted, so its
             # registration, whose URL carries the run's signature, goes too.
-            await self._store.delete_subscription(subscription_id(card_id))
+            await self._store.subscriptions.delete(subscription_id(card_id))
             return None
         if delivery.wait_outcome == "cancelled":
             return None
@@ -362,7 +362,7 @@ class CardWaitService:
         if status in ("sending", "waiting"):
             at = now()
             if delivery.wait_until is not None and delivery.wait_until <= at:
-                delivery = await self._store.update_delivery(card_id, _expire) or delivery
+                delivery = await self._store.outbox.update(card_id, _expire) or delivery
             else:
                 recheck = SENDING_RECHECK_SECONDS if status == "sending" else WAITING_RECHECK_SECONDS
                 return min(at + recheck, delivery.wait_until or float("inf"))
@@ -376,7 +376,7 @@ class CardWaitService:
             current.callback_id = notification.id
             return current
 
-        delivery = await self._store.update_delivery(card_id, claim) or delivery
+        delivery = await self._store.outbox.update(card_id, claim) or delivery
         if not claimed:
             return None  # another notification of this card carries (or carried) the final answer
         return present(delivery)
@@ -542,7 +542,7 @@ class CardWaitHandler(CardSubmissionHandler):
             current.responded_at = at
             return current
 
-        stored = await self._store.update_delivery(delivery.id, record)
+        stored = await self._store.outbox.update(delivery.id, record)
         if not first or stored is None:
             log.info("card %s: later answer ignored (the first one was kept, or the wait ended)", delivery.id)
             return True
@@ -558,7 +558,7 @@ class CardWaitHandler(CardSubmissionHandler):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SETTLE_SECONDS
         while True:
-            delivery = await self._store.get_delivery(card_id)
+            delivery = await self._store.outbox.get(card_id)
             if delivery is None or delivery.status != DeliveryStatus.SENDING or loop.time() >= deadline:
                 return delivery
             await asyncio.sleep(SETTLE_POLL_SECONDS)

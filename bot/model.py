@@ -249,7 +249,7 @@ class Broadcast(Record):
     teams: list[str] = field(default_factory=list)
     include_guests: bool = False
     expanded: int = 0  # audience members read so far while preparing (shown by GetBroadcast)
-    # A long recipient list lives in this many chunk records (Store.read_recipient_chunk), and
+    # A long recipient list lives in this many chunk records (Store.broadcasts.read_chunk), and
     # ``recipients`` is then empty: one record of 100,000 addresses would pass Cosmos DB's 2 MB.
     recipient_chunks: int = 0
     etag: str | None = None

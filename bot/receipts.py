@@ -67,7 +67,7 @@ async def apply_read_receipt(
     marked: list[Delivery] = []
     token: str | None = None
     while True:
-        page = await store.list_deliveries(person=person, status=DeliveryStatus.DELIVERED, limit=PAGE, token=token)
+        page = await store.outbox.page(person=person, status=DeliveryStatus.DELIVERED, limit=PAGE, token=token)
         for item in page.items:
             if not _covered(item, chats, last):
                 continue
@@ -79,7 +79,7 @@ async def apply_read_receipt(
                 current.read_at = moment
                 return current
 
-            updated = await store.update_delivery(item.id, mark)
+            updated = await store.outbox.update(item.id, mark)
             if updated is not None and updated.read_at == moment:
                 marked.append(updated)
         token = page.next_token
@@ -109,7 +109,7 @@ async def record_card_answer(
     at = now()
     token: str | None = None
     while not marked:
-        page = await store.list_deliveries(person=person, limit=PAGE, token=token)
+        page = await store.outbox.page(person=person, limit=PAGE, token=token)
         for item in page.items:
             if item.message_id != reply_to_id or item.conversation_id not in chats or item.kind != "message":
                 continue
@@ -120,7 +120,7 @@ async def record_card_answer(
                 current.responded_at = at
                 return current
 
-            updated = await store.update_delivery(item.id, answered)
+            updated = await store.outbox.update(item.id, answered)
             marked = updated is not None and updated.responded_at == at
             break
         token = page.next_token

@@ -49,7 +49,7 @@ class Person:
 async def find_person(store: Store, recipient: str, tenant_id: str | None) -> Person:
     """Resolve a recipient; raises Rejected(RecipientNotFound) for someone the bot has never seen."""
     value = recipient.strip()
-    keys = await store.resolve(value, tenant_id)
+    keys = await store.references.resolve(value, tenant_id)
     if not keys:
         raise errors.not_found(value)
     if len(keys) > 1:
@@ -59,7 +59,7 @@ async def find_person(store: Store, recipient: str, tenant_id: str | None) -> Pe
             f"'{value}' matches people in {len(tenants)} tenants ({', '.join(tenants)}); pass tenantId to say which.",
             "tenantId",
         )
-    refs = await store.person_references(keys[0].tenant_id, keys[0].user_key)
+    refs = await store.references.of_person(keys[0].tenant_id, keys[0].user_key)
     if not refs:
         raise errors.not_found(value)
     return Person(keys[0], refs)
@@ -102,14 +102,14 @@ async def forget(store: Store, person: PersonKey) -> dict[str, int]:
     """
     from teams_proactive.bot.model import Broadcast, Delivery
 
-    references = await store.person_references(person.tenant_id, person.user_key)
+    references = await store.references.of_person(person.tenant_id, person.user_key)
     names = {n.lower() for r in references for n in (r.upn, r.email, r.aad_object_id, r.user_id) if n}
     names.add(person.user_key.lower())
     broadcast_ids: set[str] = set()
     erased = 0
     token: str | None = None
     while True:
-        page = await store.list_deliveries(person=person, limit=500, token=token)
+        page = await store.outbox.page(person=person, limit=500, token=token)
         for item in page.items:
             if item.tenant_id != person.tenant_id:
                 continue  # the store filters on it already; an erase never reaches past its tenant
@@ -135,16 +135,16 @@ async def forget(store: Store, person: PersonKey) -> dict[str, int]:
                     current.error = {**current.error, "message": _redact(current.error["message"], names)}
                 return current
 
-            if await store.update_delivery(item.id, scrub) is not None:
+            if await store.outbox.update(item.id, scrub) is not None:
                 erased += 1
         token = page.next_token
         if not token:
             break
     names -= {FORGOTTEN, ""}
     keys = index_keys(person.tenant_id, names) + index_keys(None, names)
-    broadcast_ids.update(await store.indexed_broadcasts(keys))
+    broadcast_ids.update(await store.broadcasts.indexed(keys))
     # Broadcasts not expanded yet are not indexed yet: they are few (only those being prepared).
-    broadcast_ids.update(b.id for b in await store.unfinished_broadcasts() if b.status == "preparing")
+    broadcast_ids.update(b.id for b in await store.broadcasts.unfinished() if b.status == "preparing")
 
     changed = False
 
@@ -172,13 +172,13 @@ async def forget(store: Store, person: PersonKey) -> dict[str, int]:
 
     scrubbed = 0
     for broadcast_id in sorted(broadcast_ids):
-        await store.update_broadcast(broadcast_id, strip_person)
+        await store.broadcasts.update(broadcast_id, strip_person)
         chunks_changed = await _strip_chunks(store, broadcast_id, names, person.tenant_id)
         scrubbed += changed or chunks_changed
-    await store.forget_index(keys)
+    await store.broadcasts.forget_index(keys)
     # Events about the person still waiting for a flow's callback quote what they wrote.
-    await store.forget_notifications(person.tenant_id, person.user_key)
-    deleted = await store.delete_person(person.tenant_id, person.user_key)
+    await store.subscriptions.forget_notifications(person.tenant_id, person.user_key)
+    deleted = await store.references.delete_person(person.tenant_id, person.user_key)
     await store.compact()
     return {"references": deleted, "deliveries": erased, "broadcasts": scrubbed}
 
@@ -186,17 +186,17 @@ async def forget(store: Store, person: PersonKey) -> dict[str, int]:
 async def _strip_chunks(store: Store, broadcast_id: str, names: set[str], tenant_id: str) -> bool:
     """A long recipient list lives in chunk records (see Broadcast.recipient_chunks): scrub them too,
     in the erasing tenant's broadcasts only (as strip_person). True when a chunk changed."""
-    broadcast = await store.get_broadcast(broadcast_id)
+    broadcast = await store.broadcasts.get(broadcast_id)
     if broadcast is None or not broadcast.recipient_chunks or broadcast.tenant_id not in (None, tenant_id):
         return False
     changed = False
     for index in range(broadcast.recipient_chunks):
-        chunk = await store.read_recipient_chunk(broadcast_id, index)
+        chunk = await store.broadcasts.read_chunk(broadcast_id, index)
         if chunk is None:
             continue
         stripped = [FORGOTTEN if r.strip().lower() in names else r for r in chunk]
         if stripped != chunk:
-            await store.write_recipient_chunk(broadcast_id, index, stripped, broadcast.expires_at)
+            await store.broadcasts.write_chunk(broadcast_id, index, stripped, broadcast.expires_at)
             changed = True
     return changed
 

@@ -206,7 +206,7 @@ class BotRuntime:
         the bot turn: the erasure is queued in the store and the dispatcher's housekeeping does it.
         Until then the person's records say uninstalled, so nothing more is sent to them."""
         person = PersonKey(tenant_id, user_key)
-        await self.store.queue_erasure(person)
+        await self.store.erasures.queue(person)
 
         def uninstalled(current: Reference) -> Reference | None:
             if current.status == ReferenceStatus.UNINSTALLED:
@@ -214,7 +214,7 @@ class BotRuntime:
             current.status = ReferenceStatus.UNINSTALLED
             return current
 
-        await self.store.update_person(tenant_id, user_key, uninstalled)
+        await self.store.references.update_person(tenant_id, user_key, uninstalled)
         if self._run_dispatcher:
             self.dispatcher.request_housekeeping()
 

@@ -111,7 +111,7 @@ async def subscribe(
     # Only triggers count: a waiting card's one-shot callback (SendCardAndWait) is not a trigger, and a key
     # may have many approvals waiting for weeks.
     triggers = (*EVENTS, ANY_EVENT)
-    owned = sum(1 for s in await store.list_subscriptions() if s.owner == subscription.owner and s.event in triggers)
+    owned = sum(1 for s in await store.subscriptions.list_all() if s.owner == subscription.owner and s.event in triggers)
     if owned >= policy.max_subscriptions_per_key:
         raise errors.Rejected(
             "SubscriptionLimitReached",
@@ -120,7 +120,7 @@ async def subscribe(
             " that no longer need the trigger, or use another key.",
             "notificationUrl",
         )
-    stored = await store.create_subscription(subscription)
+    stored = await store.subscriptions.create(subscription)
     log.info("subscription %s created for %s (owner %s)", stored.id, event, caller.key_id)
     return stored
 
@@ -129,10 +129,10 @@ async def unsubscribe(store: Store, caller: Caller, subscription_id: str) -> Non
     """Remove a subscription: its owner (by key id), or an admin key of the same tenant (an admin key
     limited to a tenant cannot touch a subscription of another tenant, nor an unrestricted one).
     Anyone else gets NotFound, as for an id that does not exist."""
-    subscription = await store.get_subscription(subscription_id)
+    subscription = await store.subscriptions.get(subscription_id)
     if subscription is None or not may_manage(caller, subscription):
         raise errors.Rejected("NotFound", f"No subscription with id '{subscription_id}'.", "id")
-    await store.delete_subscription(subscription_id)
+    await store.subscriptions.delete(subscription_id)
     log.info("subscription %s removed by %s", subscription_id, caller.key_id)
 
 
@@ -159,9 +159,9 @@ class EventOutbox:
         self, event: BotEvent, tenant_id: str | None, payload: dict[str, Any], person: PersonKey | None = None
     ) -> int:
         name = str(event)
-        subscriptions = await self._store.list_subscriptions(name)
+        subscriptions = await self._store.subscriptions.list_all(name)
         if name not in EXPLICIT_ONLY_EVENTS:
-            subscriptions += await self._store.list_subscriptions(ANY_EVENT)
+            subscriptions += await self._store.subscriptions.list_all(ANY_EVENT)
         # A subscription limited to a tenant hears only that tenant; an unrestricted one hears all.
         # One limited to a card type (OnCardSubmitted) hears only cards sent with that type.
         targets = [
@@ -195,7 +195,7 @@ class EventOutbox:
                     expires_at=at + self.settings.max_age_seconds,
                 )
             )
-        await self._store.create_notifications(notifications)
+        await self._store.subscriptions.create_notifications(notifications)
         self._written()
         return len(targets)
 
@@ -266,7 +266,7 @@ class WebhookSink(EventOutbox):
         at = now()
         while self._retries and self._retries[0] <= at:
             heapq.heappop(self._retries)  # due now: this claim takes them
-        batch = await self._store.claim_notifications(self.owner, at, free, self.settings.lease_seconds)
+        batch = await self._store.subscriptions.claim_notifications(self.owner, at, free, self.settings.lease_seconds)
         for notification in batch:
             task = asyncio.get_running_loop().create_task(self._deliver(notification), name="webhook")
             self._tasks.add(task)
@@ -295,15 +295,15 @@ class WebhookSink(EventOutbox):
             log.exception("notification %s: unexpected error; it will be retried", notification.id)
 
     async def _attempt(self, notification: Notification) -> None:
-        subscription = await self._store.get_subscription(notification.subscription_id)
+        subscription = await self._store.subscriptions.get(notification.subscription_id)
         if subscription is None:
-            await self._store.delete_notification(notification.id)  # unsubscribed meanwhile
+            await self._store.subscriptions.delete_notification(notification.id)  # unsubscribed meanwhile
             return
         preparer = self._preparers.get(subscription.event)
         if preparer is not None:
             prepared = await preparer(notification)
             if prepared is None:
-                await self._store.delete_notification(notification.id)
+                await self._store.subscriptions.delete_notification(notification.id)
                 return
             if isinstance(prepared, float | int):
                 await self._reschedule(notification, float(prepared))
@@ -314,23 +314,23 @@ class WebhookSink(EventOutbox):
         notification.attempts += 1
         if 200 <= status < 300:
             CALLBACKS.labels("delivered").inc()
-            await self._store.delete_notification(notification.id)
+            await self._store.subscriptions.delete_notification(notification.id)
             if preparer is not None:
-                await self._store.delete_subscription(subscription.id)  # a final answer is posted once
+                await self._store.subscriptions.delete(subscription.id)  # a final answer is posted once
             return
         if status == GONE:
             # The flow was deleted or turned off: Power Automate's way of unsubscribing.
             CALLBACKS.labels("gone").inc()
-            await self._store.delete_subscription(subscription.id)
-            await self._store.delete_notification(notification.id)
+            await self._store.subscriptions.delete(subscription.id)
+            await self._store.subscriptions.delete_notification(notification.id)
             log.info("subscription %s removed: its callback answered 410 Gone", subscription.id)
             return
         retryable = status == 0 or status in RETRYABLE
         if not retryable or notification.attempts >= self.settings.max_attempts:
             CALLBACKS.labels("failed").inc()
-            await self._store.delete_notification(notification.id)
+            await self._store.subscriptions.delete_notification(notification.id)
             if preparer is not None:
-                await self._store.delete_subscription(subscription.id)
+                await self._store.subscriptions.delete(subscription.id)
             if retryable:
                 log.warning(
                     "subscription %s: event %s dropped after %d attempts (last answer %s)",
@@ -357,7 +357,7 @@ class WebhookSink(EventOutbox):
         notification.lease_owner = notification.lease_until = None
         notification.updated_at = now()
         try:
-            await self._store.write_notification(notification, notification.etag or "")
+            await self._store.subscriptions.write_notification(notification, notification.etag or "")
         except ConcurrencyConflict:
             # Our lease lapsed mid-call and another relay took it over: it carries on from here.
             log.info("notification %s: taken over by another relay", notification.id)

@@ -25,7 +25,7 @@ COLUMNS = [
 async def rows(store: Store, broadcast: Broadcast) -> AsyncIterator[dict[str, Any]]:
     token: str | None = None
     while True:
-        page = await store.list_deliveries(broadcast_id=broadcast.id, limit=PAGE, token=token)
+        page = await store.outbox.page(broadcast_id=broadcast.id, limit=PAGE, token=token)
         for d in page.items:
             yield report_row(d)
         token = page.next_token

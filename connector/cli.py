@@ -23,7 +23,7 @@ from dotenv import load_dotenv
 from teams_proactive.bot import text
 from teams_proactive.bot.settings import BotSettings
 from teams_proactive.bot.store import create_store
-from teams_proactive.bot.store.base import Store
+from teams_proactive.bot.store.base import Store, StoreTooNew
 
 log = logging.getLogger("teams_proactive")
 
@@ -92,7 +92,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_list(args: argparse.Namespace) -> int:
-    records = asyncio.run(_with_store(lambda s: s.list_api_keys()))
+    records = asyncio.run(_with_store(lambda s: s.keys.list_all()))
     rows = [
         {
             "name": r.name,
@@ -583,7 +583,7 @@ def cmd_broadcast_report(args: argparse.Namespace) -> int:
     from teams_proactive.connector import broadcast_report
 
     async def build(store: Store) -> list[dict[str, Any]] | None:
-        broadcast = await store.get_broadcast(args.broadcast_id)
+        broadcast = await store.broadcasts.get(args.broadcast_id)
         if broadcast is None or (args.tenant and broadcast.tenant_id != args.tenant):
             return None
         return await broadcast_report.collect(store, broadcast)
@@ -799,6 +799,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except ValueError as exc:  # configuration mistakes: say what is wrong, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except StoreTooNew as exc:  # a newer release's store: nothing was written; say so, no traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -59,7 +59,7 @@ async def create_key(store: Store, name: str, *, tenant_id: str | None, scopes: 
     secret = secrets.token_urlsafe(32).replace("_", "-")
     record = ApiKey(id=key_id, name=name, secret_hash=_hash(secret), scopes=sorted(set(scopes)), tenant_id=tenant_id)
     try:
-        stored = await store.create_api_key(record)
+        stored = await store.keys.create(record)
     except ConcurrencyConflict as exc:
         raise KeyError_(f"a key named '{name}' exists already") from exc
     return stored, f"{PREFIX}_{key_id}_{secret}"
@@ -70,7 +70,7 @@ async def verify(store: Store, presented: str) -> ApiKey | None:
     if parsed is None:
         return None
     key_id, secret = parsed
-    record = await store.get_api_key(key_id)
+    record = await store.keys.get(key_id)
     if record is None:
         # Hash anyway so a wrong id and a wrong secret take the same time.
         hmac.compare_digest(_hash(secret), _hash(""))
@@ -81,12 +81,12 @@ async def verify(store: Store, presented: str) -> ApiKey | None:
 
 
 async def revoke(store: Store, name: str) -> ApiKey:
-    for record in await store.list_api_keys():
+    for record in await store.keys.list_all():
         if record.name == name and record.revoked_at is None:
 
             def mark(current: ApiKey) -> ApiKey:
                 current.revoked_at = now()
                 return current
 
-            return await store.write_api_key(mark(record.copy()), record.etag or "")
+            return await store.keys.write(mark(record.copy()), record.etag or "")
     raise KeyError_(f"no active key named '{name}'")

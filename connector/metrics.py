@@ -86,7 +86,7 @@ async def _count_pending(runtime: BotRuntime) -> dict[str, int]:
     for status in QUEUE_STATUSES:
         total, token = 0, None
         while total < MAX_COUNTED:
-            page = await runtime.store.list_deliveries(status=status.value, limit=PAGE, token=token)
+            page = await runtime.store.outbox.page(status=status.value, limit=PAGE, token=token)
             total += len(page.items)
             token = page.next_token
             if not token:

@@ -135,7 +135,7 @@ class BroadcastService:
         )
         fingerprint = request_hash({**content, "recipients": recipients, "tenantId": tenant_id})
         if idempotency_key:
-            earlier = await self._store.get_broadcast(broadcast_id)
+            earlier = await self._store.broadcasts.get(broadcast_id)
             if earlier is not None:
                 return replay(caller, earlier, fingerprint), False
         if isinstance(content.get("card"), dict):
@@ -166,9 +166,9 @@ class BroadcastService:
             include_guests=include_guests,
         )
         try:
-            stored = await self._store.create_broadcast(broadcast)
+            stored = await self._store.broadcasts.create(broadcast)
         except Exception:
-            earlier = await self._store.get_broadcast(broadcast_id)
+            earlier = await self._store.broadcasts.get(broadcast_id)
             if earlier is None:
                 raise
             return replay(caller, earlier, fingerprint), False
@@ -178,7 +178,7 @@ class BroadcastService:
     async def _write_chunks(self, broadcast_id: str, recipients: list[str], expires_at: float | None) -> int:
         starts = range(0, len(recipients), RECIPIENT_CHUNK)
         writes = [
-            self._store.write_recipient_chunk(broadcast_id, i, recipients[start : start + RECIPIENT_CHUNK], expires_at)
+            self._store.broadcasts.write_chunk(broadcast_id, i, recipients[start : start + RECIPIENT_CHUNK], expires_at)
             for i, start in enumerate(starts)
         ]
         for first in range(0, len(writes), CHUNK_WRITE_CONCURRENCY):
@@ -189,7 +189,7 @@ class BroadcastService:
         """The broadcast's recipient list, a chunk at a time (streamed, never all in memory)."""
         if broadcast.recipient_chunks:
             for index in range(broadcast.recipient_chunks):
-                chunk = await self._store.read_recipient_chunk(broadcast.id, index)
+                chunk = await self._store.broadcasts.read_chunk(broadcast.id, index)
                 if chunk is None:
                     raise RuntimeError(f"broadcast {broadcast.id}: recipient chunk {index} is missing")
                 yield chunk
@@ -201,15 +201,15 @@ class BroadcastService:
         self._wake.set()
 
     async def visible(self, caller: Caller, broadcast_id: str) -> Broadcast:
-        broadcast = await self._store.get_broadcast(broadcast_id)
+        broadcast = await self._store.broadcasts.get(broadcast_id)
         if broadcast is None or not caller.can_see(broadcast.tenant_id):
             raise errors.Rejected("NotFound", f"No broadcast with id '{broadcast_id}'.", "id")
         return broadcast
 
     async def report(self, caller: Caller, broadcast_id: str, *, failures_limit: int = 1000) -> dict[str, Any]:
         broadcast = await self.visible(caller, broadcast_id)
-        counts = await self._store.count_deliveries(broadcast_id)
-        failed_page = await self._store.list_deliveries(
+        counts = await self._store.outbox.count(broadcast_id)
+        failed_page = await self._store.outbox.page(
             broadcast_id=broadcast_id, status=DeliveryStatus.FAILED, limit=failures_limit
         )
         failures = [
@@ -220,7 +220,7 @@ class BroadcastService:
         failures += skipped[: max(0, failures_limit - len(failures))]
         skipped_count = broadcast.total - sum(counts.values()) if broadcast.status != "preparing" else len(skipped)
         # Only a broadcast that installs has install outcomes to count (a count reads its deliveries).
-        installs = await self._store.count_install_outcomes(broadcast_id) if broadcast.install_if_missing else {}
+        installs = await self._store.outbox.count_install_outcomes(broadcast_id) if broadcast.install_if_missing else {}
         for entry in skipped if broadcast.install_if_missing else []:
             if entry.get("code") == "UserNotFound":
                 installs["UserNotFound"] = installs.get("UserNotFound", 0) + 1
@@ -271,7 +271,7 @@ class BroadcastService:
 
     async def step(self) -> None:
         """Expand broadcasts still preparing; mark running ones complete when nothing is pending."""
-        for broadcast in await self._store.unfinished_broadcasts():
+        for broadcast in await self._store.broadcasts.unfinished():
             if broadcast.status == "preparing":
                 await self._expand(broadcast)
             elif broadcast.status == "running":
@@ -288,12 +288,12 @@ class BroadcastService:
                         self._dispatcher.notify()
                     continue
                 self._swept.pop(broadcast.id, None)
-                counts = await self._store.count_deliveries(broadcast.id)
+                counts = await self._store.outbox.count(broadcast.id)
                 pending = sum(
                     counts.get(s, 0) for s in (DeliveryStatus.QUEUED, DeliveryStatus.SCHEDULED, DeliveryStatus.SENDING)
                 )
                 if pending == 0:
-                    await self._store.update_broadcast(broadcast.id, _complete)
+                    await self._store.broadcasts.update(broadcast.id, _complete)
 
     async def _expand(self, broadcast: Broadcast) -> None:
         skipped: list[dict[str, Any]] = []
@@ -320,15 +320,15 @@ class BroadcastService:
             if named:
                 # Before the broadcast can name them in a skip report: an erase must find it.
                 keys = index_keys(broadcast.tenant_id, named)
-                await self._store.index_broadcast(broadcast.id, keys, broadcast.expires_at)
+                await self._store.broadcasts.index(broadcast.id, keys, broadcast.expires_at)
                 named.clear()
             if chunk:
                 # An update or recall asked for while expanding applies to the rest at once.
-                latest = await self._store.get_broadcast(broadcast.id)
+                latest = await self._store.broadcasts.get(broadcast.id)
                 if latest is not None and (latest.revision or latest.recall_requested_at is not None):
                     for d in chunk:
                         campaigns.apply_before_sending(d, latest)
-                await self._store.create_deliveries(chunk)
+                await self._store.outbox.create_many(chunk)
                 chunk.clear()
                 self._dispatcher.notify()
 
@@ -339,7 +339,7 @@ class BroadcastService:
                 current.expanded = read
                 return current
 
-            await self._store.update_broadcast(broadcast.id, count)
+            await self._store.broadcasts.update(broadcast.id, count)
 
         async for recipient, person_key, rejection in self._people(broadcast):
             total += 1
@@ -371,7 +371,7 @@ class BroadcastService:
             current.skipped = skipped
             return current
 
-        await self._store.update_broadcast(broadcast.id, running)
+        await self._store.broadcasts.update(broadcast.id, running)
         log.info("broadcast %s: %d recipients, %d skipped", broadcast.id, total, skipped_total)
 
     async def _people(self, broadcast: Broadcast) -> Any:
@@ -396,7 +396,7 @@ class BroadcastService:
             return
         token: str | None = None
         while True:
-            page = await self._store.list_references(
+            page = await self._store.references.page(
                 tenant_id=broadcast.tenant_id, status=None, surface=Surface.TEAMS, limit=500, token=token
             )
             for ref in page.items:

@@ -47,7 +47,7 @@ def operation_id(target_id: str, kind: str, revision: int = 0) -> str:
 
 # ---- API side -----------------------------------------------------------------------------------
 async def _visible_broadcast(store: Store, caller: Caller, broadcast_id: str) -> Broadcast:
-    broadcast = await store.get_broadcast(broadcast_id)
+    broadcast = await store.broadcasts.get(broadcast_id)
     if broadcast is None or not caller.can_see(broadcast.tenant_id):
         raise errors.Rejected("NotFound", f"No broadcast with id '{broadcast_id}'.", "id")
     return broadcast
@@ -88,7 +88,7 @@ async def update_broadcast(
         _reopen(current)
         return current
 
-    updated = await store.update_broadcast(broadcast_id, change)
+    updated = await store.broadcasts.update(broadcast_id, change)
     if refused or updated is None:
         raise _recalled(broadcast_id)
     log.info("broadcast %s: update to revision %d requested", broadcast_id, updated.revision)
@@ -106,7 +106,7 @@ async def recall_broadcast(store: Store, caller: Caller, broadcast_id: str) -> B
         _reopen(current)
         return current
 
-    recalled = await store.update_broadcast(broadcast_id, change)
+    recalled = await store.broadcasts.update(broadcast_id, change)
     if recalled is None:
         raise errors.Rejected("NotFound", f"No broadcast with id '{broadcast_id}'.", "id")
     log.info("broadcast %s: recall requested", broadcast_id)
@@ -154,7 +154,7 @@ async def _sweep(store: Store, broadcast: Broadcast, kind: str) -> bool:
     existing = await _ids(store, key)
     token: str | None = None
     while True:
-        page = await store.list_deliveries(broadcast_id=broadcast.id, limit=PAGE, token=token)
+        page = await store.outbox.page(broadcast_id=broadcast.id, limit=PAGE, token=token)
         operations: list[Delivery] = []
         for d in page.items:
             if d.status == DeliveryStatus.DELIVERED and operation_id(d.id, kind, revision) in existing:
@@ -170,15 +170,15 @@ async def _sweep(store: Store, broadcast: Broadcast, kind: str) -> bool:
                 # (A message deleted on its own with DeleteMessage is no longer in the chat.)
                 operations.append(_operation(d, kind, revision, key))
         if operations:
-            queued += await store.create_deliveries(operations)
+            queued += await store.outbox.create_many(operations)
         token = page.next_token
         if not token:
             break
-    counts = await store.count_deliveries(key)
+    counts = await store.outbox.count(key)
     if any(counts.get(s, 0) for s in (*WAITING, DeliveryStatus.SENDING)):
         settled = False
     if settled:
-        await store.update_broadcast(broadcast.id, lambda current: _finish(current, kind, revision))
+        await store.broadcasts.update(broadcast.id, lambda current: _finish(current, kind, revision))
         log.info("broadcast %s: %s finished (%s)", broadcast.id, "recall" if kind == RECALL_KIND else "update", counts)
     return queued > 0
 
@@ -187,7 +187,7 @@ async def _ids(store: Store, key: str) -> set[str]:
     ids: set[str] = set()
     token: str | None = None
     while True:
-        page = await store.list_deliveries(broadcast_id=key, limit=PAGE, token=token)
+        page = await store.outbox.page(broadcast_id=key, limit=PAGE, token=token)
         ids.update(d.id for d in page.items)
         token = page.next_token
         if not token:
@@ -215,7 +215,7 @@ async def _change_waiting(store: Store, delivery_id: str, kind: str, broadcast: 
             current.revision = broadcast.revision
         return current
 
-    current = await store.update_delivery(delivery_id, change)
+    current = await store.outbox.update(delivery_id, change)
     return changed or current is None
 
 

@@ -155,7 +155,7 @@ class Dispatcher:
         if self.is_leader:
             with contextlib.suppress(Exception):
                 await self.save_pacing()
-                await self._store.release_lease(LEADER_LEASE, self.owner)
+                await self._store.leases.release(LEADER_LEASE, self.owner)
             self.is_leader = False
 
     async def save_pacing(self) -> None:
@@ -163,10 +163,10 @@ class Dispatcher:
         mono, offset = time.monotonic(), time.time() - time.monotonic()
         tenants = {t: _shifted(state, offset) for t, state in self._limiter.snapshot(mono).items()}
         chats = {c: [t + offset for t in times] for c, times in self._pacer.snapshot(mono).items()}
-        await self._store.write_state(PACING_STATE, {"savedAt": time.time(), "tenants": tenants, "chats": chats})
+        await self._store.leases.write_state(PACING_STATE, {"savedAt": time.time(), "tenants": tenants, "chats": chats})
 
     async def load_pacing(self) -> None:
-        state = await self._store.read_state(PACING_STATE)
+        state = await self._store.leases.read_state(PACING_STATE)
         if not state:
             return
         offset = time.monotonic() - time.time()
@@ -225,7 +225,7 @@ class Dispatcher:
             try:
                 if time.monotonic() - last_renewal > renew_every:
                     was_leader = self.is_leader
-                    self.is_leader = await self._store.acquire_lease(
+                    self.is_leader = await self._store.leases.acquire(
                         LEADER_LEASE, self.owner, self.settings.leader_lease_seconds
                     )
                     last_renewal = time.monotonic()
@@ -251,7 +251,7 @@ class Dispatcher:
                 await asyncio.wait_for(self._slot_freed.wait(), timeout=max_wait)
             return
         self._wake.clear()
-        batch = await self._store.claim_due(self.owner, now(), min(free, 100), self.settings.lease_seconds)
+        batch = await self._store.outbox.claim_due(self.owner, now(), min(free, 100), self.settings.lease_seconds)
         for delivery in batch:
             running = self._claimed.get(delivery.id)
             if running is not None:
@@ -265,7 +265,7 @@ class Dispatcher:
             task.add_done_callback(self._done)
         if batch:
             return
-        next_due = await self._store.next_due_at()
+        next_due = await self._store.outbox.next_due_at()
         timeout = min(self.settings.poll_seconds, max_wait)
         if next_due is not None:
             timeout = min(timeout, max(0.0, next_due - now()))
@@ -356,7 +356,7 @@ class Dispatcher:
         DELIVERED.inc()
         await self._finish(delivery)
         if ref.failures:
-            await self._store.update_reference(ref.tenant_id, ref.user_key, ref.surface, _clear_failures)
+            await self._store.references.update(ref.tenant_id, ref.user_key, ref.surface, _clear_failures)
 
     async def _keep_lease(self, delivery: Delivery) -> None:
         """Make sure the lease outlasts the call about to be made (renew it if needed).
@@ -369,14 +369,14 @@ class Dispatcher:
             return
         renewed = dataclasses.replace(delivery, lease_until=now() + self.settings.lease_seconds, updated_at=now())
         try:
-            stored = await self._store.write_delivery(renewed, delivery.etag or "")
+            stored = await self._store.outbox.write(renewed, delivery.etag or "")
         except ConcurrencyConflict:
-            current = await self._store.get_delivery(delivery.id)
+            current = await self._store.outbox.get(delivery.id)
             if current is None or not self._still_ours(current, delivery.lease_until) or not current.content:
                 raise _LeaseLost(delivery.id) from None
             current.lease_until = now() + self.settings.lease_seconds
             try:
-                stored = await self._store.write_delivery(current, current.etag or "")
+                stored = await self._store.outbox.write(current, current.etag or "")
             except ConcurrencyConflict:
                 raise _LeaseLost(delivery.id) from None
             delivery.content = stored.content
@@ -455,7 +455,7 @@ class Dispatcher:
         outcome = dataclasses.replace(delivery, lease_owner=None, lease_until=None)
         # A broadcast's outcomes are written in groups; a single message's at once (a flow may be
         # waiting for it).
-        write = self._outcomes.write if delivery.broadcast_id else self._store.write_delivery
+        write = self._outcomes.write if delivery.broadcast_id else self._store.outbox.write
         try:
             stored = await write(outcome, delivery.etag or "")
         except ConcurrencyConflict:
@@ -488,7 +488,7 @@ class Dispatcher:
             return current
 
         try:
-            stored = await self._store.update_delivery(outcome.id, merge)
+            stored = await self._store.outbox.update(outcome.id, merge)
         except ConcurrencyConflict:
             return None
         return stored if merged else None
@@ -499,9 +499,9 @@ class Dispatcher:
         installed through Graph when the send asked for it and the operator allows it."""
         if delivery.user_key.startswith(UNRESOLVED):
             await self._resolve_person(delivery)
-        ref = await self._store.get_reference(delivery.tenant_id, delivery.user_key, delivery.surface)
+        ref = await self._store.references.get(delivery.tenant_id, delivery.user_key, delivery.surface)
         if ref is None and self._may_install(delivery):
-            if not await self._store.person_references(delivery.tenant_id, delivery.user_key):
+            if not await self._store.references.of_person(delivery.tenant_id, delivery.user_key):
                 return await self._install(delivery, repair=False)
         if ref is None:
             ref = await self._open_chat(delivery)
@@ -560,7 +560,7 @@ class Dispatcher:
 
     async def _open_chat(self, delivery: Delivery) -> Reference:
         """Create the 1:1 Teams chat from what other surfaces told us about the person."""
-        siblings = await self._store.person_references(delivery.tenant_id, delivery.user_key)
+        siblings = await self._store.references.of_person(delivery.tenant_id, delivery.user_key)
         if not siblings or delivery.surface != Surface.TEAMS:
             raise _Failure(Verdict(False, "RecipientNotFound", "The bot has no conversation with this person."))
         if any(s.opted_out for s in siblings):
@@ -569,7 +569,7 @@ class Dispatcher:
         service_url = (
             source.service_url
             if source.channel_id == TEAMS_CHANNEL
-            else await self._store.tenant_service_url(delivery.tenant_id, TEAMS_CHANNEL)
+            else await self._store.references.tenant_service_url(delivery.tenant_id, TEAMS_CHANNEL)
         ) or self.settings.cloud_service_url
         bot_id = source.bot_id if source.channel_id == TEAMS_CHANNEL else (self.settings.bot_id or source.bot_id)
         member_id = source.user_id if source.user_id.startswith("29:") else (source.aad_object_id or source.user_id)
@@ -607,7 +607,7 @@ class Dispatcher:
         def create(current: Reference | None) -> Reference | None:
             return chat if current is None else None
 
-        stored = await self._store.update_reference(delivery.tenant_id, delivery.user_key, Surface.TEAMS, create)
+        stored = await self._store.references.update(delivery.tenant_id, delivery.user_key, Surface.TEAMS, create)
         return stored or chat
 
 

@@ -46,12 +46,12 @@ async def operations_progress(store: Store, broadcast: Broadcast) -> dict[str, A
     """The update and recall progress shown in GetBroadcast (None for a change never asked for)."""
     result: dict[str, Any] = {"update": None, "recall": None}
     if broadcast.update_requested_at is not None:
-        counts = await store.count_deliveries(operations_key(broadcast.id, UPDATE_KIND, broadcast.revision))
+        counts = await store.outbox.count(operations_key(broadcast.id, UPDATE_KIND, broadcast.revision))
         result["update"] = _progress(
             counts, broadcast.update_requested_at, broadcast.update_completed_at, revision=broadcast.revision
         )
     if broadcast.recall_requested_at is not None:
-        counts = await store.count_deliveries(operations_key(broadcast.id, RECALL_KIND))
+        counts = await store.outbox.count(operations_key(broadcast.id, RECALL_KIND))
         result["recall"] = _progress(counts, broadcast.recall_requested_at, broadcast.recall_completed_at)
     return result
 
@@ -85,7 +85,7 @@ class Engagement:
 
 async def engagement(store: Store, broadcast_id: str) -> Engagement:
     """Reads and answers of the broadcast's delivered messages, counted by the store (25,000 at most)."""
-    tally = await store.tally_reads(broadcast_id)
+    tally = await store.outbox.tally_reads(broadcast_id)
     seen = tally.seen
     buckets = Counter(int(t // TIMELINE_BUCKET_SECONDS) * TIMELINE_BUCKET_SECONDS for t in seen)
     timeline = sorted(buckets.items())
@@ -107,11 +107,11 @@ async def recipient_rows(
 ) -> Page[Delivery]:
     """A page of the broadcast's deliveries, optionally only those in one read state."""
     if state is None:
-        return await store.list_deliveries(broadcast_id=broadcast_id, limit=limit, token=token)
+        return await store.outbox.page(broadcast_id=broadcast_id, limit=limit, token=token)
     # Filtered in memory: pages stay at most ``limit`` long, and a token resumes after the last row looked at.
     items: list[Delivery] = []
     while True:
-        page = await store.list_deliveries(broadcast_id=broadcast_id, limit=limit, token=token)
+        page = await store.outbox.page(broadcast_id=broadcast_id, limit=limit, token=token)
         for index, d in enumerate(page.items):
             if read_state(d) == state:
                 items.append(d)

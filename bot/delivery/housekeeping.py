@@ -36,12 +36,12 @@ class Housekeeper:
     async def erase_pending(self) -> int:
         erased = 0
         while True:
-            people = await self._store.pending_erasures(self._erase_batch)
+            people = await self._store.erasures.pending(self._erase_batch)
             if not people:
                 return erased
             for person in people:
                 await forget(self._store, person)
-                await self._store.erasure_done(person)
+                await self._store.erasures.done(person)
                 erased += 1
                 self.stats["erased"] += 1
             # Counts only: the person's ids are what is being erased.

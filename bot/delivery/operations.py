@@ -37,11 +37,11 @@ GONE_CODES = frozenset({"ActivityNotFoundInConversation", "MessageNotFound", "No
 async def run_operation(dispatcher: Dispatcher, operation: Delivery) -> None:
     """Apply one claimed operation and write its outcome back under the dispatcher's lease."""
     store = dispatcher._store
-    target = await store.get_delivery(operation.target_id or "")
+    target = await store.outbox.get(operation.target_id or "")
     content: dict[str, object] | None = None
     revision = 0
     if target is not None and operation.kind != RECALL_KIND and target.broadcast_id:
-        broadcast = await store.get_broadcast(target.broadcast_id)
+        broadcast = await store.broadcasts.get(target.broadcast_id)
         if broadcast is not None and broadcast.recall_requested_at is None:
             content, revision = broadcast.content, broadcast.revision
     if not _needed(operation, target, revision):
@@ -112,7 +112,7 @@ async def _record_on_target(
         current.revision = revision
         return current
 
-    await dispatcher._store.update_delivery(target_id, change)
+    await dispatcher._store.outbox.update(target_id, change)
 
 
 async def _done(dispatcher: Dispatcher, operation: Delivery, note: str | None) -> None:

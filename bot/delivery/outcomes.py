@@ -12,7 +12,7 @@ log = logging.getLogger(__name__)
 
 
 class OutcomeWriter:
-    """``write`` behaves like ``Store.write_delivery`` (a stale etag raises ConcurrencyConflict),
+    """``write`` behaves like ``Store.outbox.write`` (a stale etag raises ConcurrencyConflict),
     but the writes that arrive within ``window`` seconds of the first go to the store together.
 
     At Teams' pace a broadcast finishes a send every 20 ms; written one by one, each outcome is its
@@ -58,7 +58,7 @@ class OutcomeWriter:
 
     async def _flush(self, group: list[tuple[Delivery, str, asyncio.Future[Delivery]]]) -> None:
         try:
-            results = await self._store.write_deliveries([(delivery, etag) for delivery, etag, _ in group])
+            results = await self._store.outbox.write_many([(delivery, etag) for delivery, etag, _ in group])
         except Exception as exc:  # the store failed: each writer handles it as its own failed write
             for _, _, written in group:
                 if not written.done():

@@ -135,4 +135,4 @@ async def mark_reference(store: Store, delivery: Delivery, verdict: Verdict) -> 
         current.last_error = verdict.message
         return current
 
-    await store.update_reference(delivery.tenant_id, delivery.user_key, delivery.surface, mark)
+    await store.references.update(delivery.tenant_id, delivery.user_key, delivery.surface, mark)

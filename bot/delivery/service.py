@@ -205,7 +205,7 @@ class DeliveryService:
             content["card"] = tagged(content["card"], MESSAGE_KEY, delivery_id)
         validate_content(content, self.max_message_kb)
         if request.idempotency_key:
-            earlier = await self._store.get_delivery(delivery_id)
+            earlier = await self._store.outbox.get(delivery_id)
             if earlier is not None:
                 return replay(caller, earlier, fingerprint), False
         tenant = request.tenant_id or caller.tenant_id
@@ -241,7 +241,7 @@ class DeliveryService:
             updated_at=at,
             install_if_missing=request.install_if_missing,
         )
-        stored, created = await self._store.create_delivery(delivery)
+        stored, created = await self._store.outbox.create(delivery)
         if created:
             self._dispatcher.notify()
             return stored, created
@@ -318,15 +318,15 @@ class DeliveryService:
                     break
                 with contextlib.suppress(TimeoutError):
                     return await asyncio.wait_for(asyncio.shield(future), timeout=min(remaining, WAIT_POLL_SECONDS))
-                current = await self._store.get_delivery(delivery.id)
+                current = await self._store.outbox.get(delivery.id)
                 if current is not None and current.is_final:
                     return current
         finally:
             self._dispatcher.unwatch(delivery.id, future)
-        return await self._store.get_delivery(delivery.id) or delivery
+        return await self._store.outbox.get(delivery.id) or delivery
 
     async def get(self, caller: Caller, delivery_id: str) -> Delivery:
-        delivery = await self._store.get_delivery(delivery_id)
+        delivery = await self._store.outbox.get(delivery_id)
         if delivery is None or not caller.can_see(delivery.tenant_id):
             raise errors.Rejected("NotFound", f"No message with id '{delivery_id}'.", "id")
         return delivery
@@ -348,7 +348,7 @@ class DeliveryService:
                 current.content = content
                 return current
 
-            updated = await self._store.update_delivery(delivery_id, replace_pending)
+            updated = await self._store.outbox.update(delivery_id, replace_pending)
             if updated is not None and updated.content == content:
                 return updated
             delivery = await self.get(caller, delivery_id)
@@ -365,7 +365,7 @@ class DeliveryService:
             current.content = content
             return current
 
-        return await self._store.update_delivery(delivery_id, record) or delivery
+        return await self._store.outbox.update(delivery_id, record) or delivery
 
     async def delete(self, caller: Caller, delivery_id: str) -> Delivery:
         delivery = await self.get(caller, delivery_id)
@@ -396,7 +396,7 @@ class DeliveryService:
             current.content = {}
             return current
 
-        erased = await self._store.update_delivery(delivery_id, erase)
+        erased = await self._store.outbox.update(delivery_id, erase)
         if sending:
             raise errors.Rejected(
                 "MessageNotDelivered", "The message is being sent right now; try again in a few seconds.", "id"

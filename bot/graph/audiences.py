@@ -107,7 +107,7 @@ class AudienceExpander:
 
     async def _one(self, tenant_id: str, object_id: str, address: str, install: bool) -> Member:
         key = PersonKey(tenant_id, object_id.lower())
-        refs = await self._store.person_references(key.tenant_id, key.user_key)
+        refs = await self._store.references.of_person(key.tenant_id, key.user_key)
         if not refs:
             return (address, key, None) if install else (address, None, errors.not_found(address))
         person = Person(key, refs)

@@ -137,7 +137,7 @@ class Installer:
 
     async def _record(self, tenant_id: str, user: dict[str, Any], chat_id: str, *, repair: bool) -> Reference:
         user_key = str(user["id"]).lower()
-        service_url = await self._store.tenant_service_url(tenant_id, TEAMS_CHANNEL) or self._cloud_service_url
+        service_url = await self._store.references.tenant_service_url(tenant_id, TEAMS_CHANNEL) or self._cloud_service_url
         at = now()
         refused: list[str] = []
 
@@ -175,10 +175,10 @@ class Installer:
             ref.status = ReferenceStatus.ACTIVE
             ref.failures = 0
             ref.last_error = None
-            ref.expires_at = self._store.reference_expiry(ref.last_seen)
+            ref.expires_at = self._store.references.expiry(ref.last_seen)
             return ref
 
-        stored = await self._store.update_reference(tenant_id, user_key, Surface.TEAMS, merge)
+        stored = await self._store.references.update(tenant_id, user_key, Surface.TEAMS, merge)
         if refused or stored is None:
             raise InstallFailed("RecipientUnreachable", "The person turned the bot off while it was being installed.")
         log.info("installed the app for a person in tenant %s (%s)", tenant_id, "repair" if repair else "new")

@@ -37,7 +37,7 @@ async def find_person_or_ask_graph(
             raise
         user = await _graph_user(graph, tenant, address)
         object_id = str(user.get("id") or "").lower() if user else ""
-        references = await store.person_references(tenant, object_id) if object_id else []
+        references = await store.references.of_person(tenant, object_id) if object_id else []
         if not references:
             raise
         assert user is not None
@@ -49,7 +49,7 @@ async def find_person_or_ask_graph(
             return current
 
         # Kept through the store's own per-person write, so the address resolves without Graph next time.
-        return Person(PersonKey(tenant, object_id), await store.update_person(tenant, object_id, learn) or references)
+        return Person(PersonKey(tenant, object_id), await store.references.update_person(tenant, object_id, learn) or references)
 
 
 async def _graph_user(graph: GraphClient, tenant: str, address: str) -> dict[str, Any] | None:

@@ -147,7 +147,7 @@ class ReferenceImporter:
         return SKIPPED, {"reason": "Conflict", "message": "The record kept changing; try again.", "surface": parsed.surface}
 
     async def _write(self, parsed: ParsedReference, seen: float) -> tuple[str, dict[str, Any]]:
-        current = await self._store.get_reference(parsed.tenant_id, parsed.user_key, parsed.surface)
+        current = await self._store.references.get(parsed.tenant_id, parsed.user_key, parsed.surface)
         extra: dict[str, Any] = {"surface": parsed.surface}
         if current is not None:
             if all(getattr(current, name) == getattr(parsed, name) for name in _COMPARED):
@@ -156,10 +156,10 @@ class ReferenceImporter:
                 return SKIPPED, {**extra, "reason": "Older", "message": "The store holds a newer reference."}
             ref = current.copy()
             self._apply(ref, parsed, seen)
-            await self._store.write_reference(ref, current.etag)
+            await self._store.references.write(ref, current.etag)
             return UPDATED, extra
         # A new record borrows what the person's other records know, as a captured one does.
-        siblings = await self._store.person_references(parsed.tenant_id, parsed.user_key)
+        siblings = await self._store.references.of_person(parsed.tenant_id, parsed.user_key)
         ref = Reference(
             tenant_id=parsed.tenant_id,
             user_key=parsed.user_key,
@@ -176,7 +176,7 @@ class ReferenceImporter:
             created_at=seen,
         )
         self._apply(ref, parsed, seen)
-        await self._store.write_reference(ref, None)
+        await self._store.references.write(ref, None)
         return IMPORTED, extra
 
     def _apply(self, ref: Reference, parsed: ParsedReference, seen: float) -> None:
@@ -189,4 +189,4 @@ class ReferenceImporter:
         ref.conversation_reference = parsed.document
         ref.last_seen = seen
         ref.updated_at = now()
-        ref.expires_at = self._store.reference_expiry(seen)
+        ref.expires_at = self._store.references.expiry(seen)

@@ -179,7 +179,7 @@ class InboundHandler:
             current.opted_out = opted_out
             return current
 
-        await self._store.update_person(ref.tenant_id, ref.user_key, change)
+        await self._store.references.update_person(ref.tenant_id, ref.user_key, change)
 
     async def _read_receipt(self, turn: HostTurn, ref: Reference | None) -> None:
         """Teams says the person read their chat up to a message: mark our deliveries read."""

@@ -66,7 +66,7 @@ class ReferenceRecorder:
             if self._on_forget is not None:
                 await self._on_forget(tenant_id, user_key)
             else:
-                await self._store.delete_person(tenant_id, user_key)
+                await self._store.references.delete_person(tenant_id, user_key)
             return None
 
         seen = now()
@@ -76,11 +76,11 @@ class ReferenceRecorder:
         if text.find([document, timezone_of(activity)]) is not None:
             log.warning("reference capture skipped: a %s activity holds text that cannot be stored", activity.type)
             return None
-        current = await self._store.get_reference(tenant_id, user_key, surface)
+        current = await self._store.references.get(tenant_id, user_key, surface)
         known_upn = known_email = known_tz = None
         if current is None or not (current.upn and current.email and current.timezone):
             # Only a new or incomplete record borrows what the person's other surfaces know.
-            siblings = await self._store.person_references(tenant_id, user_key)
+            siblings = await self._store.references.of_person(tenant_id, user_key)
             known_upn = next((r.upn for r in siblings if r.upn), None)
             known_email = next((r.email for r in siblings if r.email), None)
             newest_first = sorted(siblings, key=lambda r: -r.last_seen)
@@ -120,16 +120,16 @@ class ReferenceRecorder:
                 ref.failures = 0
                 ref.last_error = None
             ref.last_seen = seen
-            ref.expires_at = self._store.reference_expiry(seen)
+            ref.expires_at = self._store.references.expiry(seen)
             return ref
 
         try:
             # The common case: one read above, one conditional write here.
-            ref: Reference | None = await self._store.write_reference(
+            ref: Reference | None = await self._store.references.write(
                 refresh(current.copy() if current is not None else None), current.etag if current else None
             )
         except ConcurrencyConflict:
-            ref = await self._store.update_reference(tenant_id, user_key, surface, refresh)
+            ref = await self._store.references.update(tenant_id, user_key, surface, refresh)
         if ref is not None and not ref.upn and not ref.member_looked_up and status == ReferenceStatus.ACTIVE:
             ref = await self._look_up_member(turn, ref)
         return ref
@@ -156,7 +156,7 @@ class ReferenceRecorder:
             current.member_looked_up = True
             return current
 
-        updated = await self._store.update_person(ref.tenant_id, ref.user_key, enrich)
+        updated = await self._store.references.update_person(ref.tenant_id, ref.user_key, enrich)
         return next((r for r in updated if r.surface == ref.surface), ref)
 
     async def _record_removed_members(self, turn: HostTurn, tenant_id: str, surface: str) -> None:
@@ -176,4 +176,4 @@ class ReferenceRecorder:
                 current.status = ReferenceStatus.UNINSTALLED
                 return current
 
-            await self._store.update_reference(tenant_id, user_key, surface, removed)
+            await self._store.references.update(tenant_id, user_key, surface, removed)

@@ -1,11 +1,12 @@
-"""Store backends behind one interface; ``open_store`` picks one from ``STORE_URL``."""
+"""Store backends (memory, SQLite, Cosmos DB), each handing out one repository per kind of record;
+``create_store`` picks one from ``STORE_URL``."""
 
 from __future__ import annotations
 
 from teams_proactive.bot.settings import BotSettings
-from teams_proactive.bot.store.base import ConcurrencyConflict, Page, PersonKey, Store, StoreError
+from teams_proactive.bot.store.base import ConcurrencyConflict, Page, PersonKey, Store, StoreError, StoreTooNew
 
-__all__ = ["ConcurrencyConflict", "Page", "PersonKey", "Store", "StoreError", "create_store"]
+__all__ = ["ConcurrencyConflict", "Page", "PersonKey", "Store", "StoreError", "StoreTooNew", "create_store"]
 
 
 def create_store(settings: BotSettings) -> Store:

@@ -159,10 +159,10 @@ def _viewer() -> Viewer | None:
         # out. Asked twice: two pages of one session renewing at once may lose an ETag race (Cosmos).
         name = SESSION_LEASE_PREFIX + session_id
         for _ in range(2):
-            if runtime.call(runtime.store.acquire_lease(name, generation, SESSION_HOURS * 3600)):
+            if runtime.call(runtime.store.leases.acquire(name, generation, SESSION_HOURS * 3600)):
                 return Viewer("bootstrap", None)
         return None
-    record = runtime.call(runtime.store.get_api_key(str(signed_in.get("id", ""))))
+    record = runtime.call(runtime.store.keys.get(str(signed_in.get("id", ""))))
     if record is None or record.revoked_at is not None or "admin" not in record.scopes:
         return None
     return Viewer(record.name, record.tenant_id)
@@ -255,7 +255,7 @@ def login() -> Any:
         generation = _state().bootstrap_generation or _generation(presented)
         session_id = secrets.token_urlsafe(24)
         runtime = runtime_of(current_app)
-        runtime.call(runtime.store.acquire_lease(SESSION_LEASE_PREFIX + session_id, generation, SESSION_HOURS * 3600))
+        runtime.call(runtime.store.leases.acquire(SESSION_LEASE_PREFIX + session_id, generation, SESSION_HOURS * 3600))
         signed_in = {"kind": "bootstrap", "sid": session_id}
     elif presented:
         runtime = runtime_of(current_app)
@@ -293,8 +293,8 @@ def logout() -> Any:
         # The cookie may have been copied: the session id itself must stop working, not just this cookie.
         name = SESSION_LEASE_PREFIX + signed_in["sid"]
         runtime = runtime_of(current_app)
-        runtime.call(runtime.store.release_lease(name, generation))
-        runtime.call(runtime.store.acquire_lease(name, SIGNED_OUT, SESSION_HOURS * 3600))
+        runtime.call(runtime.store.leases.release(name, generation))
+        runtime.call(runtime.store.leases.acquire(name, SIGNED_OUT, SESSION_HOURS * 3600))
     session.clear()
     return redirect(url_for("dashboard.login"))
 

@@ -88,7 +88,7 @@ async def failure_reasons(store: Store, broadcast: Broadcast) -> list[dict[str, 
     token: str | None = None
     scanned = 0
     while scanned < REASONS_SCANNED:
-        page = await store.list_deliveries(
+        page = await store.outbox.page(
             broadcast_id=broadcast.id, status=DeliveryStatus.FAILED, limit=1000, token=token
         )
         for delivery in page.items:
@@ -113,7 +113,7 @@ async def people_page(
     store: Store, broadcast: Broadcast, token: str | None, size: int
 ) -> tuple[list[dict[str, Any]], str | None]:
     """One page of the per-person table: deliveries page by page, then (on the last page) the skipped."""
-    page = await store.list_deliveries(broadcast_id=broadcast.id, limit=size, token=token)
+    page = await store.outbox.page(broadcast_id=broadcast.id, limit=size, token=token)
     rows = [report_row(d) for d in page.items]
     if not page.next_token:
         rows += [skipped_row(skip) for skip in broadcast.skipped[:size]]

@@ -112,7 +112,7 @@ async def people(store: Store, tenant_id: str | None) -> tuple[list[Person], boo
     scanned = 0
     capped = False
     while True:
-        page = await store.list_references(tenant_id=tenant_id, status=None, surface=None, limit=PAGE, token=token)
+        page = await store.references.page(tenant_id=tenant_id, status=None, surface=None, limit=PAGE, token=token)
         for ref in page.items:
             if ref.surface in PERSON_SURFACES:
                 grouped[PersonKey(ref.tenant_id, ref.user_key)].append(ref)
@@ -205,7 +205,7 @@ async def _deliveries(store: Store, overview: Overview, tenant_id: str | None, a
     examples: dict[str, tuple[float, str]] = {}
     token: str | None = None
     while True:
-        page = await store.list_deliveries(limit=PAGE, token=token)
+        page = await store.outbox.page(limit=PAGE, token=token)
         for delivery in page.items:
             if (tenant_id and delivery.tenant_id != tenant_id) or delivery.kind in OPERATION_KINDS:
                 continue  # a broadcast update or recall is not a message of its own
@@ -248,8 +248,8 @@ async def recent_broadcasts(
     """The latest broadcasts the viewer may see, running or finished, newest first, with their counts."""
     viewer = Caller(name="dashboard", tenant_id=tenant_id, scopes=frozenset({"admin"}))
     found = []
-    for broadcast_id in await store.broadcast_ids():  # broadcasts are few (the store keeps them a while)
-        broadcast = await store.get_broadcast(broadcast_id)
+    for broadcast_id in await store.broadcasts.ids():  # broadcasts are few (the store keeps them a while)
+        broadcast = await store.broadcasts.get(broadcast_id)
         if broadcast is not None and viewer.can_see(broadcast.tenant_id):
             found.append(broadcast)
     found.sort(key=lambda b: b.created_at, reverse=True)

@@ -38,7 +38,7 @@ class People(MethodView):
         scanned = 0
         while len(choices) < MAX_CHOICES and scanned < MAX_SCANNED:
             page = run(
-                store.list_references(
+                store.references.page(
                     tenant_id=caller.tenant_id,
                     status=ReferenceStatus.ACTIVE,
                     surface=Surface.TEAMS,

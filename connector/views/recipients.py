@@ -39,7 +39,7 @@ class Recipients(MethodView):
         size = args.get("pageSize", MAX_PAGE_SIZE)
         store = runtime().store
         page = run(
-            store.list_references(
+            store.references.page(
                 tenant_id=tenant,
                 status=args.get("status"),
                 surface=Surface.TEAMS,
@@ -49,7 +49,7 @@ class Recipients(MethodView):
         )
         people = []
         for ref in page.items:
-            refs = run(store.person_references(ref.tenant_id, ref.user_key)) or [ref]
+            refs = run(store.references.of_person(ref.tenant_id, ref.user_key)) or [ref]
             label = ref.upn or ref.email or ref.aad_object_id or ref.user_id
             people.append(presenters.person(label, Person(key=_key(ref), references=refs)))
         next_link = None

@@ -158,7 +158,7 @@ def test_a_makers_card_cannot_answer_another_waiting_card(
 
     _press(live, connector, user, decoy, decoy)
     wait_until(
-        lambda: live.runtime.call(live.runtime.store.get_delivery(other["id"])).responded_at is not None,
+        lambda: live.runtime.call(live.runtime.store.outbox.get(other["id"])).responded_at is not None,
         what="the decoy press to be recorded",
     )
     assert live.api("GET", f"/api/v1/cards/wait/{card_id}", API_KEY).json()["status"] == "waiting"

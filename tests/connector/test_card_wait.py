@@ -154,7 +154,7 @@ def test_answer_by_action_execute_is_posted_to_the_callback_once_without_polling
     }  # fmt: skip
     assert result["respondedAt"] and result["teamsMessageId"] == sent.activity_id
     # The card is kept as long as a run may wait for it, on top of the report retention.
-    stored = live.runtime.call(live.runtime.store.get_delivery(card_id))
+    stored = live.runtime.call(live.runtime.store.outbox.get(card_id))
     assert stored.expires_at - stored.delivered_at >= (30 + 30) * 86400 - 60
     # Between the start and the callback the API served no request at all: only the bot's activity.
     assert requests_seen.api_calls(seen) == []
@@ -181,7 +181,7 @@ def test_answer_by_action_execute_is_posted_to_the_callback_once_without_polling
 
     # The card's callback registration is gone with its one callback (nothing piles up in the store).
     wait_until(
-        lambda: live.runtime.call(live.runtime.store.get_subscription(f"cardwait.{card_id}")) is None,
+        lambda: live.runtime.call(live.runtime.store.subscriptions.get(f"cardwait.{card_id}")) is None,
         what="the card's callback registration to be removed",
     )
     # A second press changes nothing: no second callback (the card's notifications are all done).
@@ -386,16 +386,16 @@ def test_a_card_purged_by_retention_leaves_no_callback_registration(
         current.expires_at = now() - 1
         return current
 
-    live.runtime.call(store.update_delivery(card_id, expire))
+    live.runtime.call(store.outbox.update(card_id, expire))
     live.runtime.call(store.purge_expired(now()))
-    assert live.runtime.call(store.get_delivery(card_id)) is None
+    assert live.runtime.call(store.outbox.get(card_id)) is None
     # The card's waiting notification falls due (its daily look at the card).
     waiting = Notification(
         id=f"cardwait.{card_id}.wait", subscription_id=f"cardwait.{card_id}", body={},
         tenant_id=user.tenant_id, user_key="x", not_before=now(), created_at=now(), updated_at=now(),
     )  # fmt: skip
     assert live.runtime.call(live.runtime.cards.callback_body(waiting)) is None
-    assert live.runtime.call(store.get_subscription(f"cardwait.{card_id}")) is None
+    assert live.runtime.call(store.subscriptions.get(f"cardwait.{card_id}")) is None
     assert hooks.bodies("run", ok_only=False) == []
 
 
@@ -440,8 +440,8 @@ def test_an_answer_that_meets_the_cards_own_recheck_reaches_the_flow_once(
     live.runtime.call(finished(answered))  # the answer's own notification, a moment late
     assert wait_id in [e["id"] for e in card_events(live)]  # kept: it carries the answer
     # Its POST is retried (written back due now, as the relay does after a 503): the flow hears it once.
-    live.runtime.call(live.runtime.store.delete_notification(wait_id))
-    live.runtime.call(live.runtime.store.create_notifications([waiting()]))
+    live.runtime.call(live.runtime.store.subscriptions.delete_notification(wait_id))
+    live.runtime.call(live.runtime.store.subscriptions.create_notifications([waiting()]))
     live.runtime.loop.call_soon_threadsafe(live.runtime.events.wake)
     (result,) = wait_until(lambda: hooks.bodies("run"), what="the card's callback")
     assert result["id"] == card_id and result["status"] == "responded" and result["response"]["comment"] == "ok"

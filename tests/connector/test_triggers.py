@@ -168,7 +168,7 @@ def test_gone_callback_removes_the_subscription(
     hooks.answer_next(410)
     live.activity(act.message(user, connector.service_url(), "hello"))
     wait_until(
-        lambda: live.runtime.call(live.runtime.store.get_subscription(subscription_id)) is None,
+        lambda: live.runtime.call(live.runtime.store.subscriptions.get(subscription_id)) is None,
         what="the subscription to be removed",
     )
     assert len(hooks.received) == 1  # 410 is final: no retry

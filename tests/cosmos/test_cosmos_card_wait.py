@@ -55,7 +55,7 @@ def test_card_and_wait_on_cosmos(
         assert result["response"] == {"ok": True, "comment": "yes"}
         store = live.runtime.store
         wait_until(
-            lambda: live.runtime.call(store.get_subscription(f"cardwait.{card_id}")) is None,
+            lambda: live.runtime.call(store.subscriptions.get(f"cardwait.{card_id}")) is None,
             what="the registration to be removed",
         )
         assert len(hooks.bodies("run", ok_only=False)) == 1

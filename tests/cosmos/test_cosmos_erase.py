@@ -32,22 +32,22 @@ def _ref(tenant: str, user: str, upn: str, name: str) -> Reference:
 
 async def test_forget_leaves_nothing_of_the_person_in_any_container(open_store: OpenStore) -> None:
     store = await open_store()
-    await store.write_reference(_ref("t1", AAD, UPN, "Erase Me"), None)
-    await store.write_reference(_ref("t2", "other-user", "other@fabrikam.example", "Someone Else"), None)
+    await store.references.write(_ref("t1", AAD, UPN, "Erase Me"), None)
+    await store.references.write(_ref("t2", "other-user", "other@fabrikam.example", "Someone Else"), None)
     for n in range(3):
-        await store.create_delivery(
+        await store.outbox.create(
             Delivery(id=f"d{n}", owner="k", tenant_id="t1", user_key=AAD, recipient=UPN, content={"text": TEXT})
         )
-    await store.create_broadcast(
+    await store.broadcasts.create(
         Broadcast(id="b1", owner="k", tenant_id="t1", content={"text": "all"}, recipients=[UPN, "x@contoso.example"])
     )
     # Another tenant's broadcast naming the same address (unknown there): never touched.
-    await store.create_broadcast(
+    await store.broadcasts.create(
         Broadcast(id="b2", owner="k", tenant_id="t2", content={"text": "all"}, recipients=[UPN])
     )
-    await store.index_broadcast("b1", index_keys("t1", [UPN]), None)
-    await store.index_broadcast("b2", index_keys("t2", [UPN]), None)
-    await store.create_notifications(
+    await store.broadcasts.index("b1", index_keys("t1", [UPN]), None)
+    await store.broadcasts.index("b2", index_keys("t2", [UPN]), None)
+    await store.subscriptions.create_notifications(
         [Notification(id="n1", subscription_id="s", body={"text": TEXT}, tenant_id="t1", user_key=AAD)]
     )
 

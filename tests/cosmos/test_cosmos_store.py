@@ -21,7 +21,8 @@ from teams_proactive.bot.model import ApiKey, Broadcast, Delivery, DeliveryStatu
 from teams_proactive.bot.settings import BotSettings
 from teams_proactive.bot.store import create_store
 from teams_proactive.bot.store.base import ConcurrencyConflict, PersonKey, StoreError
-from teams_proactive.bot.store.cosmos import CONTAINERS, CosmosStore, _ledger_id
+from teams_proactive.bot.store.cosmos import CONTAINERS, CosmosStore
+from teams_proactive.bot.store.cosmos.database import ledger_doc_id
 
 from tests.cosmos.conftest import OpenStore
 from tests.support.cosmos_fixtures import CosmosTarget
@@ -53,7 +54,7 @@ def seen_at(store: CosmosStore, moment: float, user: str = "u1") -> Any:
     def refresh(current: Reference | None) -> Reference:
         ref = current or make_ref(user)
         ref.last_seen = moment
-        ref.expires_at = store.reference_expiry(moment)
+        ref.expires_at = store.references.expiry(moment)
         return ref
 
     return refresh
@@ -108,7 +109,7 @@ async def test_a_container_with_another_partition_key_is_refused(
 
 async def test_no_item_ttl_when_reference_ttl_is_unset(open_store: OpenStore) -> None:
     store = await open_store()
-    await store.update_reference("t1", "u1", Surface.TEAMS, seen_at(store, now()))
+    await store.references.update("t1", "u1", Surface.TEAMS, seen_at(store, now()))
     doc = await raw(store, "references", Surface.TEAMS, person_id("t1", "u1"))
     assert "ttl" not in doc and doc["expires_at"] is None
     alias = await raw(store, "aliases", "u1@contoso.example", "u1@contoso.example")
@@ -120,12 +121,12 @@ async def test_reference_ttl_is_written_and_slides_with_activity(open_store: Ope
     store = await open_store(reference_ttl_seconds=ttl_days * DAY)
     t = now()
     # Last seen two days ago: the item has 28 days left.
-    await store.update_reference("t1", "u1", Surface.TEAMS, seen_at(store, t - 2 * DAY))
+    await store.references.update("t1", "u1", Surface.TEAMS, seen_at(store, t - 2 * DAY))
     first = await raw(store, "references", Surface.TEAMS, person_id("t1", "u1"))
     assert first["expires_at"] == pytest.approx(t + 28 * DAY)
     assert 28 * DAY - 60 <= first["ttl"] <= 28 * DAY + 1
     # A new activity renews it to the full 30 days (Cosmos DB counts ttl from the write, _ts).
-    await store.update_reference("t1", "u1", Surface.TEAMS, seen_at(store, now()))
+    await store.references.update("t1", "u1", Surface.TEAMS, seen_at(store, now()))
     second = await raw(store, "references", Surface.TEAMS, person_id("t1", "u1"))
     assert second["expires_at"] > first["expires_at"]
     assert 30 * DAY - 60 <= second["ttl"] <= 30 * DAY + 1
@@ -137,14 +138,14 @@ async def test_reference_ttl_is_written_and_slides_with_activity(open_store: Ope
 
 async def test_writes_that_are_not_activities_keep_the_expiry(open_store: OpenStore) -> None:
     store = await open_store(reference_ttl_seconds=30 * DAY)
-    await store.update_reference("t1", "u1", Surface.TEAMS, seen_at(store, now() - 10 * DAY))
+    await store.references.update("t1", "u1", Surface.TEAMS, seen_at(store, now() - 10 * DAY))
 
     def failed_send(current: Reference | None) -> Reference:
         assert current is not None
         current.failures += 1
         return current
 
-    await store.update_reference("t1", "u1", Surface.TEAMS, failed_send)
+    await store.references.update("t1", "u1", Surface.TEAMS, failed_send)
     doc = await raw(store, "references", Surface.TEAMS, person_id("t1", "u1"))
     assert doc["failures"] == 1
     assert 20 * DAY - 60 <= doc["ttl"] <= 20 * DAY + 1  # not renewed: only activities slide it
@@ -152,32 +153,32 @@ async def test_writes_that_are_not_activities_keep_the_expiry(open_store: OpenSt
 
 async def test_delivery_and_broadcast_retention_ttl(open_store: OpenStore) -> None:
     store = await open_store()
-    pending, _ = await store.create_delivery(
+    pending, _ = await store.outbox.create(
         Delivery(id="d1", owner="k", tenant_id="t1", user_key="u1", recipient="u1", content={"text": "hi"})
     )
     assert "ttl" not in await raw(store, "deliveries", "d1", "d1")  # an unsent message never expires
     pending.status = DeliveryStatus.DELIVERED
     pending.expires_at = now() + 7 * DAY  # what the dispatcher does when a delivery becomes final
-    await store.write_delivery(pending, pending.etag or "")
+    await store.outbox.write(pending, pending.etag or "")
     doc = await raw(store, "deliveries", "d1", "d1")
     assert 7 * DAY - 60 <= doc["ttl"] <= 7 * DAY + 1
     assert "due_at" not in doc  # final: out of the outbox index
 
-    await store.create_broadcast(
+    await store.broadcasts.create(
         Broadcast(
             id="b1", owner="k", tenant_id="t1", content={"text": "hi"}, recipients=["u1"], expires_at=now() + 3 * DAY
         )
     )
     assert 3 * DAY - 60 <= (await raw(store, "broadcasts", "b1", "b1"))["ttl"] <= 3 * DAY + 1
-    await store.create_broadcast(Broadcast(id="b2", owner="k", tenant_id="t1", content={}, recipients=["u1"]))
+    await store.broadcasts.create(Broadcast(id="b2", owner="k", tenant_id="t1", content={}, recipients=["u1"]))
     assert "ttl" not in await raw(store, "broadcasts", "b2", "b2")
 
 
 async def test_stale_etag_is_refused_by_the_server(open_store: OpenStore) -> None:
     store = await open_store()
-    first = await store.write_reference(make_ref(), None)
+    first = await store.references.write(make_ref(), None)
     first.name = "Adele"
-    await store.write_reference(first, first.etag)
+    await store.references.write(first, first.etag)
     # On the wire: If-Match with the old etag answers 412.
     container = store.containers["references"]
     doc = await raw(store, "references", Surface.TEAMS, person_id("t1", "u1"))
@@ -186,8 +187,8 @@ async def test_stale_etag_is_refused_by_the_server(open_store: OpenStore) -> Non
     assert refused.value.status_code == 412
     # Through the store: a ConcurrencyConflict, and nothing changed.
     with pytest.raises(ConcurrencyConflict):
-        await store.write_reference(first, first.etag)
-    current = await store.get_reference("t1", "u1", Surface.TEAMS)
+        await store.references.write(first, first.etag)
+    current = await store.references.get("t1", "u1", Surface.TEAMS)
     assert current is not None and current.name == "Adele"
 
 
@@ -195,7 +196,7 @@ async def test_read_modify_write_retries_after_a_412(open_store: OpenStore) -> N
     """An activity and a failed send update one reference through two clients (two processes)."""
     activity_side = await open_store()
     send_side = await open_store()
-    await activity_side.write_reference(make_ref(), None)
+    await activity_side.references.write(make_ref(), None)
     container = activity_side.containers["references"]
     original = container.replace_item
     statuses: list[int] = []
@@ -209,7 +210,7 @@ async def test_read_modify_write_retries_after_a_412(open_store: OpenStore) -> N
                 current.last_error = "ConversationNotFound"
                 return current
 
-            await send_side.update_reference("t1", "u1", Surface.TEAMS, failed)
+            await send_side.references.update("t1", "u1", Surface.TEAMS, failed)
         try:
             result = await original(item, body, **kwargs)
         except CosmosAccessConditionFailedError as exc:
@@ -225,9 +226,9 @@ async def test_read_modify_write_retries_after_a_412(open_store: OpenStore) -> N
         current.name = "Adele Vance"
         return current
 
-    await activity_side.update_reference("t1", "u1", Surface.TEAMS, renamed)
+    await activity_side.references.update("t1", "u1", Surface.TEAMS, renamed)
     assert statuses == [412, 200]
-    final = await send_side.get_reference("t1", "u1", Surface.TEAMS)
+    final = await send_side.references.get("t1", "u1", Surface.TEAMS)
     assert final is not None and (final.name, final.failures, final.last_error) == (
         "Adele Vance",
         1,
@@ -237,19 +238,19 @@ async def test_read_modify_write_retries_after_a_412(open_store: OpenStore) -> N
 
 async def test_two_clients_contend_for_the_dispatcher_lease(open_store: OpenStore) -> None:
     a, b = await open_store(), await open_store()
-    results = await asyncio.gather(a.acquire_lease("dispatcher", "A", 30), b.acquire_lease("dispatcher", "B", 30))
+    results = await asyncio.gather(a.leases.acquire("dispatcher", "A", 30), b.leases.acquire("dispatcher", "B", 30))
     assert sorted(results) == [False, True]
     holder, other = (a, b) if results[0] else (b, a)
     name = "A" if results[0] else "B"
-    assert await holder.acquire_lease("dispatcher", name, 30) is True
-    assert await other.acquire_lease("dispatcher", "other", 30) is False
+    assert await holder.leases.acquire("dispatcher", name, 30) is True
+    assert await other.leases.acquire("dispatcher", "other", 30) is False
 
 
 async def test_resolve_and_delivery_reads_never_query_across_partitions(open_store: OpenStore) -> None:
     store = await open_store()
     for surface in (Surface.TEAMS, Surface.TEAMS_COPILOT):
-        await store.write_reference(make_ref(surface=surface, aad_object_id="AAD-1", email="adele@mail.example"), None)
-    await store.create_delivery(
+        await store.references.write(make_ref(surface=surface, aad_object_id="AAD-1", email="adele@mail.example"), None)
+    await store.outbox.create(
         Delivery(id="d1", owner="k", tenant_id="t1", user_key="u1", recipient="u1", content={"text": "hi"})
     )
     calls: list[tuple[str, str, Any]] = []
@@ -267,14 +268,14 @@ async def test_resolve_and_delivery_reads_never_query_across_partitions(open_sto
 
     for recipient in ("U1@contoso.example", "aad-1", "ADELE@mail.example"):
         calls.clear()
-        assert await store.resolve(recipient, "t1") == [PersonKey("t1", "u1")]
+        assert await store.references.resolve(recipient, "t1") == [PersonKey("t1", "u1")]
         # A point read of the alias, then one of the Teams reference it names (which confirms it).
         assert calls == [
             ("aliases", "read_item", recipient.lower()),
             ("references", "read_item", person_id("t1", "u1")),
         ]
     calls.clear()
-    assert await store.get_delivery("d1") is not None
+    assert await store.outbox.get("d1") is not None
     assert calls == [("deliveries", "read_item", "d1")]
 
 
@@ -282,42 +283,42 @@ async def test_resolve_ignores_a_stale_alias(open_store: OpenStore) -> None:
     """The alias is an index; the reference decides. A UPN that moved to another person resolves to
     the new holder only, even though the old entry is still in the alias document."""
     store = await open_store()
-    await store.write_reference(make_ref("old", upn="shared@contoso.example"), None)
+    await store.references.write(make_ref("old", upn="shared@contoso.example"), None)
 
     def moved(current: Reference) -> Reference:
         current.upn = "old.person@contoso.example"
         return current
 
-    await store.update_person("t1", "old", moved)
-    await store.write_reference(make_ref("new", upn="shared@contoso.example"), None)
+    await store.references.update_person("t1", "old", moved)
+    await store.references.write(make_ref("new", upn="shared@contoso.example"), None)
     alias = await raw(store, "aliases", "shared@contoso.example", "shared@contoso.example")
     assert {(p["user_key"], tuple(p["surfaces"])) for p in alias["people"]} == {
         ("old", ("teams",)),
         ("new", ("teams",)),
     }
-    assert await store.resolve("shared@contoso.example", "t1") == [PersonKey("t1", "new")]
+    assert await store.references.resolve("shared@contoso.example", "t1") == [PersonKey("t1", "new")]
 
 
 async def test_forgetting_a_person_erases_every_alias_ever_written(open_store: OpenStore) -> None:
     """ForgetRecipient leaves no UPN behind, not even one the person no longer has."""
     store = await open_store(reference_ttl_seconds=30 * DAY)
-    await store.update_reference("t1", "u1", Surface.TEAMS, seen_at(store, now()))
-    await store.write_reference(make_ref("u2"), None)
+    await store.references.update("t1", "u1", Surface.TEAMS, seen_at(store, now()))
+    await store.references.write(make_ref("u2"), None)
 
     def renamed(current: Reference) -> Reference:
         current.upn = "u1.new@contoso.example"
         current.aad_object_id = "AAD-U1"
         return current
 
-    await store.update_person("t1", "u1", renamed)
+    await store.references.update_person("t1", "u1", renamed)
     ids = {d["id"] async for d in store.containers["aliases"].read_all_items()}
     assert {"u1@contoso.example", "u1.new@contoso.example", "aad-u1", "u2@contoso.example"} <= ids
-    ledger_id = _ledger_id(person_id("t1", "u1"))
+    ledger_id = ledger_doc_id(person_id("t1", "u1"))
     ledger = await raw(store, "aliases", ledger_id, ledger_id)
     assert set(ledger["alias_ids"]) == {"u1@contoso.example", "u1.new@contoso.example", "aad-u1"}
     assert "ttl" in ledger  # it goes when the aliases it lists would
 
-    assert await store.delete_person("t1", "u1") == 1
+    assert await store.references.delete_person("t1", "u1") == 1
     left = [d async for d in store.containers["aliases"].read_all_items()]
     assert [d["id"] for d in left if d.get("kind") != "ledger"] == ["u2@contoso.example"]
     assert all("u1" not in str(d) for d in left)
@@ -326,13 +327,13 @@ async def test_forgetting_a_person_erases_every_alias_ever_written(open_store: O
 async def test_api_key_names_stay_unique_across_clients(open_store: OpenStore) -> None:
     a, b = await open_store(), await open_store()
     results = await asyncio.gather(
-        a.create_api_key(ApiKey(id="k1", name="flows", secret_hash="h", scopes=["send"])),
-        b.create_api_key(ApiKey(id="k2", name="flows", secret_hash="h", scopes=["send"])),
+        a.keys.create(ApiKey(id="k1", name="flows", secret_hash="h", scopes=["send"])),
+        b.keys.create(ApiKey(id="k2", name="flows", secret_hash="h", scopes=["send"])),
         return_exceptions=True,
     )
     assert sum(isinstance(r, ApiKey) for r in results) == 1
-    assert [k.name for k in await a.list_api_keys()] == ["flows"]
-    assert await a.get_api_key("name:flows") is None  # the name claim is not a key
+    assert [k.name for k in await a.keys.list_all()] == ["flows"]
+    assert await a.keys.get("name:flows") is None  # the name claim is not a key
 
 
 async def test_entra_id_is_used_without_a_key(
@@ -359,8 +360,8 @@ async def test_entra_id_is_used_without_a_key(
     store = CosmosStore.from_settings(settings)
     await store.open()
     try:
-        await store.write_reference(make_ref(), None)
-        assert await store.resolve("u1@contoso.example", None) == [PersonKey("t1", "u1")]
+        await store.references.write(make_ref(), None)
+        assert await store.references.resolve("u1@contoso.example", None) == [PersonKey("t1", "u1")]
     finally:
         await store.close()
     assert requested and all(scope.endswith("/.default") for scopes in requested for scope in scopes)

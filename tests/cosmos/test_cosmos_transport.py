@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from teams_proactive.bot.model import Broadcast
-from teams_proactive.bot.store.cosmos_transport import MAX_CONNECTIONS, proxy_configured
+from teams_proactive.bot.store.cosmos.transport import MAX_CONNECTIONS, proxy_configured
 
 from tests.cosmos.conftest import OpenStore
 from tests.support.cosmos_fixtures import CosmosTarget
@@ -43,10 +43,10 @@ async def test_a_netrc_entry_for_the_account_host_does_not_break_the_store(
     monkeypatch.setenv("NETRC", str(netrc))  # read by aiohttp when it trusts the environment
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")  # names no proxy
     store = await open_store()  # with a trusting transport: ValueError "Cannot combine AUTHORIZATION header ..."
-    created = await store.create_broadcast(
+    created = await store.broadcasts.create(
         Broadcast(id="b-netrc", owner="k1", tenant_id="t1", content={"text": "hi"}, recipients=["a@contoso.example"])
     )
-    fetched = await store.get_broadcast("b-netrc")
+    fetched = await store.broadcasts.get("b-netrc")
     assert fetched is not None and fetched.etag == created.etag
 
 
@@ -87,11 +87,11 @@ async def test_a_burst_of_store_calls_shares_a_bounded_pool_of_connections(
     assert port is not None
     earlier = sockets_connected_to(port)  # other stores' idle connections to the shared server
     store = await open_store()
-    await store.create_broadcast(
+    await store.broadcasts.create(
         Broadcast(id="b-pool", owner="k1", tenant_id="t1", content={"text": "hi"}, recipients=["a@contoso.example"])
     )
     burst = 4 * MAX_CONNECTIONS
-    read = await asyncio.gather(*(store.get_broadcast("b-pool") for _ in range(burst)))
+    read = await asyncio.gather(*(store.broadcasts.get("b-pool") for _ in range(burst)))
     assert all(b is not None and b.id == "b-pool" for b in read)
     connections = len(sockets_connected_to(port) - earlier)
     # All started before any finished, so the pool filled up (and no further: 100 without the cap).
@@ -100,10 +100,10 @@ async def test_a_burst_of_store_calls_shares_a_bounded_pool_of_connections(
 
 async def test_a_store_call_after_close_fails_instead_of_opening_a_new_pool(open_store: OpenStore) -> None:
     store = await open_store()
-    await store.create_broadcast(
+    await store.broadcasts.create(
         Broadcast(id="b-closed", owner="k1", tenant_id="t1", content={"text": "hi"}, recipients=["a@contoso.example"])
     )
     await store.close()
     # azure-core's own transport refuses to reopen; a pool made again here would never be closed.
     with pytest.raises(ValueError, match="already been closed"):
-        await store.get_broadcast("b-closed")
+        await store.broadcasts.get("b-closed")

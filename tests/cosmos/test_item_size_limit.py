@@ -36,12 +36,12 @@ async def test_a_write_over_2_mb_is_refused_with_413_and_stores_nothing(open_sto
         return Broadcast(id=broadcast_id, owner="k1", tenant_id="t1", content={"text": "x" * text_bytes}, recipients=[])
 
     with pytest.raises(CosmosHttpResponseError) as refused:
-        await store.create_broadcast(broadcast("b-too-large", TWO_MB))
+        await store.broadcasts.create(broadcast("b-too-large", TWO_MB))
     assert refused.value.status_code == 413
     assert "Request size is too large" in str(refused.value)
-    assert await store.get_broadcast("b-too-large") is None
-    fits = await store.create_broadcast(broadcast("b-fits", TWO_MB - 4096))  # the rest of the record fits
-    assert (await store.get_broadcast("b-fits")) is not None and fits.id == "b-fits"
+    assert await store.broadcasts.get("b-too-large") is None
+    fits = await store.broadcasts.create(broadcast("b-fits", TWO_MB - 4096))  # the rest of the record fits
+    assert (await store.broadcasts.get("b-fits")) is not None and fits.id == "b-fits"
 
 
 def test_a_broadcast_that_skips_thousands_of_long_addresses_completes_under_the_item_limit(

@@ -172,7 +172,7 @@ def test_delete_cancels_a_queued_message(fast_live: LiveApp, connector: FakeConn
     assert final.status_code == 200 and final.json()["status"] == "failed"
     assert not [r for r in connector.received if r.method == "DELETE"]
     # The outbox holds nothing for it any more.
-    assert fast_live.runtime.call(fast_live.runtime.store.next_due_at()) is None
+    assert fast_live.runtime.call(fast_live.runtime.store.outbox.next_due_at()) is None
     assert texts_in(connector, user.conversation_id, "never sent") == 0
 
 

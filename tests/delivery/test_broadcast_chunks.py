@@ -38,8 +38,8 @@ def test_a_long_list_is_chunked_expanded_and_forgotten(live: LiveApp, connector:
     assert texts_in(connector, ben.conversation_id, "Long list") == 1
 
     runtime = live.runtime
-    stored = runtime.call(runtime.store.get_broadcast(broadcast_id))
+    stored = runtime.call(runtime.store.broadcasts.get(broadcast_id))
     assert stored is not None and stored.recipient_chunks == 2 and stored.recipients == []
     assert live.api("DELETE", f"/api/v1/recipients/{ben.upn}", API_KEY).status_code in (200, 204)
-    second = runtime.call(runtime.store.read_recipient_chunk(broadcast_id, 1))
+    second = runtime.call(runtime.store.broadcasts.read_chunk(broadcast_id, 1))
     assert second is not None and ben.upn not in second and second[1] == FORGOTTEN

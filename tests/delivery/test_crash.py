@@ -35,7 +35,7 @@ def _seed(path: Path, connector: FakeConnector) -> list[str]:
         await store.open()
         for i, person in enumerate(crowd):
             status = ReferenceStatus.ACTIVE if i < DELIVERABLE else ReferenceStatus.UNINSTALLED
-            await store.write_reference(reference(person, connector.service_url("crash"), status=status), None)
+            await store.references.write(reference(person, connector.service_url("crash"), status=status), None)
         await store.close()
 
     asyncio.run(write())

@@ -69,7 +69,7 @@ def test_the_next_leader_loads_the_pace_the_last_one_recorded() -> None:
             await _until(lambda: second.is_leader)
             assert second.budget.limiter.reserve("tenant-a") > time.monotonic() + 50  # the pause holds
             assert second.budget.pacer.delay("a:chat") > 0  # the chat's window holds
-            assert (await store.read_state("dispatcher-pacing") or {}).get("tenants", {}).get("tenant-a")
+            assert (await store.leases.read_state("dispatcher-pacing") or {}).get("tenants", {}).get("tenant-a")
         finally:
             await second.stop()
 

@@ -49,7 +49,7 @@ async def _until(condition: Callable[[], Awaitable[bool]], seconds: float = 30.0
 
 
 async def _all_final(store: SqliteStore, tag: str, count: int) -> bool:
-    counts = await store.count_deliveries(tag)
+    counts = await store.outbox.count(tag)
     return counts.get(DeliveryStatus.DELIVERED, 0) + counts.get(DeliveryStatus.FAILED, 0) == count
 
 
@@ -64,7 +64,7 @@ def test_concurrent_claims_from_two_processes_never_overlap(tmp_path: Path) -> N
     async def prepare() -> None:
         store = SqliteStore(path)
         await store.open()
-        await store.create_deliveries(_deliveries(crowd, "claims"))
+        await store.outbox.create_many(_deliveries(crowd, "claims"))
         await store.close()
 
     asyncio.run(prepare())
@@ -78,7 +78,7 @@ def test_concurrent_claims_from_two_processes_never_overlap(tmp_path: Path) -> N
             mine = claimed.setdefault(name, [])
             for _ in range(20):  # 4 claimers x 7 x 20 rounds: more than there is
                 start.wait()  # every round, all four claim at the same moment
-                mine.extend(d.id for d in await store.claim_due(name, now(), 7, 60.0))
+                mine.extend(d.id for d in await store.outbox.claim_due(name, now(), 7, 60.0))
             await store.close()
 
         asyncio.run(run())
@@ -107,14 +107,14 @@ def test_two_dispatchers_on_one_store_send_each_message_once(tmp_path: Path, con
             dispatchers = [Dispatcher(store, client, FAST) for store in stores]
             for dispatcher in dispatchers:
                 dispatcher.start()
-            await stores[1].create_deliveries(_deliveries(crowd, "pair"))
+            await stores[1].outbox.create_many(_deliveries(crowd, "pair"))
             for dispatcher in dispatchers:
                 dispatcher.notify()
             await _until(lambda: _all_final(stores[0], "pair", 300))
             leaders = [d.is_leader for d in dispatchers]
             for dispatcher in dispatchers:
                 await dispatcher.stop()
-            counts = await stores[0].count_deliveries("pair")
+            counts = await stores[0].outbox.count("pair")
         for store in stores:
             await store.close()
         return leaders, counts
@@ -153,7 +153,7 @@ def test_a_dead_dispatchers_work_is_taken_over(tmp_path: Path, connector: FakeCo
             await _until(lambda: _leader(first))
             second = Dispatcher(stores[1], client, settings)
             second.start()
-            await stores[0].create_deliveries(_deliveries(crowd, "takeover"))
+            await stores[0].outbox.create_many(_deliveries(crowd, "takeover"))
             first.notify()
             await _until(lambda: _some_sent(connector, "takeover", 60))
             # The first dispatcher dies: its loop and its sends stop, its leases stay behind.
@@ -164,7 +164,7 @@ def test_a_dead_dispatchers_work_is_taken_over(tmp_path: Path, connector: FakeCo
             await _until(lambda: _all_final(stores[1], "takeover", 200))
             assert second.is_leader
             await second.stop()
-            counts = await stores[1].count_deliveries("takeover")
+            counts = await stores[1].outbox.count("takeover")
         for store in stores:
             await store.close()
         return counts
@@ -194,17 +194,17 @@ def test_a_lost_lease_never_sends(tmp_path: Path, connector: FakeConnector) -> N
         for store in (slow_store, fast_store):
             await store.open()
         await seed(slow_store, crowd, connector.service_url())
-        await slow_store.create_deliveries(_deliveries(crowd, "lost"))
+        await slow_store.outbox.create_many(_deliveries(crowd, "lost"))
         async with aiohttp.ClientSession() as session:
             client = BotConnectorClient(session, _no_token, timeout_seconds=FAST.send_timeout_seconds)
             slow = Dispatcher(slow_store, client, FAST)
             fast = Dispatcher(fast_store, client, FAST)
             # The slow one claimed it, and its lease has run out (a negative lease: already over).
-            [stale] = await slow_store.claim_due(slow.owner, now(), 1, -1.0)
-            [taken] = await fast_store.claim_due(fast.owner, now(), 1, FAST.lease_seconds)
+            [stale] = await slow_store.outbox.claim_due(slow.owner, now(), 1, -1.0)
+            [taken] = await fast_store.outbox.claim_due(fast.owner, now(), 1, FAST.lease_seconds)
             await fast._deliver(taken)
             await slow._deliver(stale)
-            final = await fast_store.get_delivery(stale.id)
+            final = await fast_store.outbox.get(stale.id)
         for store in (slow_store, fast_store):
             await store.close()
         assert final is not None
@@ -224,12 +224,12 @@ def test_the_leader_lease_passes_on_when_released(tmp_path: Path) -> None:
         await store.open()
         settings = DispatcherSettings(leader_lease_seconds=5.0)
         results = [
-            await store.acquire_lease(LEADER_LEASE, "a", settings.leader_lease_seconds),
-            await store.acquire_lease(LEADER_LEASE, "b", settings.leader_lease_seconds),
-            await store.acquire_lease(LEADER_LEASE, "a", settings.leader_lease_seconds),  # renewal
+            await store.leases.acquire(LEADER_LEASE, "a", settings.leader_lease_seconds),
+            await store.leases.acquire(LEADER_LEASE, "b", settings.leader_lease_seconds),
+            await store.leases.acquire(LEADER_LEASE, "a", settings.leader_lease_seconds),  # renewal
         ]
-        await store.release_lease(LEADER_LEASE, "a")
-        results.append(await store.acquire_lease(LEADER_LEASE, "b", settings.leader_lease_seconds))
+        await store.leases.release(LEADER_LEASE, "a")
+        results.append(await store.leases.acquire(LEADER_LEASE, "b", settings.leader_lease_seconds))
         await store.close()
         return results
 
@@ -246,21 +246,21 @@ def test_a_send_that_outlived_its_own_lease_is_not_doubled(tmp_path: Path, conne
         store = SqliteStore(path)
         await store.open()
         await seed(store, crowd, connector.service_url())
-        await store.create_deliveries(_deliveries(crowd, "outlived"))
+        await store.outbox.create_many(_deliveries(crowd, "outlived"))
         async with aiohttp.ClientSession() as session:
             client = BotConnectorClient(session, _no_token, timeout_seconds=FAST.send_timeout_seconds)
             dispatcher = Dispatcher(store, client, FAST)
-            assert await store.acquire_lease(LEADER_LEASE, dispatcher.owner, 60)
+            assert await store.leases.acquire(LEADER_LEASE, dispatcher.owner, 60)
             dispatcher.is_leader = True
             # Claimed with a lease that has already run out, and held back by a pause.
-            [waiting] = await store.claim_due(dispatcher.owner, now(), 1, -1.0)
+            [waiting] = await store.outbox.claim_due(dispatcher.owner, now(), 1, -1.0)
             dispatcher._limiter.pause("t", 1.0)
             first = asyncio.get_running_loop().create_task(dispatcher._deliver(waiting))
             dispatcher._claimed[waiting.id] = waiting
             await dispatcher._claim_and_send(1.0)  # takes the lapsed claim again
             assert dispatcher.in_flight == 0  # no second task
             await first
-            final = await store.get_delivery(waiting.id)
+            final = await store.outbox.get(waiting.id)
         await store.close()
         return dispatcher, final
 
@@ -286,14 +286,14 @@ def test_an_outcome_written_after_forget_recipient_keeps_the_scrub(tmp_path: Pat
         store = SqliteStore(path)
         await store.open()
         await seed(store, crowd, connector.service_url())
-        await store.create_deliveries(_deliveries(crowd, "scrubbed"))
+        await store.outbox.create_many(_deliveries(crowd, "scrubbed"))
         async with aiohttp.ClientSession() as session:
             client = BotConnectorClient(session, _no_token, timeout_seconds=FAST.send_timeout_seconds)
             dispatcher = Dispatcher(store, client, FAST)
-            [claimed] = await store.claim_due(dispatcher.owner, now(), 1, FAST.lease_seconds)
-            await store.update_delivery(claimed.id, scrub)  # meanwhile, ForgetRecipient
+            [claimed] = await store.outbox.claim_due(dispatcher.owner, now(), 1, FAST.lease_seconds)
+            await store.outbox.update(claimed.id, scrub)  # meanwhile, ForgetRecipient
             await dispatcher._deliver(claimed)
-            final = await store.get_delivery(claimed.id)
+            final = await store.outbox.get(claimed.id)
         await store.close()
         return dispatcher, final
 

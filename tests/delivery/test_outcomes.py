@@ -12,6 +12,8 @@ from teams_proactive.bot.delivery.outcomes import OutcomeWriter
 from teams_proactive.bot.model import Delivery, DeliveryStatus
 from teams_proactive.bot.store.base import ConcurrencyConflict
 from teams_proactive.bot.store.memory import MemoryStore
+from teams_proactive.bot.store.memory.database import MemoryDatabase
+from teams_proactive.bot.store.memory.outbox import MemoryOutbox
 
 HOUR = 3600.0  # a window no test waits for: groups leave when full or drained
 
@@ -24,20 +26,35 @@ def on_a_loop(test: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], Non
     return run
 
 
-class CountingStore(MemoryStore):
-    def __init__(self) -> None:
-        super().__init__()
+class CountingOutbox(MemoryOutbox):
+    def __init__(self, db: MemoryDatabase) -> None:
+        super().__init__(db)
         self.groups: list[list[str]] = []
 
-    async def write_deliveries(self, writes: list[tuple[Delivery, str]]) -> list[Delivery | None]:
+    async def write_many(self, writes: list[tuple[Delivery, str]]) -> list[Delivery | None]:
         self.groups.append([d.id for d, _ in writes])
-        return await super().write_deliveries(writes)
+        return await super().write_many(writes)
+
+
+class CountingStore(MemoryStore):
+    outbox: CountingOutbox
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.outbox = self.make_outbox()
+
+    def make_outbox(self) -> CountingOutbox:
+        return CountingOutbox(self.db)
+
+    @property
+    def groups(self) -> list[list[str]]:
+        return self.outbox.groups
 
 
 async def created(store: CountingStore, count: int) -> list[Delivery]:
     deliveries = []
     for i in range(count):
-        stored, _ = await store.create_delivery(
+        stored, _ = await store.outbox.create(
             Delivery(
                 id=f"d{i}",
                 owner="k",
@@ -62,7 +79,7 @@ async def test_a_full_group_is_one_store_call_and_each_writer_gets_its_record() 
     assert store.groups == [["d0", "d1", "d2"]]
     assert [w.id for w in written] == ["d0", "d1", "d2"]
     for w in written:
-        stored = await store.get_delivery(w.id)
+        stored = await store.outbox.get(w.id)
         assert stored is not None and stored.status == DeliveryStatus.DELIVERED and stored.etag == w.etag
 
 
@@ -71,7 +88,7 @@ async def test_a_stale_write_fails_alone() -> None:
     store = CountingStore()
     writer = OutcomeWriter(store, window=HOUR, max_group=2)
     fresh, stale = await created(store, 2)
-    await store.write_delivery(stale, stale.etag or "")  # another writer got there first
+    await store.outbox.write(stale, stale.etag or "")  # another writer got there first
     results = await asyncio.gather(
         writer.write(fresh, fresh.etag or ""), writer.write(stale, stale.etag or ""), return_exceptions=True
     )
@@ -93,9 +110,13 @@ async def test_drain_writes_what_waits() -> None:
 
 @on_a_loop
 async def test_a_store_failure_reaches_every_writer_of_the_group() -> None:
-    class Failing(CountingStore):
-        async def write_deliveries(self, writes: list[tuple[Delivery, str]]) -> list[Delivery | None]:
+    class FailingOutbox(CountingOutbox):
+        async def write_many(self, writes: list[tuple[Delivery, str]]) -> list[Delivery | None]:
             raise OSError("disk full")
+
+    class Failing(CountingStore):
+        def make_outbox(self) -> CountingOutbox:
+            return FailingOutbox(self.db)
 
     store = Failing()
     writer = OutcomeWriter(store, window=HOUR, max_group=2)
@@ -103,4 +124,4 @@ async def test_a_store_failure_reaches_every_writer_of_the_group() -> None:
     results = await asyncio.gather(*(writer.write(d, d.etag or "") for d in deliveries), return_exceptions=True)
     assert all(isinstance(r, OSError) for r in results)
     with pytest.raises(OSError):
-        await Failing().write_deliveries([])
+        await Failing().outbox.write_many([])

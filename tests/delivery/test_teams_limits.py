@@ -162,5 +162,5 @@ def test_a_failed_member_lookup_keeps_the_person_and_the_next_activity_learns_th
     assert connector.member_lookups == 2
     by_upn = fast_live.api("GET", f"/api/v1/recipients/{user.upn}", API_KEY).json()
     assert by_upn["aadObjectId"] == user.aad_object_id and by_upn["reachable"] is True
-    refs = fast_live.runtime.call(fast_live.runtime.store.person_references(user.tenant_id, user.aad_object_id))
+    refs = fast_live.runtime.call(fast_live.runtime.store.references.of_person(user.tenant_id, user.aad_object_id))
     assert [r.surface for r in refs] == [Surface.TEAMS] and refs[0].upn == user.upn

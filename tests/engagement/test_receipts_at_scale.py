@@ -26,7 +26,7 @@ def _seed(live: LiveApp, user: act.TeamsUser) -> list[Delivery]:
         for i in range(COUNT)
     ]  # fmt: skip
     for delivery in deliveries:
-        live.runtime.call(live.runtime.store.create_delivery(delivery))
+        live.runtime.call(live.runtime.store.outbox.create(delivery))
     return deliveries
 
 
@@ -39,7 +39,7 @@ def test_one_receipt_marks_every_earlier_message_past_the_first_page(
     last_read = deliveries[-2].message_id  # everything but the newest one was read
     assert engage_live.activity(read_receipt(user, connector.service_url(), last_read)).status_code == 200
     store = engage_live.runtime.store
-    read = [engage_live.runtime.call(store.get_delivery(d.id)) for d in deliveries]
+    read = [engage_live.runtime.call(store.outbox.get(d.id)) for d in deliveries]
     assert sum(1 for d in read if d is not None and d.read_at is not None) == COUNT - 1
     assert read[-1] is not None and read[-1].read_at is None
     shown = engage_live.api("GET", f"/api/v1/messages/{deliveries[0].id}", API_KEY).json()
@@ -55,7 +55,7 @@ def test_an_answer_finds_its_card_on_a_later_page(engage_live: LiveApp, connecto
         answer = act.card_submit(user, connector.service_url(), {"answer": "yes"})
         answer["replyToId"] = target.message_id
         assert engage_live.activity(answer).status_code == 200
-        stored = engage_live.runtime.call(store.get_delivery(target.id))
+        stored = engage_live.runtime.call(store.outbox.get(target.id))
         assert stored is not None and stored.responded_at is not None, target.id
-    answered = [engage_live.runtime.call(store.get_delivery(d.id)) for d in deliveries]
+    answered = [engage_live.runtime.call(store.outbox.get(d.id)) for d in deliveries]
     assert sum(1 for d in answered if d is not None and d.responded_at is not None) == 3

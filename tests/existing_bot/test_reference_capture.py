@@ -49,7 +49,7 @@ def run(capture: ReferenceCapture, activity: dict[str, Any]) -> tuple[Host, list
 
 def opted_out(store: MemoryStore, user: act.TeamsUser) -> bool:
     async def read() -> bool:
-        refs = await store.person_references(user.tenant_id, user.aad_object_id.lower())
+        refs = await store.references.of_person(user.tenant_id, user.aad_object_id.lower())
         return bool(refs) and all(r.opted_out for r in refs)
 
     return asyncio.run(read())

@@ -60,7 +60,7 @@ def test_a_graph_installed_persons_receipt_and_card_answer_are_recorded_under_te
     answer = act.card_submit(user, connector.service_url("a"), {"answer": "yes"})
     answer["replyToId"] = delivery["teamsMessageId"]
     assert graph_live.activity(answer).status_code == 200
-    stored = graph_live.runtime.call(graph_live.runtime.store.get_delivery(delivery["id"]))
+    stored = graph_live.runtime.call(graph_live.runtime.store.outbox.get(delivery["id"]))
     assert stored is not None and stored.responded_at is not None
 
 
@@ -79,7 +79,7 @@ def test_the_first_activity_in_the_chat_ties_the_ids_even_when_it_is_the_receipt
     # Sends after that go to the id Teams uses; the Graph id stays known for what was sent under it.
     again = send(graph_live, {"recipient": adele.upn, "text": "Second", "wait": 30}).json()
     assert again["conversationId"] == user.conversation_id
-    refs = graph_live.runtime.call(graph_live.runtime.store.person_references(TENANT, adele.id.lower()))
+    refs = graph_live.runtime.call(graph_live.runtime.store.references.of_person(TENANT, adele.id.lower()))
     assert refs[0].chat_ids == {user.conversation_id, delivery["conversationId"]}
 
 

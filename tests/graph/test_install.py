@@ -60,7 +60,7 @@ def test_the_bots_own_installation_update_merges_into_the_same_record(
     assert user.conversation_id.startswith("a:")
     connector.same_chat(graph.chat_id(adele.id), user.conversation_id)
     assert graph_live.activity(act.install(user, connector.service_url("a"))).status_code == 200
-    refs = graph_live.runtime.call(graph_live.runtime.store.person_references(TENANT, adele.id.lower()))
+    refs = graph_live.runtime.call(graph_live.runtime.store.references.of_person(TENANT, adele.id.lower()))
     assert [(r.surface, r.conversation_id, r.user_id, r.conversation_aliases) for r in refs] == [
         (Surface.TEAMS, user.conversation_id, user.user_id, [graph.chat_id(adele.id)])
     ]

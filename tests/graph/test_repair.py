@@ -40,7 +40,7 @@ def test_a_deleted_chat_is_repaired_once(graph_live: LiveApp, graph: FakeGraph, 
     assert delivery["conversationId"] == new_chat
     assert [r.activity["text"] for r in connector.sent(new_chat)] == ["Hello again"]
     ref = graph_live.runtime.call(
-        graph_live.runtime.store.get_reference(TENANT, user.aad_object_id.lower(), Surface.TEAMS)
+        graph_live.runtime.store.references.get(TENANT, user.aad_object_id.lower(), Surface.TEAMS)
     )
     assert ref is not None and ref.status == ReferenceStatus.ACTIVE and ref.conversation_id == new_chat
 

@@ -37,7 +37,7 @@ def test_a_conflicting_write_is_retried_on_the_current_record(
             current.opted_out = True
             return current
 
-        await store.update_reference(ref.tenant_id, ref.user_key, ref.surface, opt_out)
+        await store.references.update(ref.tenant_id, ref.user_key, ref.surface, opt_out)
         try:
             return await original(ref, etag)
         except ConcurrencyConflict:
@@ -51,7 +51,7 @@ def test_a_conflicting_write_is_retried_on_the_current_record(
     finally:
         store.write_reference = original  # type: ignore[method-assign]
     assert conflicts == [user.aad_object_id]
-    refs = live.runtime.call(store.person_references(user.tenant_id, user.aad_object_id))
+    refs = live.runtime.call(store.references.of_person(user.tenant_id, user.aad_object_id))
     (chat,) = [r for r in refs if r.surface == Surface.TEAMS]
     assert chat.opted_out is True  # the other writer's change survived
     assert chat.service_url == connector.service_url("moved")  # and so did this activity's

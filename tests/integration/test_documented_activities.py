@@ -95,7 +95,7 @@ def test_documented_messages_record_the_teams_and_copilot_surfaces(
     url = connector.service_url()
     assert live.activity(documented.activity("message-personal", user, url)).status_code == 200
     assert live.activity(documented.activity("message-copilot-in-teams", user, url)).status_code == 200
-    refs = live.runtime.call(live.runtime.store.person_references(user.tenant_id, user.aad_object_id.lower()))
+    refs = live.runtime.call(live.runtime.store.references.of_person(user.tenant_id, user.aad_object_id.lower()))
     surfaces = {r.surface: r.conversation_id for r in refs}
     assert surfaces[Surface.TEAMS] == user.conversation_id
     assert surfaces[Surface.TEAMS_COPILOT] == user.copilot_conversation_id
@@ -124,7 +124,7 @@ def test_team_events_take_the_team_record_away_and_back(
     url = connector.service_url()
 
     def team_status() -> str:
-        refs = live.runtime.call(live.runtime.store.person_references(user.tenant_id, user.aad_object_id.lower()))
+        refs = live.runtime.call(live.runtime.store.references.of_person(user.tenant_id, user.aad_object_id.lower()))
         return next(r.status for r in refs if r.conversation_id.endswith("@thread.skype"))
 
     assert live.activity(documented.activity("conversation-update-teamrenamed", user, url)).status_code == 200

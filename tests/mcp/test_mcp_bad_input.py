@@ -33,8 +33,8 @@ def person(live: LiveApp, connector: FakeConnector, make_user) -> act.TeamsUser:
 
 def queued(live: LiveApp) -> int:
     """Deliveries in the outbox (any status) and broadcasts: what a call that changed something leaves."""
-    page = live.runtime.call(live.runtime.store.list_deliveries(limit=10_000))
-    return len(page.items) + len(live.runtime.call(live.runtime.store.broadcast_ids()))
+    page = live.runtime.call(live.runtime.store.outbox.page(limit=10_000))
+    return len(page.items) + len(live.runtime.call(live.runtime.store.broadcasts.ids()))
 
 
 def call(name: str, arguments: Any, id_: int = 1) -> dict[str, Any]:

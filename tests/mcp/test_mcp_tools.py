@@ -270,7 +270,7 @@ def test_a_key_without_the_broadcast_scope_may_not_broadcast(
     assert result.structured_content["error"]["code"] == "Forbidden"
     message = result.structured_content["error"]["message"]
     assert "'broadcast' permission" in message and "use the tool 'start_broadcast'" in message
-    assert live.runtime.call(live.runtime.store.broadcast_ids()) == []
+    assert live.runtime.call(live.runtime.store.broadcasts.ids()) == []
 
 
 def test_unknown_tool_is_a_protocol_error_naming_the_tools(live: LiveApp) -> None:

@@ -83,14 +83,14 @@ def seed(live: LiveApp, connector: FakeConnector, make_user) -> Seeded:  # type:
                 )
             )
     store = live.runtime.store
-    live.runtime.call(store.create_deliveries(history))
+    live.runtime.call(store.outbox.create_many(history))
 
     # A broadcast to 10 people: 4 delivered, 1 failed, 5 still waiting (scheduled far ahead).
     broadcast = Broadcast(
         id=uuid.uuid4().hex, owner="ops", tenant_id=CONTOSO, content={"text": "All hands"}, recipients=None,
         status="running", total=10, created_at=at - 600,
     )  # fmt: skip
-    live.runtime.call(store.create_broadcast(broadcast))
+    live.runtime.call(store.broadcasts.create(broadcast))
     parts = []
     for i in range(10):
         status = DeliveryStatus.DELIVERED if i < 4 else DeliveryStatus.FAILED if i == 4 else DeliveryStatus.SCHEDULED
@@ -110,7 +110,7 @@ def seed(live: LiveApp, connector: FakeConnector, make_user) -> Seeded:  # type:
                 not_before=at + 365 * 86400 if status == DeliveryStatus.SCHEDULED else at - 300,
             )
         )
-    live.runtime.call(store.create_deliveries(parts))
+    live.runtime.call(store.outbox.create_many(parts))
     seeded.broadcast_id = broadcast.id
     return seeded
 
@@ -139,7 +139,7 @@ def seed_finished_card_broadcast(live: LiveApp) -> str:
         ],
     )  # fmt: skip
     store = live.runtime.store
-    live.runtime.call(store.create_broadcast(broadcast))
+    live.runtime.call(store.broadcasts.create(broadcast))
     outcomes = [
         (DeliveryStatus.DELIVERED, None, True),
         (DeliveryStatus.DELIVERED, None, False),
@@ -166,5 +166,5 @@ def seed_finished_card_broadcast(live: LiveApp) -> str:
                 not_before=at - 2 * HOUR,
             )
         )
-    live.runtime.call(store.create_deliveries(parts))
+    live.runtime.call(store.outbox.create_many(parts))
     return broadcast.id

@@ -47,14 +47,14 @@ def test_subscriptions_made_before_the_upgrade_stay_with_their_key_but_not_with_
         flow_key = create_key(live, "flow-old", tenant_id="tenant-a", scopes=["send"])
         # A key named like a built-in caller, made before names were reserved (straight into the store).
         squatter = ApiKey(id="0badc0ffee00", name="bootstrap", secret_hash=keys._hash("s3cret"), scopes=["send"])
-        live.runtime.call(store.create_api_key(squatter))
+        live.runtime.call(store.keys.create(squatter))
         squatter_key = "tpk_0badc0ffee00_s3cret"
         for sub_id, owner in (("legacy-flow", "flow-old"), ("legacy-boot", "bootstrap")):
             subscription = Subscription(
                 id=sub_id, owner=owner, event="userMessage", callback_url="https://x.example/cb", tenant_id="tenant-a"
             )
-            live.runtime.call(store.create_subscription(subscription))
+            live.runtime.call(store.subscriptions.create(subscription))
         assert live.api("DELETE", "/api/v1/subscriptions/legacy-boot", squatter_key).status_code == 404
         assert live.api("DELETE", "/api/v1/subscriptions/legacy-flow", squatter_key).status_code == 404
         assert live.api("DELETE", "/api/v1/subscriptions/legacy-flow", flow_key).status_code == 204
-        assert live.runtime.call(store.get_subscription("legacy-boot")) is not None
+        assert live.runtime.call(store.subscriptions.get("legacy-boot")) is not None

@@ -29,7 +29,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 def all_references(live: LiveApp) -> list[Reference]:
     store = live.runtime.store
-    page = live.runtime.call(store.list_references(tenant_id=None, status=None, surface=None, limit=10_000, token=None))
+    page = live.runtime.call(store.references.page(tenant_id=None, status=None, surface=None, limit=10_000, token=None))
     return list(page.items)
 
 
@@ -38,7 +38,7 @@ def all_deliveries(live: LiveApp) -> list[Delivery]:
     found: list[Delivery] = []
     token: str | None = None
     while True:
-        page = live.runtime.call(store.list_deliveries(limit=1000, token=token))
+        page = live.runtime.call(store.outbox.page(limit=1000, token=token))
         found.extend(page.items)
         token = page.next_token
         if not token:

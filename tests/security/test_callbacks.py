@@ -117,7 +117,7 @@ def test_subscribe_refuses_internal_targets_userinfo_and_plain_http(
             ):
                 wrong.append(f"{name}: {response.status_code} {response.text}")
         assert not wrong, "\n".join(wrong)
-        assert live.runtime.call(live.runtime.store.list_subscriptions()) == []
+        assert live.runtime.call(live.runtime.store.subscriptions.list_all()) == []
         # Power Automate's own callback host is a public https name: accepted.
         ok = live.api(
             "POST",
@@ -153,7 +153,7 @@ def test_send_card_and_wait_refuses_the_same_callbacks_before_sending(
         assert not wrong, "\n".join(wrong)
         # Nothing was sent or registered.
         assert [r for r in connector.sent(user.conversation_id) if r.activity.get("attachments")] == []
-        assert live.runtime.call(live.runtime.store.list_subscriptions()) == []
+        assert live.runtime.call(live.runtime.store.subscriptions.list_all()) == []
 
 
 def test_the_guard_itself_refuses_every_spelling() -> None:
@@ -198,7 +198,7 @@ def test_subscriptions_per_key_are_capped(app_env: dict[str, str], connector: Fa
         assert third.status_code == 409, third.text
         assert third.json()["error"]["code"] == "SubscriptionLimitReached"
         assert "MAX_SUBSCRIPTIONS_PER_KEY=2" in third.json()["error"]["message"]
-        assert len(live.runtime.call(live.runtime.store.list_subscriptions())) == 2
+        assert len(live.runtime.call(live.runtime.store.subscriptions.list_all())) == 2
 
 
 def test_waiting_cards_do_not_use_up_the_trigger_cap(
@@ -427,12 +427,12 @@ def test_a_refused_target_counts_like_any_unreachable_host(
             subscription = Subscription(
                 id=f"s{len(outcomes)}", owner="bootstrap", event="userMessage", callback_url=url
             )
-            live.runtime.call(live.runtime.store.create_subscription(subscription))
+            live.runtime.call(live.runtime.store.subscriptions.create(subscription))
             before = callbacks_outcomes(live)
             assert live.activity(act.message(user, connector.service_url(), "hi")).status_code == 200
             wait_until(lambda: not pending_events(db), what="the event to be given up")
             outcomes.append(delta(before, callbacks_outcomes(live)))
-            live.runtime.call(live.runtime.store.delete_subscription(subscription.id))
+            live.runtime.call(live.runtime.store.subscriptions.delete(subscription.id))
         assert outcomes[0] == outcomes[1] == {"retried": FAST.max_attempts - 1, "failed": 1}
 
 

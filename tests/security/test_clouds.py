@@ -76,7 +76,7 @@ def test_each_cloud_accepts_its_own_channel_tokens_and_refuses_the_others(
     header = issuer.bot_framework_auth_header(APP_ID, activity["serviceUrl"], issuer=ISSUERS[family])
     response = app.activity(activity, headers={"Authorization": header})
     own = CLOUDS[cloud_name].token_issuer == ISSUERS[family]
-    stored = app.runtime.call(app.runtime.store.person_references(user.tenant_id, user.aad_object_id.lower()))
+    stored = app.runtime.call(app.runtime.store.references.of_person(user.tenant_id, user.aad_object_id.lower()))
     if own:
         assert response.status_code == 200, response.text
         assert len(stored) == 1

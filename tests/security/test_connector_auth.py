@@ -30,7 +30,7 @@ def _install(live: LiveApp, connector: FakeConnector, user: act.TeamsUser) -> No
 
 def test_store_keeps_only_a_hash_of_the_key(live: LiveApp) -> None:
     secret = create_key(live, "flows")
-    records = live.runtime.call(live.runtime.store.list_api_keys())
+    records = live.runtime.call(live.runtime.store.keys.list_all())
     assert [r.name for r in records] == ["flows"]
     key_id, key_secret = secret.split("_")[1:]
     assert records[0].id == key_id

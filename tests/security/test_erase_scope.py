@@ -24,37 +24,37 @@ def _ref(tenant: str, user: str, upn: str) -> Reference:
 
 async def _scenario(store: Store) -> tuple[dict[str, int], list[str]]:
     await store.open()
-    await store.write_reference(_ref("t1", "adele", "adele@contoso.example"), None)
+    await store.references.write(_ref("t1", "adele", "adele@contoso.example"), None)
     # 200 finished broadcasts that do not name her, in her tenant and in another.
     for n in range(200):
         tenant = "t1" if n % 2 else "t2"
-        await store.create_broadcast(
+        await store.broadcasts.create(
             Broadcast(id=f"other-{n:03}", owner="k", tenant_id=tenant, content={}, recipients=[f"p{n}@x.example"],
                       status="completed")
         )  # fmt: skip
-        await store.index_broadcast(f"other-{n:03}", index_keys(tenant, [f"p{n}@x.example"]), None)
+        await store.broadcasts.index(f"other-{n:03}", index_keys(tenant, [f"p{n}@x.example"]), None)
     # One that skipped her (indexed at expansion), one she got (found through her delivery).
-    await store.create_broadcast(
+    await store.broadcasts.create(
         Broadcast(id="skipped-her", owner="k", tenant_id="t1", content={}, recipients=["adele@contoso.example"],
                   status="completed", skipped=[{"recipient": "adele@contoso.example", "code": "RecipientOptedOut"}])
     )  # fmt: skip
-    await store.index_broadcast("skipped-her", index_keys("t1", ["adele@contoso.example"]), None)
-    await store.create_broadcast(
+    await store.broadcasts.index("skipped-her", index_keys("t1", ["adele@contoso.example"]), None)
+    await store.broadcasts.create(
         Broadcast(id="sent-her", owner="k", tenant_id="t1", content={}, recipients=["ADELE@contoso.example"],
                   status="completed")
     )  # fmt: skip
-    await store.create_delivery(
+    await store.outbox.create(
         Delivery(id="d1", owner="k", tenant_id="t1", user_key="adele", recipient="ADELE@contoso.example",
                  content={"text": "hi"}, broadcast_id="sent-her")
     )  # fmt: skip
     read: list[str] = []
-    original = store.get_broadcast
+    original = store.broadcasts.get
 
     async def counting(broadcast_id: str) -> Any:
         read.append(broadcast_id)
         return await original(broadcast_id)
 
-    store.get_broadcast = counting  # type: ignore[method-assign]
+    store.broadcasts.get = counting  # type: ignore[method-assign]
     try:
         result = await forget(store, PersonKey("t1", "adele"))
         for broadcast_id in ("skipped-her", "sent-her"):

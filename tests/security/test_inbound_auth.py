@@ -85,7 +85,7 @@ def _probe(fake: FakeConnector, channel_id: str = "msteams") -> tuple[act.TeamsU
 
 
 def _stored(app: LiveApp, user: act.TeamsUser) -> int:
-    return len(app.runtime.call(app.runtime.store.person_references(user.tenant_id, user.aad_object_id.lower())))
+    return len(app.runtime.call(app.runtime.store.references.of_person(user.tenant_id, user.aad_object_id.lower())))
 
 
 def _post(app: LiveApp, activity: dict[str, Any], authorization: str | None) -> Any:

@@ -42,7 +42,7 @@ def test_activity_body_over_its_cap_is_413(live: LiveApp, connector: FakeConnect
     activity = act.message(user, connector.service_url("a"), "x" * 300_000)
     response = live.activity(activity)
     assert response.status_code == 413, response.text
-    assert live.runtime.call(live.runtime.store.person_references(user.tenant_id, user.aad_object_id.lower())) == []
+    assert live.runtime.call(live.runtime.store.references.of_person(user.tenant_id, user.aad_object_id.lower())) == []
 
 
 @pytest.mark.parametrize(

@@ -43,7 +43,7 @@ def post_raw(live: LiveApp, path: str, body: str) -> Any:
 
 def stored(live: LiveApp) -> tuple[int, int, int]:
     store = live.runtime.store
-    broadcasts = live.runtime.call(store.broadcast_ids())
+    broadcasts = live.runtime.call(store.broadcasts.ids())
     return len(all_deliveries(live)), len(broadcasts), len(all_references(live))
 
 

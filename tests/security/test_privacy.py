@@ -41,7 +41,7 @@ def _dump(live: LiveApp) -> str:
     deliveries = all_deliveries(live)
     docs += [d.to_doc() for d in deliveries]
     for broadcast_id in {d.broadcast_id for d in deliveries if d.broadcast_id}:
-        broadcast = live.runtime.call(live.runtime.store.get_broadcast(broadcast_id))
+        broadcast = live.runtime.call(live.runtime.store.broadcasts.get(broadcast_id))
         docs.append(broadcast.to_doc() if broadcast else None)
     return json.dumps(docs, ensure_ascii=False).lower()
 
@@ -147,7 +147,7 @@ def test_uninstall_erases_the_person_only_when_delete_on_uninstall_is_on(
 def _until_erasures_done(live: LiveApp) -> None:
     store = live.runtime.store
     deadline = time.monotonic() + 30
-    while live.runtime.call(store.pending_erasures(10)):
+    while live.runtime.call(store.erasures.pending(10)):
         assert time.monotonic() < deadline, "the queued erasure was never done"
         time.sleep(POLL_SECONDS)
 

@@ -81,7 +81,7 @@ def test_delete_on_uninstall_is_queued_off_the_turn_and_done_by_whichever_dispat
             )
         )
         assert web_only.activity(act.uninstall(adele, connector.service_url("a"))).status_code == 200
-        pending = web_only.runtime.call(store.pending_erasures(10))
+        pending = web_only.runtime.call(store.erasures.pending(10))
         assert [p.user_key for p in pending] == [adele.aad_object_id.lower()]
         # Meanwhile nothing more is sent to them: their records say uninstalled.
         refused = web_only.api("POST", "/api/v1/messages", API_KEY, json={"recipient": adele.upn, "text": "x"})
@@ -90,10 +90,10 @@ def test_delete_on_uninstall_is_queued_off_the_turn_and_done_by_whichever_dispat
     with LiveApp(env) as worker:
         store = worker.runtime.store
         deadline = time.monotonic() + 30
-        while worker.runtime.call(store.pending_erasures(10)):
+        while worker.runtime.call(store.erasures.pending(10)):
             assert time.monotonic() < deadline, "the queued erasure was never done"
             time.sleep(POLL_SECONDS)
         assert worker.api("GET", f"/api/v1/recipients/{adele.upn}", API_KEY).status_code == 404
-        erased = worker.runtime.call(store.get_delivery(delivery.id))
+        erased = worker.runtime.call(store.outbox.get(delivery.id))
         assert erased is not None and erased.content == {} and erased.recipient == "(forgotten)"
         assert worker.runtime.housekeeper.stats["erased"] == 1

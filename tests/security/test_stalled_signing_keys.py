@@ -83,7 +83,7 @@ def test_the_api_answers_while_the_key_endpoint_stalls_and_the_bot_endpoint_answ
     again = app.activity(activity, headers={"Authorization": header})
     assert again.status_code == 503
     assert stalled.accepted == seen
-    stored = app.runtime.call(app.runtime.store.person_references(user.tenant_id, user.aad_object_id.lower()))
+    stored = app.runtime.call(app.runtime.store.references.of_person(user.tenant_id, user.aad_object_id.lower()))
     assert stored == []
 
 

@@ -412,9 +412,9 @@ def _still_working(fuzzed: dict[str, Any]) -> None:
     store = live.runtime.store
     deliveries = all_deliveries(live)
     references = all_references(live)
-    for broadcast_id in live.runtime.call(store.broadcast_ids()):
-        assert live.runtime.call(store.get_broadcast(broadcast_id)) is not None
-    live.runtime.call(store.list_subscriptions())
+    for broadcast_id in live.runtime.call(store.broadcasts.ids()):
+        assert live.runtime.call(store.broadcasts.get(broadcast_id)) is not None
+    live.runtime.call(store.subscriptions.list_all())
     assert deliveries and references
     for item in [*deliveries, *references]:
         # Everything stored is text the store can write again (and so read back).

@@ -257,7 +257,7 @@ def _snapshot(w: World) -> dict[str, Any]:
         body.pop("lastSeen", None)
         return body
 
-    subscriptions = w.live.runtime.call(w.live.runtime.store.list_subscriptions())
+    subscriptions = w.live.runtime.call(w.live.runtime.store.subscriptions.list_all())
     return {
         "message": get(f"/api/v1/messages/{w.a.message_id}"),
         "card": get(f"/api/v1/cards/wait/{w.a.card_id}"),
@@ -330,7 +330,7 @@ def test_an_admin_key_of_one_tenant_cannot_unsubscribe_another_tenants_flow(worl
     admin_a = create_key(live, "admin-a", tenant_id=TENANT_A, scopes=["admin"])
     response = live.api("DELETE", f"/api/v1/subscriptions/{world.b.subscription_id}", admin_a)
     assert response.status_code == 404 and error_of(response)["code"] == "NotFound"
-    assert live.runtime.call(store.get_subscription(world.b.subscription_id)) is not None
+    assert live.runtime.call(store.subscriptions.get(world.b.subscription_id)) is not None
     # Its own tenant's flow it may remove, although another key made it.
     assert live.api("DELETE", f"/api/v1/subscriptions/{world.a.subscription_id}", admin_a).status_code == 204
     # A key of the same tenant without admin may not remove a subscription it did not make.
@@ -354,7 +354,7 @@ def test_forget_in_one_tenant_leaves_another_tenants_broadcast_alone(world: Worl
     assert live.api("DELETE", f"/api/v1/recipients/{shared}", world.a.key).status_code == 204
     after = live.api("GET", f"/api/v1/broadcasts/{started.json()['id']}", world.b.key).json()
     assert [f["recipient"] for f in after["failures"]] == [shared]
-    stored = live.runtime.call(live.runtime.store.get_broadcast(started.json()["id"]))
+    stored = live.runtime.call(live.runtime.store.broadcasts.get(started.json()["id"]))
     assert stored is not None and stored.recipients == [shared]
 
 

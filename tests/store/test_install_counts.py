@@ -15,10 +15,10 @@ def _delivery(i: int, broadcast_id: str, outcome: str | None) -> Delivery:
 
 async def test_install_outcomes_are_counted_per_broadcast(store: Store) -> None:
     outcomes = ["installed"] * 3 + ["alreadyInstalled"] * 2 + ["InstallBlockedByPolicy", None, None]
-    await store.create_deliveries([_delivery(i, "b1", o) for i, o in enumerate(outcomes)])
-    await store.create_deliveries([_delivery(i, "b2", "installed") for i in range(2)])
-    assert await store.count_install_outcomes("b1") == {
+    await store.outbox.create_many([_delivery(i, "b1", o) for i, o in enumerate(outcomes)])
+    await store.outbox.create_many([_delivery(i, "b2", "installed") for i in range(2)])
+    assert await store.outbox.count_install_outcomes("b1") == {
         "installed": 3, "alreadyInstalled": 2, "InstallBlockedByPolicy": 1,
     }  # fmt: skip
-    assert await store.count_install_outcomes("b2") == {"installed": 2}
-    assert await store.count_install_outcomes("none") == {}
+    assert await store.outbox.count_install_outcomes("b2") == {"installed": 2}
+    assert await store.outbox.count_install_outcomes("none") == {}

@@ -23,7 +23,7 @@ def _delivery(
 
 
 async def test_reads_and_answers_are_tallied_per_broadcast(store: Store) -> None:
-    await store.create_deliveries(
+    await store.outbox.create_many(
         [
             _delivery(0, "b1"),  # not delivered yet
             _delivery(1, "b1", read_at=1_700_000_900.0),  # a receipt without a delivery does not count
@@ -34,14 +34,14 @@ async def test_reads_and_answers_are_tallied_per_broadcast(store: Store) -> None
             _delivery(6, "b1", delivered_at=1_700_000_000.0, read_at=1_700_000_500.0, responded_at=1_700_000_600.0),
         ]
     )
-    await store.create_deliveries([_delivery(i, "b2", delivered_at=1_700_000_000.0) for i in range(3)])
+    await store.outbox.create_many([_delivery(i, "b2", delivered_at=1_700_000_000.0) for i in range(3)])
 
-    tally = await store.tally_reads("b1")
+    tally = await store.outbox.tally_reads("b1")
     assert (tally.delivered, tally.answered) == (5, 3)
     # The first of receipt and answer, per person.
     assert sorted(tally.seen) == [1_700_000_100.5, 1_700_000_200.0, 1_700_000_300.0, 1_700_000_500.0]
 
-    other = await store.tally_reads("b2")
+    other = await store.outbox.tally_reads("b2")
     assert (other.delivered, other.answered, other.seen) == (3, 0, [])
-    empty = await store.tally_reads("none")
+    empty = await store.outbox.tally_reads("none")
     assert (empty.delivered, empty.answered, empty.seen) == (0, 0, [])

@@ -16,16 +16,16 @@ COSMOS_ITEM_LIMIT = 2 * 1024 * 1024
 
 
 async def test_chunks_are_written_read_and_replaced(store: Store) -> None:
-    assert await store.read_recipient_chunk("b1", 0) is None
-    await store.write_recipient_chunk("b1", 0, ["a@contoso.example", "b@contoso.example"], None)
-    await store.write_recipient_chunk("b1", 1, ["c@contoso.example"], None)
-    assert await store.read_recipient_chunk("b1", 0) == ["a@contoso.example", "b@contoso.example"]
-    assert await store.read_recipient_chunk("b1", 1) == ["c@contoso.example"]
-    assert await store.read_recipient_chunk("b2", 0) is None
-    await store.write_recipient_chunk("b1", 0, ["(forgotten)", "b@contoso.example"], None)
-    assert await store.read_recipient_chunk("b1", 0) == ["(forgotten)", "b@contoso.example"]
-    await store.write_recipient_chunk("old", 0, ["gone@contoso.example"], now() - 1)
-    assert await store.read_recipient_chunk("old", 0) is None  # its broadcast's retention ran out
+    assert await store.broadcasts.read_chunk("b1", 0) is None
+    await store.broadcasts.write_chunk("b1", 0, ["a@contoso.example", "b@contoso.example"], None)
+    await store.broadcasts.write_chunk("b1", 1, ["c@contoso.example"], None)
+    assert await store.broadcasts.read_chunk("b1", 0) == ["a@contoso.example", "b@contoso.example"]
+    assert await store.broadcasts.read_chunk("b1", 1) == ["c@contoso.example"]
+    assert await store.broadcasts.read_chunk("b2", 0) is None
+    await store.broadcasts.write_chunk("b1", 0, ["(forgotten)", "b@contoso.example"], None)
+    assert await store.broadcasts.read_chunk("b1", 0) == ["(forgotten)", "b@contoso.example"]
+    await store.broadcasts.write_chunk("old", 0, ["gone@contoso.example"], now() - 1)
+    assert await store.broadcasts.read_chunk("old", 0) is None  # its broadcast's retention ran out
 
 
 async def test_25000_long_addresses_fit_in_chunks(store: Store) -> None:
@@ -37,7 +37,7 @@ async def test_25000_long_addresses_fit_in_chunks(store: Store) -> None:
         Caller(name="test"), content={"text": "All hands"}, recipients=recipients, tenant_id="tenant-1"
     )
     assert created
-    stored = await store.get_broadcast(broadcast.id)
+    stored = await store.broadcasts.get(broadcast.id)
     assert stored is not None and stored.recipients == [] and stored.total == 25_000
     assert stored.recipient_chunks == 25_000 // RECIPIENT_CHUNK
     assert len(json.dumps(stored.to_doc())) < 64 * 1024

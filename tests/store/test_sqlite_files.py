@@ -12,9 +12,10 @@ from pathlib import Path
 from teams_proactive.bot.model import now
 from teams_proactive.bot.recipients import forget, index_keys
 from teams_proactive.bot.store.base import PersonKey
-from teams_proactive.bot.store.sqlite import SCHEMA, SqliteStore
+from teams_proactive.bot.store.sqlite import SqliteStore
+from teams_proactive.bot.store.sqlite.schema import SCHEMA
 
-from tests.store.test_conformance import make_broadcast, make_delivery, make_notification, make_ref, write_new
+from tests.store.conformance.factories import make_broadcast, make_delivery, make_notification, make_ref, write_new
 
 
 def _files(folder: Path) -> dict[str, bytes]:
@@ -39,15 +40,15 @@ async def test_purge_leaves_no_byte_of_expired_rows_in_any_file(tmp_path: Path) 
     }
     await write_new(store, make_ref(user="gone", upn=secrets["address"], expires_at=t - 1))
     await write_new(store, make_ref(user="kept", upn="kept@contoso.example"))
-    await store.create_delivery(
+    await store.outbox.create(
         make_delivery("d1", recipient=secrets["address"], content={"text": secrets["delivery text"]}, expires_at=t - 1)
     )
-    await store.create_delivery(make_delivery("w1", kind="cardWait", content={"text": secrets["card wait text"]}))
+    await store.outbox.create(make_delivery("w1", kind="cardWait", content={"text": secrets["card wait text"]}))
     # The card wait finished (answered) and its retention ran out since.
-    await store.update_delivery("w1", lambda d: setattr(d, "expires_at", t - 1) or d)
-    await store.create_broadcast(make_broadcast("b1", content={"text": secrets["broadcast text"]}, expires_at=t - 1))
-    await store.create_notifications([make_notification("n1", body={"text": secrets["event text"]}, expires_at=t - 1)])
-    await store.create_delivery(make_delivery("d-kept", content={"text": "KEPT-TEXT"}))
+    await store.outbox.update("w1", lambda d: setattr(d, "expires_at", t - 1) or d)
+    await store.broadcasts.create(make_broadcast("b1", content={"text": secrets["broadcast text"]}, expires_at=t - 1))
+    await store.subscriptions.create_notifications([make_notification("n1", body={"text": secrets["event text"]}, expires_at=t - 1)])
+    await store.outbox.create(make_delivery("d-kept", content={"text": "KEPT-TEXT"}))
     for secret in secrets.values():
         assert _holding(tmp_path, secret), f"{secret} was never written: the test proves nothing"
 
@@ -76,11 +77,11 @@ async def test_forget_leaves_no_byte_of_the_person_in_any_file(tmp_path: Path) -
     upn, aad, text = "forget.me@contoso.example", "0f9e8d7c-1111-4222-8333-444455556666", "FORGET-TEXT-7c1d"
     await write_new(store, make_ref(user=aad, upn=upn, email=upn, aad_object_id=aad, name="Forget Me"))
     for n in range(40):  # enough rows for several pages, some overflowing
-        await store.create_delivery(
+        await store.outbox.create(
             make_delivery(f"d{n}", user_key=aad, recipient=upn, content={"text": f"{text} {n} " + "x" * 3000})
         )
-    await store.create_broadcast(make_broadcast("b1", recipients=[upn, "someone@contoso.example"]))
-    await store.index_broadcast("b1", index_keys("t1", [upn]), None)
+    await store.broadcasts.create(make_broadcast("b1", recipients=[upn, "someone@contoso.example"]))
+    await store.broadcasts.index("b1", index_keys("t1", [upn]), None)
     assert _holding(tmp_path, text) and _holding(tmp_path, upn)
 
     result = await forget(store, PersonKey("t1", aad))
@@ -112,9 +113,9 @@ async def test_a_database_of_the_previous_version_opens_and_gains_the_new_tables
     store = SqliteStore(str(path))
     await store.open()
     try:
-        assert [p.user_key for p in await store.resolve("old@contoso.example", None)] == ["u1"]
-        await store.queue_erasure(PersonKey("t1", "u1"))
-        assert await store.pending_erasures(5) == [PersonKey("t1", "u1")]
+        assert [p.user_key for p in await store.references.resolve("old@contoso.example", None)] == ["u1"]
+        await store.erasures.queue(PersonKey("t1", "u1"))
+        assert await store.erasures.pending(5) == [PersonKey("t1", "u1")]
         assert await store.purge_expired(now()) == {
             "references": 0, "deliveries": 0, "broadcasts": 0, "notifications": 0, "broadcastIndex": 0, "leases": 0
         }  # fmt: skip

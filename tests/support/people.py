@@ -95,7 +95,7 @@ def reference(person: SeededPerson, service_url: str, *, status: str = Reference
 
 async def seed(store: Store, seeded: list[SeededPerson], service_url: str) -> None:
     for person in seeded:
-        await store.write_reference(reference(person, service_url), None)
+        await store.references.write(reference(person, service_url), None)
 
 
 def seed_sqlite(path: str, seeded: list[SeededPerson], service_url: str) -> None:

@@ -1,0 +1,101 @@
+"""SQLite broadcasts, their recipient chunks and the person index."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from teams_proactive.bot import jsoncodec
+from teams_proactive.bot.model import Broadcast, now
+from teams_proactive.bot.store.base import visible
+from teams_proactive.bot.store.base.broadcasts import Broadcasts
+from teams_proactive.bot.store.sqlite.database import SqliteDatabase
+
+
+class SqliteBroadcasts(Broadcasts):
+    def __init__(self, db: SqliteDatabase) -> None:
+        self.db = db
+
+    async def create(self, broadcast: Broadcast) -> Broadcast:
+        return await self.db.create_doc("broadcasts", broadcast, broadcast.id, {"status": broadcast.status})
+
+    async def get(self, broadcast_id: str) -> Broadcast | None:
+        return await self.db.get_doc("broadcasts", Broadcast, broadcast_id)
+
+    async def write(self, broadcast: Broadcast, etag: str) -> Broadcast:
+        return await self.db.replace_doc("broadcasts", broadcast, broadcast.id, etag, {"status": broadcast.status})
+
+    async def write_chunk(self, broadcast_id: str, index: int, recipients: list[str], expires_at: float | None) -> None:
+        body = jsoncodec.dumps(recipients)
+
+        def write(c: sqlite3.Connection) -> None:
+            def upsert() -> None:
+                c.execute(
+                    "INSERT OR REPLACE INTO broadcast_recipients (broadcast_id, idx, expires_at, body)"
+                    " VALUES (?, ?, ?, ?)",
+                    (broadcast_id, index, expires_at, body),
+                )
+                if index == 0:
+                    # Lists whose broadcast's retention ran out are physically removed here.
+                    c.execute("DELETE FROM broadcast_recipients WHERE expires_at <= ?", (now(),))
+
+            self.db.tx(c, upsert)
+
+        await self.db.run(write, write=True)
+
+    async def read_chunk(self, broadcast_id: str, index: int) -> list[str] | None:
+        rows = await self.db.run(
+            lambda c: c.execute(
+                "SELECT body FROM broadcast_recipients WHERE broadcast_id=? AND idx=?"
+                " AND (expires_at IS NULL OR expires_at > ?)",
+                (broadcast_id, index, now()),
+            ).fetchall()
+        )
+        return list(jsoncodec.loads(rows[0][0])) if rows else None
+
+    async def unfinished(self) -> list[Broadcast]:
+        rows = await self.db.run(
+            lambda c: c.execute("SELECT etag, body FROM broadcasts WHERE status != 'completed'").fetchall()
+        )
+        return visible(Broadcast.from_doc(jsoncodec.loads(body), etag=etag) for etag, body in rows)
+
+    async def ids(self) -> list[str]:
+        rows = await self.db.run(
+            lambda c: c.execute(
+                # The retention time lives in the record (the expires_at column is not kept up).
+                "SELECT id FROM broadcasts WHERE coalesce(json_extract(body, '$.expires_at') > ?, 1)",
+                (now(),),
+            ).fetchall()
+        )
+        return [broadcast_id for (broadcast_id,) in rows]
+
+    async def index(self, broadcast_id: str, keys: list[str], expires_at: float | None) -> None:
+        rows = [(key, broadcast_id, expires_at) for key in dict.fromkeys(keys)]
+
+        def insert(c: sqlite3.Connection) -> None:
+            self.db.tx(
+                c,
+                lambda: c.executemany(
+                    "INSERT INTO broadcast_index (key, broadcast_id, expires_at) VALUES (?,?,?)"
+                    " ON CONFLICT(key, broadcast_id) DO UPDATE SET expires_at=excluded.expires_at",
+                    rows,
+                ),
+            )
+
+        if rows:
+            await self.db.run(insert)
+
+    async def indexed(self, keys: list[str]) -> list[str]:
+        if not keys:
+            return []
+        marks = ",".join("?" * len(keys))
+        rows = await self.db.run(
+            lambda c: c.execute(
+                f"SELECT DISTINCT broadcast_id FROM broadcast_index WHERE key IN ({marks}) ORDER BY broadcast_id", keys
+            ).fetchall()
+        )
+        return [broadcast_id for (broadcast_id,) in rows]
+
+    async def forget_index(self, keys: list[str]) -> None:
+        if keys:
+            marks = ",".join("?" * len(keys))
+            await self.db.run(lambda c: c.execute(f"DELETE FROM broadcast_index WHERE key IN ({marks})", keys))

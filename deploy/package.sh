@@ -9,7 +9,7 @@ OUT="$(mkdir -p "${OUT:-deploy/build}" && cd "${OUT:-deploy/build}" && pwd)"
 SRC="$(mktemp -d)"
 trap 'rm -rf "$SRC"' EXIT
 # Build from a copy, so setuptools' build/ and *.egg-info folders stay out of the work tree.
-cp -R pyproject.toml setup.py README.md teams_proactive bot connector "$SRC/"
+cp -R pyproject.toml setup.py README.md teams_proactive bot connector power-automate-samples "$SRC/"
 rm -rf "$OUT/app" "$OUT/app.zip"
 mkdir -p "$OUT/app"
 "$PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$OUT/app" "$SRC"

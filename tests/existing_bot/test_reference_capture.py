@@ -15,6 +15,8 @@ from botbuilder.schema import Activity
 from prometheus_client import REGISTRY
 from teams_proactive.bot.cardtags import CARD_WAIT_KEY
 from teams_proactive.bot.store.memory import MemoryStore
+from teams_proactive.bot.store.memory.references import MemoryReferences
+from teams_proactive.bot.store.memory.subscriptions import MemorySubscriptions
 
 from teams_proactive.capture import ReferenceCapture
 from tests.connector.test_card_wait import invoke
@@ -86,12 +88,21 @@ def test_our_card_invoke_is_answered_here_and_every_other_invoke_goes_to_the_hos
     assert host.seen == ["invoke:task/fetch"]
 
 
-class BrokenStore(MemoryStore):
-    async def get_reference(self, *args: Any) -> Any:
+class BrokenReferences(MemoryReferences):
+    async def get(self, *args: Any) -> Any:
         raise OSError("disk gone")
 
-    async def list_subscriptions(self, *args: Any) -> Any:
+
+class BrokenSubscriptions(MemorySubscriptions):
+    async def list_all(self, *args: Any) -> Any:
         raise OSError("disk gone")
+
+
+class BrokenStore(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.references = BrokenReferences(self.db)
+        self.subscriptions = BrokenSubscriptions(self.db)
 
 
 def test_a_failing_store_is_counted_and_the_host_turn_goes_on() -> None:

@@ -21,7 +21,7 @@ def test_a_conflicting_write_is_retried_on_the_current_record(
     user = make_user()
     assert live.activity(act.install(user, connector.service_url())).status_code == 200
     store = live.runtime.store
-    original = store.write_reference
+    original = store.references.write
     conflicts: list[str] = []
     raced: list[bool] = []
 
@@ -44,12 +44,12 @@ def test_a_conflicting_write_is_retried_on_the_current_record(
             conflicts.append(ref.user_key)
             raise
 
-    store.write_reference = racing_write  # type: ignore[method-assign]
+    store.references.write = racing_write  # type: ignore[method-assign]
     try:
         moved = act.message(user, connector.service_url("moved"), "hello")  # a new service URL to record
         assert live.activity(moved).status_code == 200
     finally:
-        store.write_reference = original  # type: ignore[method-assign]
+        store.references.write = original  # type: ignore[method-assign]
     assert conflicts == [user.aad_object_id]
     refs = live.runtime.call(store.references.of_person(user.tenant_id, user.aad_object_id))
     (chat,) = [r for r in refs if r.surface == Surface.TEAMS]

@@ -34,6 +34,22 @@ def test_the_fake_keeps_teams_per_chat_limits() -> None:
     assert results.count(False) == 1800 and results[1799] is False and results[1800] is True
 
 
+def test_the_fake_keeps_the_budget_per_tenant() -> None:
+    """The per-app cap is Teams' per-app, per-tenant budget: one tenant's calls never spend another's."""
+    fake = FakeConnector(rate_cap_per_second=5)
+    check = fake._breaks_tenant_cap
+    assert [check("contoso", 0.1 * i) for i in range(5)] == [False] * 5
+    assert check("contoso", 0.6) is True  # the 6th within a second
+    assert [check("fabrikam", 0.6 + 0.01 * i) for i in range(5)] == [False] * 5  # its own budget
+    assert check("fabrikam", 0.7) is True
+    assert check("contoso", 1.05) is False  # the first of contoso's calls left the window
+    # A call is counted against the tenant its body names; a DELETE (no body) against the one learnt.
+    body = {"conversation": {"id": "a:1", "tenantId": "contoso"}}
+    assert fake._tenant_of("a:1", body) == "contoso"
+    assert fake._tenant_of("a:1", None) == "contoso"
+    assert fake._tenant_of("a:2", {"channelData": {"tenant": {"id": "fabrikam"}}}) == "fabrikam"
+
+
 def test_many_messages_to_one_chat_are_all_delivered_without_a_429(
     fast_live: LiveApp, connector: FakeConnector, make_user
 ) -> None:

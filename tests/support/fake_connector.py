@@ -2,7 +2,8 @@
 
 It records every activity, answers member lookups, creates 1:1 conversations, and can be told to
 fail: scripted errors (status, Teams error code, Retry-After), silence past the client's timeout,
-latency, and a per-app rate cap that answers 429 like Teams does when it is exceeded.
+latency, and a per-tenant rate cap (Teams' per-app, per-tenant budget) that answers 429 like Teams does
+when it is exceeded; one tenant's calls never spend another tenant's budget.
 
 What Teams itself enforces, it enforces too:
 - per conversation, Teams' published limits for a bot ("Optimize your bot: rate limiting and best
@@ -152,7 +153,8 @@ class FakeConnector:
         self._scripts: deque[tuple[str | None, Scripted]] = deque()
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        self._recent: deque[float] = deque()
+        self._recent_by_tenant: dict[str, deque[float]] = {}  # the rate cap's window, per tenant
+        self._chat_tenants: dict[str, str] = {}  # conversation -> tenant, learnt from the calls' bodies
         self.throttled = 0
         self.calls = 0  # every send and create-conversation call, answered or refused
         # (monotonic arrival time, conversation id, status answered) of every send and create call.
@@ -270,7 +272,33 @@ class FakeConnector:
         recent.append(at)
         return False
 
-    async def _answer_faults(self, conversation_id: str) -> web.Response | None:
+    def _breaks_tenant_cap(self, tenant_id: str, at: float) -> bool:
+        """The per-app, per-tenant budget over the last second (caller holds the lock); an accepted call is counted."""
+        assert self.rate_cap is not None
+        recent = self._recent_by_tenant.setdefault(tenant_id, deque())
+        while recent and recent[0] <= at - 1.0:
+            recent.popleft()
+        if len(recent) >= self.rate_cap:
+            return True
+        recent.append(at)
+        return False
+
+    def _tenant_of(self, conversation_id: str, body: Any) -> str:
+        """The tenant a call spends from: its body's (``conversation.tenantId``, ``channelData.tenant.id``,
+        ``tenantId``), else the one learnt from an earlier call in that conversation (a DELETE has no body)."""
+        tenant = ""
+        if isinstance(body, dict):
+            conversation = body.get("conversation") if isinstance(body.get("conversation"), dict) else {}
+            channel = body.get("channelData") if isinstance(body.get("channelData"), dict) else {}
+            channel_tenant = channel.get("tenant") if isinstance(channel.get("tenant"), dict) else {}
+            tenant = str(conversation.get("tenantId") or channel_tenant.get("id") or body.get("tenantId") or "")
+        with self._lock:
+            if tenant:
+                self._chat_tenants[self._chat(conversation_id)] = tenant
+                return tenant
+            return self._chat_tenants.get(self._chat(conversation_id), "")
+
+    async def _answer_faults(self, conversation_id: str, tenant_id: str = "") -> web.Response | None:
         # Decide on arrival, as Teams' throttling does at its front door; the latency is the service's
         # own processing time after that.
         with self._lock:
@@ -287,15 +315,9 @@ class FakeConnector:
                     self.chat_throttled += 1
                     self.throttled += 1
                     scripted = Scripted(429, "Throttled", retry_after=1)
-            if scripted is None and self.rate_cap:
-                at = time.monotonic()
-                while self._recent and self._recent[0] <= at - 1.0:
-                    self._recent.popleft()
-                if len(self._recent) >= self.rate_cap:
-                    self.throttled += 1
-                    scripted = Scripted(429, "Throttled", retry_after=1)
-                else:
-                    self._recent.append(at)
+            if scripted is None and self.rate_cap and self._breaks_tenant_cap(tenant_id, time.monotonic()):
+                self.throttled += 1
+                scripted = Scripted(429, "Throttled", retry_after=1)
             self.call_log.append((time.monotonic(), conversation_id, scripted.status if scripted else 200))
         if self.latency[1] > 0:
             await asyncio.sleep(random.uniform(*self.latency))
@@ -312,10 +334,10 @@ class FakeConnector:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            fault = await self._answer_faults(cid)
+            body = await request.json()
+            fault = await self._answer_faults(cid, self._tenant_of(cid, body))
             if fault is not None:
                 return fault
-            body = await request.json()
             # Teams message ids in a chat are numbers that grow with time (Microsoft Learn, "Messages in
             # bot conversations": "id": "1485983408511"); read receipts compare them as numbers.
             activity_id = str(MESSAGE_ID_BASE + next(self._ids))
@@ -347,13 +369,13 @@ class FakeConnector:
 
     async def _put(self, request: web.Request) -> web.Response:
         # Updates and deletes spend the same per-app budget as sends (Teams' rate limits count every call).
-        fault = await self._answer_faults(request.match_info["cid"])
+        body = await request.json()
+        fault = await self._answer_faults(request.match_info["cid"], self._tenant_of(request.match_info["cid"], body))
         if fault is not None:
             return fault
         gone = self._gone(request)
         if gone is not None:
             return gone
-        body = await request.json()
         with self._lock:
             self.received.append(
                 Received("PUT", "/smba/" + request.match_info["name"], request.match_info["cid"], body,
@@ -362,7 +384,7 @@ class FakeConnector:
         return web.json_response({"id": request.match_info["aid"]})
 
     async def _delete(self, request: web.Request) -> web.Response:
-        fault = await self._answer_faults(request.match_info["cid"])
+        fault = await self._answer_faults(request.match_info["cid"], self._tenant_of(request.match_info["cid"], None))
         if fault is not None:
             return fault
         gone = self._gone(request, delete=True)
@@ -377,7 +399,7 @@ class FakeConnector:
 
     async def _create_conversation(self, request: web.Request) -> web.Response:
         body = await request.json()
-        fault = await self._answer_faults("*create*")
+        fault = await self._answer_faults("*create*", self._tenant_of("*create*", body))
         if fault is not None:
             return fault
         member = str((body.get("members") or [{}])[0].get("id", ""))

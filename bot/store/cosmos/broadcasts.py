@@ -19,6 +19,7 @@ from teams_proactive.bot.store.cosmos.database import (
     CosmosDatabase,
     query_params,
 )
+from teams_proactive.bot.unreadable import decode_each
 
 
 class CosmosBroadcasts(Broadcasts):
@@ -58,7 +59,16 @@ class CosmosBroadcasts(Broadcasts):
         docs = await self.db.query(
             "broadcasts", f"SELECT * FROM c WHERE c.status != 'completed' AND {LIVE_FILTER}", query_params(now=now())
         )
-        return [Broadcast.from_doc(d, etag=d["_etag"]) for d in docs]
+
+        def decode(doc: dict[str, Any]) -> Broadcast:
+            return Broadcast.from_doc(doc, etag=doc["_etag"])
+
+        try:
+            return [decode(d) for d in docs]
+        except Exception:  # one that cannot be read goes to quarantine; the coordinator gets the rest
+            broadcasts, unreadable = decode_each(((str(d.get("id")), d) for d in docs), decode, "broadcast")
+            await self.db.set_aside(unreadable, {str(d.get("id")): d for d in docs})
+            return broadcasts
 
     async def ids(self) -> list[str]:
         return await self.db.query(

@@ -70,6 +70,9 @@ CREATE INDEX IF NOT EXISTS broadcast_index_expiry ON broadcast_index (expires_at
 CREATE TABLE IF NOT EXISTS erasures (
     tenant_id TEXT NOT NULL, user_key TEXT NOT NULL, requested_at REAL NOT NULL, PRIMARY KEY (tenant_id, user_key));
 CREATE TABLE IF NOT EXISTS state (name TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS quarantine (
+    kind TEXT NOT NULL, id TEXT NOT NULL, reason TEXT NOT NULL, quarantined_at REAL NOT NULL,
+    expires_at REAL, body NOT NULL, PRIMARY KEY (kind, id));
 """
 
 
@@ -87,8 +90,14 @@ def _schema_history(c: sqlite3.Connection) -> None:
     )
 
 
+def _quarantine(c: sqlite3.Connection) -> None:
+    # The baseline (run first, IF NOT EXISTS) made the table; the step records when it arrived.
+    c.execute(next(s for s in SCHEMA_STATEMENTS if "TABLE IF NOT EXISTS quarantine" in s))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "versioned schema: PRAGMA user_version and the schema_history table", _schema_history),
+    Migration(2, "quarantine: records a loop could not read or process, moved aside (issue 24)", _quarantine),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

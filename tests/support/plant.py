@@ -45,7 +45,14 @@ def broadcast_doc(record_id: str, **fields: Any) -> dict[str, Any]:
 
 
 def notification_doc(record_id: str, **fields: Any) -> dict[str, Any]:
-    return {"id": record_id, "subscription_id": "s1", "body": {"text": SECRET}, "due": 0.0, "expires_at": None, **fields}
+    return {
+        "id": record_id,
+        "subscription_id": "s1",
+        "body": {"text": SECRET},
+        "due": 0.0,
+        "expires_at": None,
+        **fields,
+    }
 
 
 def sqlite_plant(path: str, kind: str, record_id: str, body: str) -> None:

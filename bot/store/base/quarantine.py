@@ -5,6 +5,8 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 
+from teams_proactive.bot.store.base.records import PersonKey
+
 # What can be moved aside: the records the background loops read many of at a time.
 KINDS = ("delivery", "broadcast", "notification")
 
@@ -58,3 +60,8 @@ class Quarantine(abc.ABC):
     @abc.abstractmethod
     async def remove(self, kind: str, record_id: str) -> bool:
         """Delete one quarantined record for good (an operator cleared it); False when absent."""
+
+    @abc.abstractmethod
+    async def forget(self, person: PersonKey) -> int:
+        """Delete the quarantined records known to be about ``person`` (ForgetRecipient): those whose
+        tenant and person key could be read when they were moved aside. Returns how many went."""

@@ -366,6 +366,9 @@ class CosmosDatabase:
                 "reason": reason,
                 "quarantined_at": at,
                 "expires_at": expires_at,
+                # Whom it is about, when that could be read (ForgetRecipient deletes it then).
+                "tenant_id": doc.get("tenant_id") if kind != "broadcast" else None,
+                "user_key": doc.get("user_key") if kind != "broadcast" else None,
                 "body": {k: v for k, v in doc.items() if k not in SYSTEM_FIELDS},
             },
             expires_at,

@@ -3,8 +3,11 @@ beside its reason, with a ttl of the retention period)."""
 
 from __future__ import annotations
 
+import contextlib
+
 from azure.cosmos.exceptions import CosmosResourceNotFoundError
 from teams_proactive.bot.model import now
+from teams_proactive.bot.store.base import PersonKey
 from teams_proactive.bot.store.base.quarantine import KINDS, Quarantine, QuarantinedRecord
 from teams_proactive.bot.store.cosmos.database import (
     CONTAINER_OF,
@@ -60,6 +63,17 @@ class CosmosQuarantine(Quarantine):
             return int(rows[0]) if rows else 0
 
         return {kind: await count(kind) for kind in KINDS}
+
+    async def forget(self, person: PersonKey) -> int:
+        ids = await self.db.query(
+            "quarantine",
+            "SELECT VALUE c.id FROM c WHERE c.tenant_id = @t AND c.user_key = @u",
+            query_params(t=person.tenant_id, u=person.user_key),
+        )
+        for doc_id in ids:
+            with contextlib.suppress(CosmosResourceNotFoundError):
+                await self.db.containers["quarantine"].delete_item(doc_id, partition_key=doc_id)
+        return len(ids)
 
     async def remove(self, kind: str, record_id: str) -> bool:
         doc_id = quarantine_doc_id(kind, record_id)

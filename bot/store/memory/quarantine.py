@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from teams_proactive.bot.model import now
+from teams_proactive.bot.store.base import PersonKey
 from teams_proactive.bot.store.base.quarantine import KINDS, Quarantine, QuarantinedRecord
 from teams_proactive.bot.store.memory.database import MemoryDatabase
 
@@ -56,3 +57,14 @@ class MemoryQuarantine(Quarantine):
 
     async def remove(self, kind: str, record_id: str) -> bool:
         return self.db.quarantine.pop((kind, record_id), None) is not None
+
+    async def forget(self, person: PersonKey) -> int:
+        doomed = [
+            key
+            for key, (_, record) in self.db.quarantine.items()
+            if getattr(record, "tenant_id", None) == person.tenant_id
+            and getattr(record, "user_key", None) == person.user_key
+        ]
+        for key in doomed:
+            del self.db.quarantine[key]
+        return len(doomed)

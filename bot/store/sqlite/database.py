@@ -42,6 +42,12 @@ PENDING = (DeliveryStatus.QUEUED.value, DeliveryStatus.SCHEDULED.value)
 
 # The table each kind of record that can be quarantined lives in.
 QUARANTINE_TABLES = {"delivery": "deliveries", "broadcast": "broadcasts", "notification": "notifications"}
+# Whom a record of each table is about, from its columns (a broadcast names many people: none).
+PERSON_COLUMNS = {
+    "deliveries": "tenant_id, user_key",
+    "broadcasts": "NULL, NULL",
+    "notifications": "tenant_id, user_key",
+}
 
 
 def make_etag() -> str:
@@ -226,8 +232,8 @@ class SqliteDatabase:
         table = QUARANTINE_TABLES[kind]
         at = now()
         cur = c.execute(
-            "INSERT OR REPLACE INTO quarantine (kind, id, reason, quarantined_at, expires_at, body)"
-            f" SELECT ?, id, ?, ?, ?, body FROM {table} WHERE id=?",
+            "INSERT OR REPLACE INTO quarantine (kind, id, reason, quarantined_at, expires_at, tenant_id, user_key, body)"
+            f" SELECT ?, id, ?, ?, ?, {PERSON_COLUMNS[table]}, body FROM {table} WHERE id=?",
             (kind, reason, at, at + self.quarantine_seconds, record_id),
         )
         if cur.rowcount != 1:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 from teams_proactive.bot.model import now
+from teams_proactive.bot.store.base import PersonKey
 from teams_proactive.bot.store.base.quarantine import KINDS, Quarantine, QuarantinedRecord
 from teams_proactive.bot.store.sqlite.database import SqliteDatabase
 
@@ -51,3 +52,11 @@ class SqliteQuarantine(Quarantine):
             return c.execute("DELETE FROM quarantine WHERE kind=? AND id=?", (kind, record_id)).rowcount == 1
 
         return await self.db.run(remove, write=True)
+
+    async def forget(self, person: PersonKey) -> int:
+        def forget(c: sqlite3.Connection) -> int:
+            return c.execute(
+                "DELETE FROM quarantine WHERE tenant_id=? AND user_key=?", (person.tenant_id, person.user_key)
+            ).rowcount
+
+        return await self.db.run(forget, write=True)

@@ -72,7 +72,8 @@ CREATE TABLE IF NOT EXISTS erasures (
 CREATE TABLE IF NOT EXISTS state (name TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS quarantine (
     kind TEXT NOT NULL, id TEXT NOT NULL, reason TEXT NOT NULL, quarantined_at REAL NOT NULL,
-    expires_at REAL, body NOT NULL, PRIMARY KEY (kind, id));
+    expires_at REAL, tenant_id TEXT, user_key TEXT, body NOT NULL, PRIMARY KEY (kind, id));
+CREATE INDEX IF NOT EXISTS quarantine_person ON quarantine (tenant_id, user_key) WHERE user_key IS NOT NULL;
 """
 
 
@@ -92,7 +93,9 @@ def _schema_history(c: sqlite3.Connection) -> None:
 
 def _quarantine(c: sqlite3.Connection) -> None:
     # The baseline (run first, IF NOT EXISTS) made the table; the step records when it arrived.
-    c.execute(next(s for s in SCHEMA_STATEMENTS if "TABLE IF NOT EXISTS quarantine" in s))
+    for statement in SCHEMA_STATEMENTS:
+        if " quarantine " in statement or " quarantine (" in statement:
+            c.execute(statement)
 
 
 MIGRATIONS: tuple[Migration, ...] = (

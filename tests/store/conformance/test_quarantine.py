@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from teams_proactive.bot.model import Notification, now
-from teams_proactive.bot.store.base import Store
+from teams_proactive.bot.store.base import PersonKey, Store
 
 from tests.store.conformance.factories import make_broadcast, make_delivery
 from tests.support.plant import SECRET, plant_undecodable, sqlite_plant
@@ -86,3 +86,13 @@ async def test_a_body_that_is_not_json_at_all_does_not_stop_the_sqlite_claim(sto
     sqlite_plant(store.path, "delivery", "broken", "{not json")
     assert [d.id for d in await store.outbox.claim_due("me", now(), 10, 30)] == ["good"]
     assert [(q.record_id, q.reason) for q in await store.quarantine.list()] == [("broken", "malformed JSON")]
+
+
+async def test_forgetting_a_person_deletes_what_was_moved_aside_about_them(store: Store) -> None:
+    await store.outbox.create(make_delivery("theirs", tenant_id="t1", user_key="u-gone"))
+    await store.outbox.create(make_delivery("someone-elses", tenant_id="t1", user_key="u-stays"))
+    await store.broadcasts.create(make_broadcast("b1"))
+    for kind, record_id in (("delivery", "theirs"), ("delivery", "someone-elses"), ("broadcast", "b1")):
+        assert await store.quarantine.isolate(kind, record_id, "ValueError")
+    assert await store.quarantine.forget(PersonKey("t1", "u-gone")) == 1
+    assert {q.record_id for q in await store.quarantine.list()} == {"someone-elses", "b1"}

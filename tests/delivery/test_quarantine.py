@@ -113,3 +113,34 @@ def test_planted_records_are_quarantined_while_a_thousand_others_go_out(
     assert later.status_code == 200, later.text
     assert later.json()["status"] == "delivered"
     assert live.runtime.dispatcher.stats["quarantined"] == 1  # the one that failed while being sent
+
+
+def test_a_broadcast_that_keeps_failing_is_quarantined_and_the_next_one_goes_out(
+    fast_live: LiveApp, connector: FakeConnector
+) -> None:
+    from teams_proactive.bot.model import Broadcast
+
+    store = fast_live.runtime.store
+    crowd = people(2, tenant_id="tenant-contoso", prefix="few")
+    fast_live.runtime.call(seed(store, crowd, connector.service_url("a")), timeout=30)
+    # Decodes, but says its list is in two chunks that were never written: expanding it raises.
+    lost = Broadcast(
+        id="chunks-lost", owner="planted", tenant_id="tenant-contoso", content={"text": "x"}, recipients=[]
+    )
+    lost.recipient_chunks = 2
+    fast_live.runtime.call(store.broadcasts.create(lost), timeout=30)
+
+    started = fast_live.api(
+        "POST", "/api/v1/broadcasts", API_KEY, json={"recipients": [p.upn for p in crowd], "text": "still"}
+    )
+    assert started.status_code == 200, started.text
+    location = f"/api/v1/broadcasts/{started.json()['id']}"
+    done = eventually(lambda: (r := fast_live.api("GET", location, API_KEY).json())["status"] == "completed" and r)
+    assert done["counts"]["delivered"] == 2
+
+    def moved() -> list[Any]:
+        return fast_live.runtime.call(store.quarantine.list(kind="broadcast"), timeout=30)
+
+    (record,) = eventually(moved, timeout=60)
+    assert record.record_id == "chunks-lost" and record.reason.startswith("RuntimeError")
+    assert eventually(lambda: quarantined(fast_live)["broadcast"] == 1.0)

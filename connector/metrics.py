@@ -62,7 +62,7 @@ class RuntimeCollector(Collector):
         quarantined = GaugeMetricFamily(
             "teams_proactive_quarantined_records",
             "Records a loop could not read or process, moved aside and kept for the retention period"
-            " (all instances), by kind: delivery, broadcast, notification.",
+            " (all instances), by kind: delivery, broadcast, notification, reference.",
             labels=["kind"],
         )
         for kind in QUARANTINE_KINDS:

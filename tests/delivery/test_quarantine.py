@@ -106,7 +106,7 @@ def test_planted_records_are_quarantined_while_a_thousand_others_go_out(
     else:
         assert reasons["planted-delivery"].startswith("TypeError")
 
-    assert eventually(lambda: quarantined(live) == {"delivery": 2.0, "broadcast": 1.0, "notification": 0.0})
+    assert eventually(lambda: quarantined(live) == {"delivery": 2.0, "broadcast": 1.0, "notification": 0.0, "reference": 0.0})
 
     # The loops are still running: a message sent now goes out.
     later = send(live, {"recipient": crowd[0].upn, "text": "after the quarantine"})

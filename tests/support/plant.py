@@ -55,6 +55,23 @@ def notification_doc(record_id: str, **fields: Any) -> dict[str, Any]:
     }
 
 
+def reference_doc(record_id: str, **fields: Any) -> dict[str, Any]:
+    """``record_id`` is ``tenant|user key|surface``, as Reference.doc_id."""
+    tenant_id, user_key, surface = record_id.split("|")
+    return {
+        "id": surface,
+        "pk": f"{tenant_id}|{user_key}",
+        "rid": record_id,
+        "tenant_id": tenant_id,
+        "user_key": user_key,
+        "surface": surface,
+        "status": "active",
+        "upn": SECRET,
+        "expires_at": None,
+        **fields,
+    }
+
+
 def sqlite_plant(path: str, kind: str, record_id: str, body: str) -> None:
     """Write ``body`` (any text) as the stored JSON of a due record of ``kind``."""
     statements = {
@@ -67,6 +84,10 @@ def sqlite_plant(path: str, kind: str, record_id: str, body: str) -> None:
             "INSERT INTO notifications (id, due, tenant_id, user_key, expires_at, etag, body)"
             " VALUES (?, 0, 't1', 'u-planted', NULL, 'planted', ?)"
         ),
+        "reference": (
+            "INSERT INTO refs (id, tenant_id, user_key, surface, status, expires_at, etag, body)"
+            " VALUES (?, 't1', 'u-planted', 'teams', 'active', NULL, 'planted', ?)"
+        ),
     }
     with sqlite3.connect(path) as conn:
         conn.execute(statements[kind], (record_id, body))
@@ -78,7 +99,12 @@ def undecodable_sqlite_body(doc: dict[str, Any]) -> str:
     return json.dumps({**doc, "card_type": LONE_SURROGATE})
 
 
-CONTAINERS = {"delivery": "deliveries", "broadcast": "broadcasts", "notification": "notifications"}
+CONTAINERS = {
+    "delivery": "deliveries",
+    "broadcast": "broadcasts",
+    "notification": "notifications",
+    "reference": "references",
+}
 
 
 async def cosmos_plant(store: Store, kind: str, doc: dict[str, Any]) -> None:
@@ -91,13 +117,19 @@ async def cosmos_plant(store: Store, kind: str, doc: dict[str, Any]) -> None:
 
 def without_required_fields(doc: dict[str, Any]) -> dict[str, Any]:
     """A document our model cannot be built from (its required fields gone): undecodable on any backend."""
-    keep = ("id", "status", "due", "due_at", "due_rank", "not_before", "expires_at")
+    keep = ("id", "pk", "rid", "tenant_id", "status", "due", "due_at", "due_rank", "not_before", "expires_at")
     return {k: v for k, v in doc.items() if k in keep}
 
 
 async def plant_undecodable(store: Store, backend: str, kind: str, record_id: str) -> None:
     """An undecodable due record of ``kind`` in the SQLite or Cosmos DB store."""
-    doc = {"delivery": delivery_doc, "broadcast": broadcast_doc, "notification": notification_doc}[kind](record_id)
+    makers = {
+        "delivery": delivery_doc,
+        "broadcast": broadcast_doc,
+        "notification": notification_doc,
+        "reference": reference_doc,
+    }
+    doc = makers[kind](record_id)
     if backend == "sqlite":
         sqlite_plant(store.path, kind, record_id, undecodable_sqlite_body(doc))  # type: ignore[attr-defined]
     elif backend == "cosmos":

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from teams_proactive.bot.store.base.records import PersonKey
 
 # What can be moved aside: the records the background loops read many of at a time.
-KINDS = ("delivery", "broadcast", "notification")
+KINDS = ("delivery", "broadcast", "notification", "reference")
 
 # Kept this long unless the store is told otherwise (create_store sets DELIVERY_RETENTION_DAYS).
 DEFAULT_KEEP_SECONDS = 30 * 86400.0
@@ -47,7 +47,8 @@ class Quarantine(abc.ABC):
     @abc.abstractmethod
     async def isolate(self, kind: str, record_id: str, reason: str) -> bool:
         """Move the stored record aside with ``reason`` (short; never its content). False when there
-        was no such record (already moved, deleted or expired)."""
+        was no such record (already moved, deleted or expired). A reference's id is
+        ``tenant|user key|surface`` (``Reference.doc_id``)."""
 
     @abc.abstractmethod
     async def list(self, kind: str | None = None, limit: int = 100) -> list[QuarantinedRecord]:

@@ -30,9 +30,9 @@ personindex     ``/id``           id = an opaque per-tenant key of a person or a
 erasures        ``/id``           erasures asked for (DELETE_ON_UNINSTALL) and not done yet;
                                   the dispatcher's housekeeping works through them.
 recipients      ``/id``           a broadcast's recipient list in chunks; only point-read.
-quarantine      ``/id``           id = "kind:record id": a delivery, broadcast or webhook event
-                                  a loop could not read or process, moved out of its container
-                                  with the reason; listed rarely (the CLI, /metrics counts).
+quarantine      ``/id``           id = "kind:record id": a delivery, broadcast, webhook event or
+                                  reference a loop could not read or process, moved out of its
+                                  container with the reason; listed rarely (the CLI, /metrics).
 =============== ================= ===========================================================
 
 Per-item ``ttl`` (seconds) is written only when a record has an ``expires_at``: references when
@@ -134,7 +134,9 @@ BROADCAST_LANE = 1e11  # seconds (~3,000 years): beyond any due time of a single
 
 
 # The container each kind of record that can be quarantined lives in (each partitioned on /id).
-CONTAINER_OF = {"delivery": "deliveries", "broadcast": "broadcasts", "notification": "notifications"}
+CONTAINER_OF = {
+    "delivery": "deliveries", "broadcast": "broadcasts", "notification": "notifications", "reference": "references",
+}  # fmt: skip
 # What Cosmos DB adds to a document; left out of the copy kept in quarantine.
 SYSTEM_FIELDS = ("_rid", "_self", "_etag", "_attachments", "_ts", "ttl")
 
@@ -375,10 +377,14 @@ class CosmosDatabase:
         )
         await self.containers["quarantine"].upsert_item(entry)
         try:
-            await self.containers[CONTAINER_OF[kind]].delete_item(record_id, partition_key=record_id)
+            # A reference lives in its person's partition under its surface; the others under their id.
+            await self.containers[CONTAINER_OF[kind]].delete_item(
+                doc.get("id", record_id), partition_key=doc.get("pk", record_id) if kind == "reference" else record_id
+            )
         except CosmosResourceNotFoundError:
             return False
-        log.warning("%s %s moved to quarantine: %s", kind, record_id, reason)
+        shown = "(id not logged)" if kind == "reference" else record_id  # a reference's id names the person
+        log.warning("%s %s moved to quarantine: %s", kind, shown, reason)
         return True
 
     async def set_aside(self, unreadable: list[Unreadable], docs: dict[str, dict[str, Any]]) -> None:

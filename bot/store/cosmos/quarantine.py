@@ -32,9 +32,12 @@ class CosmosQuarantine(Quarantine):
 
     async def isolate(self, kind: str, record_id: str, reason: str) -> bool:
         container = CONTAINER_OF[kind]
+        item_id, pk = record_id, record_id
+        if kind == "reference":  # tenant|user key|surface: the surface in the person's partition
+            pk, _, item_id = record_id.rpartition("|")
         try:
             # Raw, not through db.read: the document may be one no codec of ours can take.
-            doc = dict(await self.db.containers[container].read_item(record_id, partition_key=record_id))
+            doc = dict(await self.db.containers[container].read_item(item_id, partition_key=pk))
         except CosmosResourceNotFoundError:
             return False
         return await self.db.move_aside(kind, record_id, reason, doc)

@@ -27,6 +27,7 @@ class MemoryQuarantine(Quarantine):
             "delivery": self.db.deliveries,
             "broadcast": self.db.broadcasts,
             "notification": self.db.notifications,
+            "reference": self.db.refs,
         }
         return tables[kind]
 

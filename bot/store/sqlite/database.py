@@ -41,13 +41,21 @@ LEASE_GRACE_SECONDS = 300.0
 PENDING = (DeliveryStatus.QUEUED.value, DeliveryStatus.SCHEDULED.value)
 
 # The table each kind of record that can be quarantined lives in.
-QUARANTINE_TABLES = {"delivery": "deliveries", "broadcast": "broadcasts", "notification": "notifications"}
+QUARANTINE_TABLES = {
+    "delivery": "deliveries", "broadcast": "broadcasts", "notification": "notifications", "reference": "refs",
+}  # fmt: skip
 # Whom a record of each table is about, from its columns (a broadcast names many people: none).
 PERSON_COLUMNS = {
     "deliveries": "tenant_id, user_key",
     "broadcasts": "NULL, NULL",
     "notifications": "tenant_id, user_key",
+    "refs": "tenant_id, user_key",
 }
+
+
+def logged_id(kind: str, record_id: str) -> str:
+    """What a log line may say of a quarantined record's id: a reference's id names the person."""
+    return "(id not logged)" if kind == "reference" else record_id
 
 
 def make_etag() -> str:
@@ -239,7 +247,7 @@ class SqliteDatabase:
         if cur.rowcount != 1:
             return False
         c.execute(f"DELETE FROM {table} WHERE id=?", (record_id,))
-        log.warning("%s %s moved to quarantine: %s", kind, record_id, reason)
+        log.warning("%s %s moved to quarantine: %s", kind, logged_id(kind, record_id), reason)
         return True
 
     async def set_aside(self, unreadable: list[Unreadable]) -> None:

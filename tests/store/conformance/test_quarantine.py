@@ -8,7 +8,7 @@ import pytest
 from teams_proactive.bot.model import Notification, now
 from teams_proactive.bot.store.base import PersonKey, Store
 
-from tests.store.conformance.factories import make_broadcast, make_delivery
+from tests.store.conformance.factories import make_broadcast, make_delivery, make_ref, write_new
 from tests.support.plant import SECRET, plant_undecodable, sqlite_plant
 
 
@@ -32,11 +32,11 @@ async def test_a_record_moved_aside_is_read_by_no_loop_and_listed_with_its_reaso
     assert listed[("delivery", "bad")].reason == "AttributeError: processing failed"
     assert listed[("delivery", "bad")].expires_at > now()
     assert [q.record_id for q in await store.quarantine.list(kind="broadcast")] == ["b-bad"]
-    assert await store.quarantine.counts() == {"delivery": 1, "broadcast": 1, "notification": 0}
+    assert await store.quarantine.counts() == {"delivery": 1, "broadcast": 1, "notification": 0, "reference": 0}
 
     assert await store.quarantine.remove("delivery", "bad") is True
     assert await store.quarantine.remove("delivery", "bad") is False
-    assert await store.quarantine.counts() == {"delivery": 0, "broadcast": 1, "notification": 0}
+    assert await store.quarantine.counts() == {"delivery": 0, "broadcast": 1, "notification": 0, "reference": 0}
 
 
 async def test_quarantined_records_go_when_their_retention_ends(store: Store) -> None:
@@ -44,7 +44,7 @@ async def test_quarantined_records_go_when_their_retention_ends(store: Store) ->
     store.quarantine.keep_seconds = -1.0  # kept until a moment already past
     await store.quarantine.isolate("delivery", "old", "ValueError")
     assert await store.quarantine.list() == []
-    assert await store.quarantine.counts() == {"delivery": 0, "broadcast": 0, "notification": 0}
+    assert await store.quarantine.counts() == {"delivery": 0, "broadcast": 0, "notification": 0, "reference": 0}
     purged = await store.purge_expired(now())
     assert purged.get("quarantine", 0) in (0, 1)  # Cosmos DB removes it by its ttl, the others here
 
@@ -60,22 +60,32 @@ async def test_an_undecodable_record_is_moved_aside_and_the_others_are_read(stor
     await plant_undecodable(store, backend, "delivery", "planted")
     await plant_undecodable(store, backend, "broadcast", "b-planted")
     await plant_undecodable(store, backend, "notification", "n-planted")
+    await write_new(store, make_ref("t1", "u-good"))
+    await plant_undecodable(store, backend, "reference", "t1|u-planted|teams")
 
     claimed = await store.outbox.claim_due("me", now(), 10, 30)
     assert sorted(d.id for d in claimed) == ["good-0", "good-1", "good-2"]
     assert [b.id for b in await store.broadcasts.unfinished()] == ["b-good"]
     assert [n.id for n in await store.subscriptions.claim_notifications("me", now(), 10, 30)] == ["n-good"]
+    page = await store.references.page(tenant_id="t1", status=None, surface=None, limit=10, token=None)
+    assert [r.user_key for r in page.items] == ["u-good"]
     # Read again: nothing left to trip over.
     assert await store.outbox.claim_due("me", now(), 10, 30) == []
     assert [b.id for b in await store.broadcasts.unfinished()] == ["b-good"]
 
     listed = {(q.kind, q.record_id): q.reason for q in await store.quarantine.list()}
-    assert set(listed) == {("delivery", "planted"), ("broadcast", "b-planted"), ("notification", "n-planted")}
+    assert set(listed) == {
+        ("delivery", "planted"),
+        ("broadcast", "b-planted"),
+        ("notification", "n-planted"),
+        ("reference", "t1|u-planted|teams"),
+    }
     for reason in listed.values():
         assert reason and SECRET not in reason and "alice" not in reason
     if backend == "sqlite":
         assert "surrogate" in listed[("delivery", "planted")]
-    assert await store.quarantine.counts() == {"delivery": 1, "broadcast": 1, "notification": 1}
+    assert await store.quarantine.counts() == {"delivery": 1, "broadcast": 1, "notification": 1, "reference": 1}
+    assert await store.references.get("t1", "u-planted", "teams") is None
     assert await store.outbox.get("planted") is None
 
 
@@ -94,5 +104,8 @@ async def test_forgetting_a_person_deletes_what_was_moved_aside_about_them(store
     await store.broadcasts.create(make_broadcast("b1"))
     for kind, record_id in (("delivery", "theirs"), ("delivery", "someone-elses"), ("broadcast", "b1")):
         assert await store.quarantine.isolate(kind, record_id, "ValueError")
-    assert await store.quarantine.forget(PersonKey("t1", "u-gone")) == 1
+    await write_new(store, make_ref("t1", "u-gone"))
+    assert await store.quarantine.isolate("reference", "t1|u-gone|teams", "TypeError")
+    assert await store.references.get("t1", "u-gone", "teams") is None
+    assert await store.quarantine.forget(PersonKey("t1", "u-gone")) == 2
     assert {q.record_id for q in await store.quarantine.list()} == {"someone-elses", "b1"}

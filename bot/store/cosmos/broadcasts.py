@@ -19,7 +19,7 @@ from teams_proactive.bot.store.cosmos.database import (
     CosmosDatabase,
     query_params,
 )
-from teams_proactive.bot.unreadable import decode_each
+from teams_proactive.bot.unreadable import decode_each, reason_of
 
 
 class CosmosBroadcasts(Broadcasts):
@@ -35,7 +35,13 @@ class CosmosBroadcasts(Broadcasts):
 
     async def get(self, broadcast_id: str) -> Broadcast | None:
         doc = await self.db.read_live("broadcasts", broadcast_id, broadcast_id)
-        return Broadcast.from_doc(doc, etag=doc["_etag"]) if doc is not None else None
+        if doc is None:
+            return None
+        try:
+            return Broadcast.from_doc(doc, etag=doc["_etag"])
+        except Exception as exc:  # unreadable: moved to quarantine, and absent from now on
+            await self.db.move_aside("broadcast", broadcast_id, reason_of(exc), doc)
+            return None
 
     async def write(self, broadcast: Broadcast, etag: str) -> Broadcast:
         stored = await self.db.replace("broadcasts", self._broadcast_doc(broadcast), etag)

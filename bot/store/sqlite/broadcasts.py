@@ -9,7 +9,7 @@ from teams_proactive.bot.model import Broadcast, now
 from teams_proactive.bot.store.base import visible
 from teams_proactive.bot.store.base.broadcasts import Broadcasts
 from teams_proactive.bot.store.sqlite.database import SqliteDatabase
-from teams_proactive.bot.unreadable import decode_each
+from teams_proactive.bot.unreadable import Unreadable, decode_each, reason_of
 
 
 class SqliteBroadcasts(Broadcasts):
@@ -20,7 +20,13 @@ class SqliteBroadcasts(Broadcasts):
         return await self.db.create_doc("broadcasts", broadcast, broadcast.id, {"status": broadcast.status})
 
     async def get(self, broadcast_id: str) -> Broadcast | None:
-        return await self.db.get_doc("broadcasts", Broadcast, broadcast_id)
+        try:
+            return await self.db.get_doc("broadcasts", Broadcast, broadcast_id)
+        except sqlite3.Error:
+            raise
+        except Exception as exc:  # unreadable: moved to quarantine, and absent from now on
+            await self.db.set_aside([Unreadable("broadcast", broadcast_id, reason_of(exc))])
+            return None
 
     async def write(self, broadcast: Broadcast, etag: str) -> Broadcast:
         return await self.db.replace_doc("broadcasts", broadcast, broadcast.id, etag, {"status": broadcast.status})

@@ -109,3 +109,13 @@ async def test_forgetting_a_person_deletes_what_was_moved_aside_about_them(store
     assert await store.references.get("t1", "u-gone", "teams") is None
     assert await store.quarantine.forget(PersonKey("t1", "u-gone")) == 2
     assert {q.record_id for q in await store.quarantine.list()} == {"someone-elses", "b1"}
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("cosmos", marks=pytest.mark.cosmos)], indirect=True)
+async def test_a_finished_broadcast_that_cannot_be_read_is_absent_and_moved_aside(store: Store, backend: str) -> None:
+    # Listed by ids() (the dashboard's recent broadcasts), then read one by one.
+    await plant_undecodable(store, backend, "broadcast", "b-old")
+    assert "b-old" in await store.broadcasts.ids()
+    assert await store.broadcasts.get("b-old") is None
+    assert [q.record_id for q in await store.quarantine.list(kind="broadcast")] == ["b-old"]
+    assert "b-old" not in await store.broadcasts.ids()

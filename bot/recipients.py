@@ -178,6 +178,8 @@ async def forget(store: Store, person: PersonKey) -> dict[str, int]:
     await store.broadcasts.forget_index(keys)
     # Events about the person still waiting for a flow's callback quote what they wrote.
     await store.subscriptions.forget_notifications(person.tenant_id, person.user_key)
+    # Records about them moved aside because they could not be read or processed (issue 24).
+    await store.quarantine.forget(person)
     deleted = await store.references.delete_person(person.tenant_id, person.user_key)
     await store.compact()
     return {"references": deleted, "deliveries": erased, "broadcasts": scrubbed}

@@ -36,6 +36,7 @@ from teams_proactive.bot.delivery.service import Caller
 from teams_proactive.bot.events import BotEvent
 from teams_proactive.bot.model import Notification, Subscription, now
 from teams_proactive.bot.outbound import parse_retry_after
+from teams_proactive.bot.quarantine import FailureCounter, isolate
 from teams_proactive.bot.store.base import ConcurrencyConflict, PersonKey, Store
 
 log = logging.getLogger(__name__)
@@ -212,6 +213,7 @@ class WebhookSink(EventOutbox):
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._retries: list[float] = []  # heap: when the retries this relay scheduled fall due
+        self._failures = FailureCounter()  # an event that keeps raising goes to quarantine
         self._closing = False
         self._preparers: dict[str, Preparer] = {}
 
@@ -290,7 +292,13 @@ class WebhookSink(EventOutbox):
     async def _deliver(self, notification: Notification) -> None:
         try:
             await self._attempt(notification)
-        except Exception:
+            self._failures.succeeded(notification.id)
+        except Exception as exc:
+            if self._failures.failed(notification.id):
+                log.exception("notification %s: unexpected error again; moved to quarantine", notification.id)
+                if await isolate(self._store, "notification", notification.id, exc):
+                    self._failures.succeeded(notification.id)
+                return
             # The lease lapses and the notification is claimed again: nothing is lost.
             log.exception("notification %s: unexpected error; it will be retried", notification.id)
 

@@ -187,16 +187,17 @@ def _store(bot: BotSettings, timeout: float) -> list[Finding]:
                 )
             ]
 
-    async def probe() -> None:
+    async def probe() -> dict[str, int]:
         store = create_store(bot)
         try:
             await asyncio.wait_for(store.open(), timeout)
             await asyncio.wait_for(store.ping(), timeout)
+            return await asyncio.wait_for(store.quarantine.counts(), timeout)
         finally:
             await store.close()
 
     try:
-        asyncio.run(probe())
+        quarantined = asyncio.run(probe())
     except TimeoutError:
         return [Finding(FAIL, topic, f"{_describe_store(bot)} did not answer within {timeout:.0f} s.")]
     except Exception as exc:  # any failure is the finding; its type and text say which
@@ -210,7 +211,18 @@ def _store(bot: BotSettings, timeout: float) -> list[Finding]:
         return [
             Finding(FAIL, topic, f"{_describe_store(bot)} could not be opened: {type(exc).__name__}: {message}.{hint}")
         ]
-    return [Finding(OK, topic, f"{_describe_store(bot)} answers.")]
+    found = [Finding(OK, topic, f"{_describe_store(bot)} answers.")]
+    if any(quarantined.values()):
+        counts = ", ".join(f"{count} {kind}" for kind, count in quarantined.items() if count)
+        found.append(
+            Finding(
+                WARN,
+                "Quarantine",
+                f"Records a loop could not read or process were moved aside ({counts}); the others go on."
+                " See them with 'teams-proactive quarantine list'; docs/operations.md says what to do.",
+            )
+        )
+    return found
 
 
 def _describe_store(bot: BotSettings) -> str:

@@ -1,5 +1,6 @@
 """Prometheus metrics at /metrics: deliveries by status, failures by code, retries, 429s, send latency
-(counted by the dispatcher, bot/delivery/metrics.py), plus the outbox queue depth read from the store.
+(counted by the dispatcher, bot/delivery/metrics.py), plus the outbox queue depth and the records in
+quarantine, read from the store.
 
 Under gunicorn set ``PROMETHEUS_MULTIPROC_DIR`` to an empty folder: the counters of every worker are
 then added up, whichever worker answers the scrape. Set ``METRICS_TOKEN`` to require
@@ -14,6 +15,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 
 import teams_proactive.bot.delivery.metrics  # noqa: F401 - registers the delivery counters before the first scrape
 from flask import Blueprint, Flask, Response, current_app, request
@@ -22,6 +24,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from teams_proactive.bot.model import DeliveryStatus
 from teams_proactive.bot.runtime import BotRuntime
+from teams_proactive.bot.store.base import QUARANTINE_KINDS
 from teams_proactive.connector.extension import runtime_of
 
 log = logging.getLogger(__name__)
@@ -43,10 +46,11 @@ class RuntimeCollector(Collector):
         self._runtime = runtime
         self._cache_seconds = cache_seconds
         self._lock = threading.Lock()
-        self._cached: tuple[float, dict[str, int] | None] = (0.0, None)
+        self._cached: tuple[float, StoreCounts | None] = (0.0, None)
 
     def collect(self) -> Iterator[Metric]:
-        depth = self._queue_depth()
+        counts = self._store_counts()
+        depth = counts.queue if counts is not None else None
         queue = GaugeMetricFamily(
             "teams_proactive_queue_depth",
             "Deliveries waiting in the outbox (all instances), by status.",
@@ -55,6 +59,15 @@ class RuntimeCollector(Collector):
         for status in QUEUE_STATUSES:
             queue.add_metric([status.value], (depth or {}).get(status.value, 0))
         yield queue
+        quarantined = GaugeMetricFamily(
+            "teams_proactive_quarantined_records",
+            "Records a loop could not read or process, moved aside and kept for the retention period"
+            " (all instances), by kind: delivery, broadcast, notification, reference.",
+            labels=["kind"],
+        )
+        for kind in QUARANTINE_KINDS:
+            quarantined.add_metric([kind], (counts.quarantine if counts is not None else {}).get(kind, 0))
+        yield quarantined
         yield GaugeMetricFamily(
             "teams_proactive_store_up",
             "1 when the store answered the last metrics query.",
@@ -66,19 +79,29 @@ class RuntimeCollector(Collector):
             value=int(bool(getattr(self._runtime.dispatcher, "is_leader", False))),
         )
 
-    def _queue_depth(self) -> dict[str, int] | None:
+    def _store_counts(self) -> StoreCounts | None:
         # Scrapes can come often and from several Prometheus servers: count at most every few seconds.
         with self._lock:
             at, cached = self._cached
             if cached is not None and time.monotonic() - at < self._cache_seconds:
                 return cached
             try:
-                counts = self._runtime.call(_count_pending(self._runtime), timeout=10)
+                counts = self._runtime.call(_count(self._runtime), timeout=10)
             except Exception as exc:  # a scrape must still answer; store_up says what happened
                 log.warning("metrics: the store did not answer the queue-depth query (%s)", type(exc).__name__)
                 return None
             self._cached = (time.monotonic(), counts)
             return counts
+
+
+@dataclass(frozen=True, slots=True)
+class StoreCounts:
+    queue: dict[str, int]  # outbox by status
+    quarantine: dict[str, int]  # records in quarantine by kind
+
+
+async def _count(runtime: BotRuntime) -> StoreCounts:
+    return StoreCounts(await _count_pending(runtime), await runtime.store.quarantine.counts())
 
 
 async def _count_pending(runtime: BotRuntime) -> dict[str, int]:

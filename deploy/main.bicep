@@ -67,6 +67,7 @@ var containers = [
   { name: 'personindex', partitionKey: '/id', pointReadsOnly: true, excluded: [] }
   { name: 'erasures', partitionKey: '/id', pointReadsOnly: false, excluded: ['/tenant_id/?', '/user_key/?'] }
   { name: 'recipients', partitionKey: '/id', pointReadsOnly: true, excluded: [] }
+  { name: 'quarantine', partitionKey: '/id', pointReadsOnly: false, excluded: ['/body/*'] }
 ]
 
 resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {

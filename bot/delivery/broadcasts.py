@@ -27,6 +27,7 @@ from teams_proactive.bot.graph.audiences import AudienceExpander, graph_required
 from teams_proactive.bot.graph.client import GraphClient
 from teams_proactive.bot.graph.settings import GraphSettings
 from teams_proactive.bot.model import Broadcast, Delivery, DeliveryStatus, ReferenceStatus, Surface, now
+from teams_proactive.bot.quarantine import FailureCounter, isolate
 from teams_proactive.bot.recipients import find_person, index_keys, require_reachable
 from teams_proactive.bot.store.base import PersonKey, Store
 
@@ -80,6 +81,7 @@ class BroadcastService:
         self._wake = asyncio.Event()
         self._stopping = False
         self._swept: dict[str, float] = {}  # broadcast id -> when its update/recall was last swept
+        self._failures = FailureCounter()  # a broadcast that keeps raising goes to quarantine
 
     # ---- API side ---------------------------------------------------------------------------
     async def start_broadcast(
@@ -270,30 +272,46 @@ class BroadcastService:
             self._wake.clear()
 
     async def step(self) -> None:
-        """Expand broadcasts still preparing; mark running ones complete when nothing is pending."""
+        """Expand broadcasts still preparing; mark running ones complete when nothing is pending.
+
+        One broadcast that raises does not hold up the others; one that keeps raising is moved to
+        quarantine (issue 24)."""
         for broadcast in await self._store.broadcasts.unfinished():
-            if broadcast.status == "preparing":
-                await self._expand(broadcast)
-            elif broadcast.status == "running":
-                if campaigns.change_pending(broadcast):
-                    # UpdateBroadcast/RecallBroadcast: queue what is left to change; done when settled.
-                    # A pass reads every delivery of the broadcast, so it runs every few seconds, and
-                    # at once when a change was just asked for.
-                    asked = max(broadcast.update_requested_at or 0.0, broadcast.recall_requested_at or 0.0)
-                    last = self._swept.get(broadcast.id, 0.0)
-                    if asked < last and now() - last < SWEEP_SECONDS:
-                        continue
-                    self._swept[broadcast.id] = now()
-                    if await campaigns.sweep(self._store, broadcast):
-                        self._dispatcher.notify()
-                    continue
-                self._swept.pop(broadcast.id, None)
-                counts = await self._store.outbox.count(broadcast.id)
-                pending = sum(
-                    counts.get(s, 0) for s in (DeliveryStatus.QUEUED, DeliveryStatus.SCHEDULED, DeliveryStatus.SENDING)
-                )
-                if pending == 0:
-                    await self._store.broadcasts.update(broadcast.id, _complete)
+            try:
+                await self._step_one(broadcast)
+            except Exception as exc:
+                if self._failures.failed(broadcast.id):
+                    log.exception("broadcast %s: failed again; moved to quarantine", broadcast.id)
+                    if await isolate(self._store, "broadcast", broadcast.id, exc):
+                        self._failures.succeeded(broadcast.id)
+                else:
+                    log.exception("broadcast %s: failed; tried again on the next pass", broadcast.id)
+            else:
+                self._failures.succeeded(broadcast.id)
+
+    async def _step_one(self, broadcast: Broadcast) -> None:
+        if broadcast.status == "preparing":
+            await self._expand(broadcast)
+        elif broadcast.status == "running":
+            if campaigns.change_pending(broadcast):
+                # UpdateBroadcast/RecallBroadcast: queue what is left to change; done when settled.
+                # A pass reads every delivery of the broadcast, so it runs every few seconds, and
+                # at once when a change was just asked for.
+                asked = max(broadcast.update_requested_at or 0.0, broadcast.recall_requested_at or 0.0)
+                last = self._swept.get(broadcast.id, 0.0)
+                if asked < last and now() - last < SWEEP_SECONDS:
+                    return
+                self._swept[broadcast.id] = now()
+                if await campaigns.sweep(self._store, broadcast):
+                    self._dispatcher.notify()
+                return
+            self._swept.pop(broadcast.id, None)
+            counts = await self._store.outbox.count(broadcast.id)
+            pending = sum(
+                counts.get(s, 0) for s in (DeliveryStatus.QUEUED, DeliveryStatus.SCHEDULED, DeliveryStatus.SENDING)
+            )
+            if pending == 0:
+                await self._store.broadcasts.update(broadcast.id, _complete)
 
     async def _expand(self, broadcast: Broadcast) -> None:
         skipped: list[dict[str, Any]] = []

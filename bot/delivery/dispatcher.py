@@ -30,6 +30,7 @@ from teams_proactive.bot.events import BotEvent, EventSink, NoEvents
 from teams_proactive.bot.graph.install import UNRESOLVED, Installer, InstallFailed
 from teams_proactive.bot.model import Delivery, DeliveryStatus, Reference, ReferenceStatus, Surface, now
 from teams_proactive.bot.outbound import BotConnectorClient, ConnectorError
+from teams_proactive.bot.quarantine import FailureCounter, isolate
 from teams_proactive.bot.store.base import ConcurrencyConflict, PersonKey, Store
 from teams_proactive.bot.surfaces import TEAMS_CHANNEL
 
@@ -114,6 +115,8 @@ class Dispatcher:
         self._slot_freed = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
         self._claimed: dict[str, Delivery] = {}  # deliveries being sent by this dispatcher, by id
+        # Unexpected errors per delivery: one that keeps raising is moved to quarantine (issue 24).
+        self._failures = FailureCounter()
         self._watchers: dict[str, list[asyncio.Future[Delivery]]] = {}
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -125,7 +128,9 @@ class Dispatcher:
         self._outcomes = OutcomeWriter(store, max_group=self._claim_batch)
         # Read by metrics: sends that reached Teams, retries scheduled, final failures, 429s seen,
         # sends put back to respect a conversation's window, and lost leases.
-        self.stats = {"sent": 0, "retried": 0, "failed": 0, "throttled": 0, "paced": 0, "lease_lost": 0}
+        self.stats = {
+            "sent": 0, "retried": 0, "failed": 0, "throttled": 0, "paced": 0, "lease_lost": 0, "quarantined": 0,
+        }  # fmt: skip
 
     # ---- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
@@ -285,10 +290,19 @@ class Dispatcher:
     async def _deliver(self, delivery: Delivery) -> None:
         try:
             await self._attempt(delivery)
+            self._failures.succeeded(delivery.id)
         except _LeaseLost:
             self.stats["lease_lost"] += 1
             log.warning("delivery %s: lease lost before sending; another dispatcher has it", delivery.id)
-        except Exception:
+        except Exception as exc:
+            if self._failures.failed(delivery.id):
+                # It failed the same way again and again: a record we cannot process. Moved aside,
+                # it stops taking a slot every few seconds; the others go on.
+                log.exception("delivery %s: unexpected error again; moved to quarantine", delivery.id)
+                if await isolate(self._store, "delivery", delivery.id, exc):
+                    self._failures.succeeded(delivery.id)
+                    self.stats["quarantined"] += 1
+                    return
             log.exception("delivery %s: unexpected error; it will be retried", delivery.id)
             try:
                 await self._finish(

@@ -7,7 +7,8 @@ import time
 
 from teams_proactive.bot.model import now
 from teams_proactive.bot.recipients import forget
-from teams_proactive.bot.store.base import Store
+from teams_proactive.bot.store.base import PersonKey, Store
+from teams_proactive.bot.unreadable import reason_of
 
 log = logging.getLogger(__name__)
 
@@ -26,26 +27,48 @@ class Housekeeper:
         self._erase_batch = erase_batch
         self._last_purge: float | None = None
         # Read by tests and metrics: people erased and records purged by this process.
-        self.stats = {"erased": 0, "purged": 0, "purges": 0}
+        self.stats = {"erased": 0, "erase_failures": 0, "purged": 0, "purges": 0}
 
     async def run(self) -> None:
-        await self.erase_pending()
-        if self._last_purge is None or time.monotonic() - self._last_purge >= self.purge_every_seconds:
-            await self.purge()
+        try:
+            await self.erase_pending()
+        finally:
+            # The purge runs even when the erasures could not all be done (issue 24: nothing stops the rest).
+            if self._last_purge is None or time.monotonic() - self._last_purge >= self.purge_every_seconds:
+                await self.purge()
 
     async def erase_pending(self) -> int:
+        """Erase everyone waiting; one whose erase fails stays pending (tried again on the next run)
+        and the others are erased meanwhile."""
         erased = 0
+        failed: set[PersonKey] = set()
         while True:
-            people = await self._store.erasures.pending(self._erase_batch)
+            # The failed ones are the oldest and would fill every batch: ask past them.
+            people = [p for p in await self._store.erasures.pending(self._erase_batch + len(failed)) if p not in failed]
             if not people:
+                if failed:
+                    log.warning(
+                        "%d erasures failed; they stay pending and are tried again on the next run", len(failed)
+                    )
                 return erased
+            done = 0
             for person in people:
-                await forget(self._store, person)
-                await self._store.erasures.done(person)
+                try:
+                    await forget(self._store, person)
+                    await self._store.erasures.done(person)
+                except Exception as exc:
+                    # No ids and no traceback in the log: they are what is being erased, and an
+                    # exception's text may quote them.
+                    log.error("an erasure failed (%s); it stays pending and the others go on", reason_of(exc))
+                    failed.add(person)
+                    self.stats["erase_failures"] += 1
+                    continue
+                done += 1
                 erased += 1
                 self.stats["erased"] += 1
-            # Counts only: the person's ids are what is being erased.
-            log.info("erased %d people on uninstall", len(people))
+            if done:
+                # Counts only: the person's ids are what is being erased.
+                log.info("erased %d people on uninstall", done)
 
     async def purge(self) -> dict[str, int]:
         self._last_purge = time.monotonic()

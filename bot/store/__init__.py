@@ -10,7 +10,14 @@ __all__ = ["ConcurrencyConflict", "Page", "PersonKey", "Store", "StoreError", "S
 
 
 def create_store(settings: BotSettings) -> Store:
-    """Build (not yet open) the store named by ``settings.store_url``."""
+    """Build (not yet open) the store named by ``settings.store_url``; quarantined records are kept
+    for ``DELIVERY_RETENTION_DAYS``."""
+    store = _backend(settings)
+    store.quarantine.keep_seconds = settings.delivery_retention_days * 86400
+    return store
+
+
+def _backend(settings: BotSettings) -> Store:
     url = settings.store_url
     ttl = settings.reference_ttl_days * 86400 if settings.reference_ttl_days else None
     if url.startswith("sqlite:///"):

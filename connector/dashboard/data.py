@@ -82,6 +82,13 @@ class Overview:
     people_capped: bool = False
     deliveries_capped: bool = False
     deliveries_scanned: int = 0
+    # Records moved to quarantine, by kind (store-wide: shown to viewers of every tenant only, as a
+    # record that cannot be read cannot be told apart by tenant). None: not shown.
+    quarantined: dict[str, int] | None = None
+
+    @property
+    def quarantined_total(self) -> int:
+        return sum((self.quarantined or {}).values())
 
     @property
     def reachable(self) -> int:
@@ -195,6 +202,8 @@ async def collect(
 
     await _deliveries(store, overview, tenant_id, at)
     overview.broadcasts = await recent_broadcasts(store, broadcasts, tenant_id)
+    if tenant_id is None:
+        overview.quarantined = await store.quarantine.counts()
     return overview
 
 

@@ -19,6 +19,7 @@ INTERFACES = {
     "subscriptions": base.Subscriptions,
     "erasures": base.Erasures,
     "leases": base.Leases,
+    "quarantine": base.Quarantine,
 }
 
 

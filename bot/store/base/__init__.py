@@ -7,6 +7,8 @@ from teams_proactive.bot.store.base.erasures import Erasures
 from teams_proactive.bot.store.base.keys import Keys
 from teams_proactive.bot.store.base.leases import Leases
 from teams_proactive.bot.store.base.outbox import Outbox
+from teams_proactive.bot.store.base.quarantine import KINDS as QUARANTINE_KINDS
+from teams_proactive.bot.store.base.quarantine import Quarantine, QuarantinedRecord
 from teams_proactive.bot.store.base.records import (
     MAX_CONFLICT_RETRIES,
     ConcurrencyConflict,
@@ -24,6 +26,7 @@ from teams_proactive.bot.store.base.subscriptions import Subscriptions
 
 __all__ = [
     "MAX_CONFLICT_RETRIES",
+    "QUARANTINE_KINDS",
     "REPOSITORIES",
     "Broadcasts",
     "ConcurrencyConflict",
@@ -33,6 +36,8 @@ __all__ = [
     "Outbox",
     "Page",
     "PersonKey",
+    "Quarantine",
+    "QuarantinedRecord",
     "ReadTally",
     "References",
     "Store",

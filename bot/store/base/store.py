@@ -9,6 +9,7 @@ from teams_proactive.bot.store.base.erasures import Erasures
 from teams_proactive.bot.store.base.keys import Keys
 from teams_proactive.bot.store.base.leases import Leases
 from teams_proactive.bot.store.base.outbox import Outbox
+from teams_proactive.bot.store.base.quarantine import Quarantine
 from teams_proactive.bot.store.base.references import References
 from teams_proactive.bot.store.base.subscriptions import Subscriptions
 
@@ -18,7 +19,8 @@ class Store(abc.ABC):
 
     ``references`` (and the people they resolve to), ``outbox`` (deliveries and their claims),
     ``broadcasts`` (with recipient chunks and the person index), ``keys``, ``subscriptions`` (with
-    webhook notifications), ``erasures`` and ``leases`` (with saved state).
+    webhook notifications), ``erasures``, ``leases`` (with saved state) and ``quarantine`` (records a loop could not read or
+    process, moved aside).
     """
 
     reference_ttl_seconds: float | None = None
@@ -29,6 +31,7 @@ class Store(abc.ABC):
     subscriptions: Subscriptions
     erasures: Erasures
     leases: Leases
+    quarantine: Quarantine
 
     async def open(self) -> None:  # noqa: B027 - optional hook
         """Create tables/containers if missing (and bring an older store's schema up to date)."""
@@ -43,7 +46,8 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def purge_expired(self, at: float) -> dict[str, int]:
         """Physically remove what expired by ``at``: references, deliveries (card waits too),
-        broadcasts, webhook events, broadcast index entries and lapsed leases. Returns how many of
+        broadcasts, webhook events, broadcast index entries, lapsed leases and quarantined records kept
+        past their time. Returns how many of
         each kind went. A backend whose database expires items by itself (Cosmos DB's per-item
         ``ttl``) may leave the work to it and return nothing."""
 
@@ -56,4 +60,4 @@ class Store(abc.ABC):
         return {name: getattr(self, name) for name in REPOSITORIES}
 
 
-REPOSITORIES = ("references", "outbox", "broadcasts", "keys", "subscriptions", "erasures", "leases")
+REPOSITORIES = ("references", "outbox", "broadcasts", "keys", "subscriptions", "erasures", "leases", "quarantine")

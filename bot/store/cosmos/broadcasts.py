@@ -19,6 +19,7 @@ from teams_proactive.bot.store.cosmos.database import (
     CosmosDatabase,
     query_params,
 )
+from teams_proactive.bot.unreadable import decode_each, reason_of
 
 
 class CosmosBroadcasts(Broadcasts):
@@ -34,7 +35,13 @@ class CosmosBroadcasts(Broadcasts):
 
     async def get(self, broadcast_id: str) -> Broadcast | None:
         doc = await self.db.read_live("broadcasts", broadcast_id, broadcast_id)
-        return Broadcast.from_doc(doc, etag=doc["_etag"]) if doc is not None else None
+        if doc is None:
+            return None
+        try:
+            return Broadcast.from_doc(doc, etag=doc["_etag"])
+        except Exception as exc:  # unreadable: moved to quarantine, and absent from now on
+            await self.db.move_aside("broadcast", broadcast_id, reason_of(exc), doc)
+            return None
 
     async def write(self, broadcast: Broadcast, etag: str) -> Broadcast:
         stored = await self.db.replace("broadcasts", self._broadcast_doc(broadcast), etag)
@@ -58,7 +65,16 @@ class CosmosBroadcasts(Broadcasts):
         docs = await self.db.query(
             "broadcasts", f"SELECT * FROM c WHERE c.status != 'completed' AND {LIVE_FILTER}", query_params(now=now())
         )
-        return [Broadcast.from_doc(d, etag=d["_etag"]) for d in docs]
+
+        def decode(doc: dict[str, Any]) -> Broadcast:
+            return Broadcast.from_doc(doc, etag=doc["_etag"])
+
+        try:
+            return [decode(d) for d in docs]
+        except Exception:  # one that cannot be read goes to quarantine; the coordinator gets the rest
+            broadcasts, unreadable = decode_each(((str(d.get("id")), d) for d in docs), decode, "broadcast")
+            await self.db.set_aside(unreadable, {str(d.get("id")): d for d in docs})
+            return broadcasts
 
     async def ids(self) -> list[str]:
         return await self.db.query(

@@ -29,6 +29,10 @@ personindex     ``/id``           id = an opaque per-tenant key of a person or a
                                   keys instead of reading every broadcast.
 erasures        ``/id``           erasures asked for (DELETE_ON_UNINSTALL) and not done yet;
                                   the dispatcher's housekeeping works through them.
+recipients      ``/id``           a broadcast's recipient list in chunks; only point-read.
+quarantine      ``/id``           id = "kind:record id": a delivery, broadcast, webhook event or
+                                  reference a loop could not read or process, moved out of its
+                                  container with the reason; listed rarely (the CLI, /metrics).
 =============== ================= ===========================================================
 
 Per-item ``ttl`` (seconds) is written only when a record has an ``expires_at``: references when
@@ -58,7 +62,9 @@ from azure.cosmos.exceptions import (
 )
 from teams_proactive.bot.model import DeliveryStatus, Reference, now
 from teams_proactive.bot.store.base import ConcurrencyConflict, StoreError, StoreTooNew
+from teams_proactive.bot.store.base.quarantine import DEFAULT_KEEP_SECONDS
 from teams_proactive.bot.store.cosmos.transport import PooledTransport
+from teams_proactive.bot.unreadable import Unreadable
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +91,7 @@ CONTAINERS: dict[str, tuple[str, list[str]]] = {
     "personindex": ("/id", ["/*"]),  # only ever point-read
     "erasures": ("/id", ["/tenant_id/?", "/user_key/?"]),
     "recipients": ("/id", ["/*"]),  # broadcast recipient lists in chunks; only ever point-read
+    "quarantine": ("/id", ["/body/*"]),  # records a loop could not read or process, moved aside
 }
 # The version of the documents this release writes. Every document written carries it in
 # ``schema_version`` (documents from before versions carry none: version 0, read as they are), and the
@@ -126,6 +133,14 @@ LIVE_FILTER = "(IS_NULL(c.expires_at) OR c.expires_at > @now)"
 BROADCAST_LANE = 1e11  # seconds (~3,000 years): beyond any due time of a single message
 
 
+# The container each kind of record that can be quarantined lives in (each partitioned on /id).
+CONTAINER_OF = {
+    "delivery": "deliveries", "broadcast": "broadcasts", "notification": "notifications", "reference": "references",
+}  # fmt: skip
+# What Cosmos DB adds to a document; left out of the copy kept in quarantine.
+SYSTEM_FIELDS = ("_rid", "_self", "_etag", "_attachments", "_ts", "ttl")
+
+
 def alias_doc_id(value: str) -> str:
     """A document id for an alias value; unusual characters or great length fall back to a hash."""
     if PLAIN_ID.fullmatch(value):
@@ -136,6 +151,10 @@ def alias_doc_id(value: str) -> str:
 def ledger_doc_id(person: str) -> str:
     """The aliases-container document listing every alias id ever written for one person."""
     return "person:" + hashlib.sha256(person.encode()).hexdigest()
+
+
+def quarantine_doc_id(kind: str, record_id: str) -> str:
+    return alias_doc_id(f"{kind}:{record_id}")
 
 
 def name_doc_id(name: str) -> str:
@@ -199,6 +218,7 @@ class CosmosDatabase:
         # (alias id, person id, surface) -> the expiry the alias entry is known to cover (None: never
         # expires). Saves an alias read on every activity; a missing or stale entry costs that read.
         self.alias_known: dict[tuple[str, str, str], float | None] = {}
+        self.quarantine_seconds = DEFAULT_KEEP_SECONDS
 
     # ---- lifecycle --------------------------------------------------------------------------
     async def open(self) -> None:
@@ -333,6 +353,44 @@ class CosmosDatabase:
         if ttl is not None:
             doc["ttl"] = ttl
         return doc
+
+    # ---- quarantine -------------------------------------------------------------------------
+    async def move_aside(self, kind: str, record_id: str, reason: str, doc: dict[str, Any]) -> bool:
+        """Copy ``doc`` (as read) into quarantine, then delete the original: a crash in between leaves
+        both, and the next reader moves it again (the copy is replaced)."""
+        at = now()
+        expires_at = at + self.quarantine_seconds
+        entry = self.with_ttl(
+            {
+                "id": quarantine_doc_id(kind, record_id),
+                "kind": kind,
+                "record_id": record_id,
+                "reason": reason,
+                "quarantined_at": at,
+                "expires_at": expires_at,
+                # Whom it is about, when that could be read (ForgetRecipient deletes it then).
+                "tenant_id": doc.get("tenant_id") if kind != "broadcast" else None,
+                "user_key": doc.get("user_key") if kind != "broadcast" else None,
+                "body": {k: v for k, v in doc.items() if k not in SYSTEM_FIELDS},
+            },
+            expires_at,
+        )
+        await self.containers["quarantine"].upsert_item(entry)
+        try:
+            # A reference lives in its person's partition under its surface; the others under their id.
+            await self.containers[CONTAINER_OF[kind]].delete_item(
+                doc.get("id", record_id), partition_key=doc.get("pk", record_id) if kind == "reference" else record_id
+            )
+        except CosmosResourceNotFoundError:
+            return False
+        shown = "(id not logged)" if kind == "reference" else record_id  # a reference's id names the person
+        log.warning("%s %s moved to quarantine: %s", kind, shown, reason)
+        return True
+
+    async def set_aside(self, unreadable: list[Unreadable], docs: dict[str, dict[str, Any]]) -> None:
+        """Move documents a read could not decode into quarantine, so no loop meets them again."""
+        for u in unreadable:
+            await self.move_aside(u.kind, u.record_id, u.reason, docs[u.record_id])
 
     # ---- retention and erasure -------------------------------------------------------------
     async def purge_expired(self, at: float) -> dict[str, int]:

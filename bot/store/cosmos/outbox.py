@@ -18,6 +18,7 @@ from teams_proactive.bot.store.cosmos.database import (
     CosmosDatabase,
     query_params,
 )
+from teams_proactive.bot.unreadable import decode_each
 
 
 class CosmosOutbox(Outbox):
@@ -41,6 +42,16 @@ class CosmosOutbox(Outbox):
     @staticmethod
     def _delivery(doc: dict[str, Any]) -> Delivery:
         return Delivery.from_doc(doc, etag=doc["_etag"])
+
+    async def _readable(self, docs: list[dict[str, Any]]) -> list[Delivery]:
+        """The documents decoded; one that cannot be is moved to quarantine and left out (decoded
+        row by row only when the batch fails)."""
+        try:
+            return [self._delivery(doc) for doc in docs]
+        except Exception:
+            decoded, unreadable = decode_each(((str(doc.get("id")), doc) for doc in docs), self._delivery, "delivery")
+            await self.db.set_aside(unreadable, {str(doc.get("id")): doc for doc in docs})
+            return decoded
 
     async def create(self, delivery: Delivery) -> tuple[Delivery, bool]:
         doc = self._delivery_doc(delivery)
@@ -70,7 +81,8 @@ class CosmosOutbox(Outbox):
 
     async def get(self, delivery_id: str) -> Delivery | None:
         doc = await self.db.read_live("deliveries", delivery_id, delivery_id)
-        return self._delivery(doc) if doc is not None else None
+        found = await self._readable([doc]) if doc is not None else []
+        return found[0] if found else None
 
     async def write(self, delivery: Delivery, etag: str) -> Delivery:
         stored = await self.db.replace("deliveries", self._delivery_doc(delivery), etag)
@@ -86,18 +98,21 @@ class CosmosOutbox(Outbox):
             query_params(n=limit, at=at, lane=BROADCAST_LANE, lane_at=BROADCAST_LANE + at, now=at),
         )
 
-        async def claim(doc: dict[str, Any]) -> Delivery | None:
-            d = self._delivery(doc)
+        readable = await self._readable(docs)
+
+        async def claim(d: Delivery) -> Delivery | None:
+            etag = d.etag
+            assert etag is not None
             d.status = DeliveryStatus.SENDING
             d.lease_owner = owner
             d.lease_until = at + lease_seconds
             d.updated_at = at
             try:
-                return await self.write(d, doc["_etag"])
+                return await self.write(d, etag)
             except ConcurrencyConflict:
                 return None  # another claimer (or a status change) got there first
 
-        claimed = await asyncio.gather(*(claim(doc) for doc in docs))
+        claimed = await asyncio.gather(*(claim(d) for d in readable))
         return [d for d in claimed if d is not None]
 
     async def next_due_at(self) -> float | None:
@@ -147,7 +162,7 @@ class CosmosOutbox(Outbox):
             sql += " AND c.id > @token"
             params["token"] = token
         docs = await self.db.query("deliveries", sql + " ORDER BY c.id", query_params(**params))
-        items = [self._delivery(d) for d in docs[:limit]]
+        items = await self._readable(docs[:limit])
         return Page(items, docs[limit - 1]["id"] if len(docs) > limit else None)
 
     async def count_install_outcomes(self, broadcast_id: str) -> dict[str, int]:

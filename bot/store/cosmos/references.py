@@ -21,6 +21,7 @@ from teams_proactive.bot.store.cosmos.database import (
     ledger_doc_id,
     query_params,
 )
+from teams_proactive.bot.unreadable import decode_each
 
 
 class CosmosReferences(References):
@@ -229,7 +230,12 @@ class CosmosReferences(References):
             sql += " AND c.rid > @token"
             params["token"] = token
         docs = await self.db.query("references", sql + " ORDER BY c.rid", query_params(**params))
-        items = [self._ref(d) for d in docs[:limit]]
+        try:
+            items = [self._ref(d) for d in docs[:limit]]
+        except Exception:  # one that cannot be read goes to quarantine; the page holds the rest
+            rows = [(str(d.get("rid") or d.get("id")), d) for d in docs[:limit]]
+            items, unreadable = decode_each(rows, self._ref, "reference")
+            await self.db.set_aside(unreadable, dict(rows))
         return Page(items, docs[limit - 1]["rid"] if len(docs) > limit else None)
 
     async def tenant_service_url(self, tenant_id: str, channel_id: str) -> str | None:

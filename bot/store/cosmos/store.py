@@ -13,6 +13,7 @@ from teams_proactive.bot.store.cosmos.erasures import CosmosErasures
 from teams_proactive.bot.store.cosmos.keys import CosmosKeys
 from teams_proactive.bot.store.cosmos.leases import CosmosLeases
 from teams_proactive.bot.store.cosmos.outbox import CosmosOutbox
+from teams_proactive.bot.store.cosmos.quarantine import CosmosQuarantine
 from teams_proactive.bot.store.cosmos.references import CosmosReferences
 from teams_proactive.bot.store.cosmos.subscriptions import CosmosSubscriptions
 
@@ -44,6 +45,7 @@ class CosmosStore(Store):
         self.subscriptions = CosmosSubscriptions(self.db)
         self.erasures = CosmosErasures(self.db)
         self.leases = CosmosLeases(self.db)
+        self.quarantine = CosmosQuarantine(self.db)
 
     @classmethod
     def from_settings(cls, settings: BotSettings, *, reference_ttl_seconds: float | None = None) -> CosmosStore:

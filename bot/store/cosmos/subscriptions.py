@@ -11,6 +11,7 @@ from teams_proactive.bot.model import Notification, Subscription
 from teams_proactive.bot.store.base import ConcurrencyConflict
 from teams_proactive.bot.store.base.subscriptions import Subscriptions
 from teams_proactive.bot.store.cosmos.database import FORBIDDEN_ID_CHARS, LIVE_FILTER, CosmosDatabase, query_params
+from teams_proactive.bot.unreadable import reason_of
 
 
 class CosmosSubscriptions(Subscriptions):
@@ -59,7 +60,11 @@ class CosmosSubscriptions(Subscriptions):
         )
 
         async def claim(doc: dict[str, Any]) -> Notification | None:
-            n = Notification.from_doc(doc)
+            try:
+                n = Notification.from_doc(doc)
+            except Exception as exc:  # unreadable: moved aside, the others are claimed
+                await self.db.move_aside("notification", str(doc.get("id")), reason_of(exc), doc)
+                return None
             n.lease_owner, n.lease_until, n.updated_at = owner, at + lease_seconds, at
             try:
                 return await self.write_notification(n, doc["_etag"])

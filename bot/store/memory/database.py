@@ -16,6 +16,7 @@ from teams_proactive.bot.model import (
     now,
 )
 from teams_proactive.bot.store.base import ConcurrencyConflict, PersonKey
+from teams_proactive.bot.store.base.quarantine import DEFAULT_KEEP_SECONDS
 
 PENDING = (DeliveryStatus.QUEUED, DeliveryStatus.SCHEDULED)
 
@@ -36,6 +37,9 @@ class MemoryDatabase:
         self.notifications: dict[str, Notification] = {}
         self.index: dict[str, dict[str, float | None]] = {}  # key -> broadcast id -> expiry
         self.erasures: dict[PersonKey, float] = {}
+        # (kind, id) -> (what was noted, the record as it was)
+        self.quarantine: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self.quarantine_seconds = DEFAULT_KEEP_SECONDS
 
     async def ping(self) -> None:
         return None
@@ -93,6 +97,10 @@ class MemoryDatabase:
         for name in lapsed:
             del self.leases[name]
         counts["leases"] = len(lapsed)
+        kept_past = [key for key, (q, _) in self.quarantine.items() if q.expires_at is not None and q.expires_at <= at]
+        for key in kept_past:
+            del self.quarantine[key]
+        counts["quarantine"] = len(kept_past)
         return counts
 
     async def open(self) -> None:

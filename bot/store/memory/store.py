@@ -9,6 +9,7 @@ from teams_proactive.bot.store.memory.erasures import MemoryErasures
 from teams_proactive.bot.store.memory.keys import MemoryKeys
 from teams_proactive.bot.store.memory.leases import MemoryLeases
 from teams_proactive.bot.store.memory.outbox import MemoryOutbox
+from teams_proactive.bot.store.memory.quarantine import MemoryQuarantine
 from teams_proactive.bot.store.memory.references import MemoryReferences
 from teams_proactive.bot.store.memory.subscriptions import MemorySubscriptions
 
@@ -26,6 +27,7 @@ class MemoryStore(Store):
         self.subscriptions = MemorySubscriptions(self.db)
         self.erasures = MemoryErasures(self.db)
         self.leases = MemoryLeases(self.db)
+        self.quarantine = MemoryQuarantine(self.db)
 
     async def open(self) -> None:
         await self.db.open()

@@ -9,6 +9,7 @@ from teams_proactive.bot.model import Broadcast, now
 from teams_proactive.bot.store.base import visible
 from teams_proactive.bot.store.base.broadcasts import Broadcasts
 from teams_proactive.bot.store.sqlite.database import SqliteDatabase
+from teams_proactive.bot.unreadable import Unreadable, decode_each, reason_of
 
 
 class SqliteBroadcasts(Broadcasts):
@@ -19,7 +20,13 @@ class SqliteBroadcasts(Broadcasts):
         return await self.db.create_doc("broadcasts", broadcast, broadcast.id, {"status": broadcast.status})
 
     async def get(self, broadcast_id: str) -> Broadcast | None:
-        return await self.db.get_doc("broadcasts", Broadcast, broadcast_id)
+        try:
+            return await self.db.get_doc("broadcasts", Broadcast, broadcast_id)
+        except sqlite3.Error:
+            raise
+        except Exception as exc:  # unreadable: moved to quarantine, and absent from now on
+            await self.db.set_aside([Unreadable("broadcast", broadcast_id, reason_of(exc))])
+            return None
 
     async def write(self, broadcast: Broadcast, etag: str) -> Broadcast:
         return await self.db.replace_doc("broadcasts", broadcast, broadcast.id, etag, {"status": broadcast.status})
@@ -54,9 +61,18 @@ class SqliteBroadcasts(Broadcasts):
 
     async def unfinished(self) -> list[Broadcast]:
         rows = await self.db.run(
-            lambda c: c.execute("SELECT etag, body FROM broadcasts WHERE status != 'completed'").fetchall()
+            lambda c: c.execute("SELECT id, etag, body FROM broadcasts WHERE status != 'completed'").fetchall()
         )
-        return visible(Broadcast.from_doc(jsoncodec.loads(body), etag=etag) for etag, body in rows)
+
+        def decode(row: tuple[str, str]) -> Broadcast:
+            return Broadcast.from_doc(jsoncodec.loads(row[1]), etag=row[0])
+
+        try:
+            broadcasts = [decode(row[1:]) for row in rows]
+        except Exception:  # one that cannot be read goes to quarantine; the coordinator gets the rest
+            broadcasts, unreadable = decode_each(((row[0], row[1:]) for row in rows), decode, "broadcast")
+            await self.db.set_aside(unreadable)
+        return visible(broadcasts)
 
     async def ids(self) -> list[str]:
         rows = await self.db.run(

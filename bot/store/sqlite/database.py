@@ -23,7 +23,9 @@ from typing import Any, TypeVar
 from teams_proactive.bot import jsoncodec
 from teams_proactive.bot.model import DeliveryStatus, now
 from teams_proactive.bot.store.base import ConcurrencyConflict
+from teams_proactive.bot.store.base.quarantine import DEFAULT_KEEP_SECONDS
 from teams_proactive.bot.store.sqlite.schema import SCHEMA_VERSION, migrate
+from teams_proactive.bot.unreadable import Unreadable
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,23 @@ PURGE_BATCH = 500
 LEASE_GRACE_SECONDS = 300.0
 
 PENDING = (DeliveryStatus.QUEUED.value, DeliveryStatus.SCHEDULED.value)
+
+# The table each kind of record that can be quarantined lives in.
+QUARANTINE_TABLES = {
+    "delivery": "deliveries", "broadcast": "broadcasts", "notification": "notifications", "reference": "refs",
+}  # fmt: skip
+# Whom a record of each table is about, from its columns (a broadcast names many people: none).
+PERSON_COLUMNS = {
+    "deliveries": "tenant_id, user_key",
+    "broadcasts": "NULL, NULL",
+    "notifications": "tenant_id, user_key",
+    "refs": "tenant_id, user_key",
+}
+
+
+def logged_id(kind: str, record_id: str) -> str:
+    """What a log line may say of a quarantined record's id: a reference's id names the person."""
+    return "(id not logged)" if kind == "reference" else record_id
 
 
 def make_etag() -> str:
@@ -60,6 +79,7 @@ class SqliteDatabase:
         # Inline writes do not checkpoint the WAL themselves (that can take milliseconds): every so
         # many, a passive checkpoint runs on the pool.
         self.inline_writes = 0
+        self.quarantine_seconds = DEFAULT_KEEP_SECONDS
 
     # ---- plumbing ---------------------------------------------------------------------------
     def connection(self) -> sqlite3.Connection:
@@ -172,6 +192,7 @@ class SqliteDatabase:
         ("broadcasts", "broadcasts", "id", "coalesce(expires_at, json_extract(body, '$.expires_at')) <= ?"),
         ("notifications", "notifications", "id", "expires_at IS NOT NULL AND expires_at <= ?"),
         ("broadcastIndex", "broadcast_index", "rowid", "expires_at IS NOT NULL AND expires_at <= ?"),
+        ("quarantine", "quarantine", "rowid", "expires_at IS NOT NULL AND expires_at <= ?"),
     )
 
     async def purge_expired(self, at: float) -> dict[str, int]:
@@ -211,6 +232,31 @@ class SqliteDatabase:
 
         if self.path != ":memory:":
             await self.run(checkpoint)
+
+    # ---- quarantine -------------------------------------------------------------------------
+    def move_aside(self, c: sqlite3.Connection, kind: str, record_id: str, reason: str) -> bool:
+        """Move one row into the quarantine table, its body copied as stored (inside the caller's
+        transaction, or on its own in autocommit mode)."""
+        table = QUARANTINE_TABLES[kind]
+        at = now()
+        cur = c.execute(
+            "INSERT OR REPLACE INTO quarantine (kind, id, reason, quarantined_at, expires_at, tenant_id, user_key, body)"
+            f" SELECT ?, id, ?, ?, ?, {PERSON_COLUMNS[table]}, body FROM {table} WHERE id=?",
+            (kind, reason, at, at + self.quarantine_seconds, record_id),
+        )
+        if cur.rowcount != 1:
+            return False
+        c.execute(f"DELETE FROM {table} WHERE id=?", (record_id,))
+        log.warning("%s %s moved to quarantine: %s", kind, logged_id(kind, record_id), reason)
+        return True
+
+    async def set_aside(self, unreadable: list[Unreadable]) -> None:
+        """Move records a read could not decode into quarantine, so no loop meets them again."""
+        if unreadable:
+            await self.run(
+                lambda c: self.tx(c, lambda: [self.move_aside(c, u.kind, u.record_id, u.reason) for u in unreadable]),
+                write=True,
+            )
 
     # ---- generic documents ------------------------------------------------------------------
     async def create_doc(self, table: str, record: Any, doc_id: str, columns: dict[str, Any]) -> Any:

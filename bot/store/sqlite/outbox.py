@@ -11,6 +11,7 @@ from teams_proactive.bot.model import Delivery, now
 from teams_proactive.bot.store.base import ConcurrencyConflict, Page, PersonKey, ReadTally
 from teams_proactive.bot.store.base.outbox import Outbox
 from teams_proactive.bot.store.sqlite.database import PENDING, SqliteDatabase, make_etag
+from teams_proactive.bot.unreadable import decode_each
 
 
 class SqliteOutbox(Outbox):
@@ -52,6 +53,17 @@ class SqliteOutbox(Outbox):
     def _delivery(row: Any) -> Delivery:
         return Delivery.from_doc(jsoncodec.loads(row[1]), etag=row[0])
 
+    async def _readable(self, rows: list[Any]) -> list[Delivery]:
+        """``(id, etag, body)`` rows decoded; one that cannot be is moved to quarantine and left out.
+
+        The batch is decoded at once (the usual case); only when that fails, row by row."""
+        try:
+            return [self._delivery(row[1:]) for row in rows]
+        except Exception:
+            decoded, unreadable = decode_each(((row[0], row[1:]) for row in rows), self._delivery, "delivery")
+            await self.db.set_aside(unreadable)
+            return decoded
+
     async def create(self, delivery: Delivery) -> tuple[Delivery, bool]:
         etag = make_etag()
 
@@ -80,12 +92,13 @@ class SqliteOutbox(Outbox):
     async def get(self, delivery_id: str) -> Delivery | None:
         rows = await self.db.run(
             lambda c: c.execute(
-                "SELECT etag, body FROM deliveries WHERE id=? AND (expires_at IS NULL OR expires_at > ?)",
+                "SELECT id, etag, body FROM deliveries WHERE id=? AND (expires_at IS NULL OR expires_at > ?)",
                 (delivery_id, now()),
             ).fetchall(),
             inline=True,
         )
-        return self._delivery(rows[0]) if rows else None
+        found = await self._readable(rows)
+        return found[0] if found else None
 
     async def write(self, delivery: Delivery, etag: str) -> Delivery:
         new_etag = make_etag()
@@ -122,8 +135,8 @@ class SqliteOutbox(Outbox):
         live = "(expires_at IS NULL OR expires_at > ?)"  # retention ran out: invisible, never sent
         lease_until = at + lease_seconds
 
-        def claim(c: sqlite3.Connection) -> list[Delivery]:
-            def take() -> list[Delivery]:
+        def claim(c: sqlite3.Connection) -> list[Any]:
+            def take() -> list[Any]:
                 # Single messages first, so a flow's SendMessage does not queue behind a broadcast;
                 # then broadcast entries, then sends whose dispatcher died (lease ran out).
                 ids = [
@@ -147,18 +160,39 @@ class SqliteOutbox(Outbox):
                     ]
                 if not ids:
                     return []
+
                 # One statement marks the whole batch, the body edited by SQLite's json_set rather than
                 # parsed and rewritten here: the claim is a large part of the outbox's cost per message.
-                rows = c.execute(
-                    f"{self._CLAIM_DELIVERIES} WHERE id IN ({','.join('?' * len(ids))}) RETURNING id, etag, body",
-                    (lease_until, owner, jsoncodec.dumps(lease_until), jsoncodec.dumps(at), *ids),
-                ).fetchall()
-                claimed = {row[0]: self._delivery(row[1:]) for row in rows}
-                return [claimed[i] for i in ids if i in claimed]
+                def mark(ids: list[str]) -> list[Any]:
+                    return c.execute(
+                        f"{self._CLAIM_DELIVERIES} WHERE id IN ({','.join('?' * len(ids))}) RETURNING id, etag, body",
+                        (lease_until, owner, jsoncodec.dumps(lease_until), jsoncodec.dumps(at), *ids),
+                    ).fetchall()
+
+                try:
+                    rows = mark(ids)
+                except sqlite3.OperationalError as exc:
+                    if "JSON" not in str(exc):
+                        raise
+                    # A body that is not JSON at all fails json_set for the whole batch: move it
+                    # aside (in this transaction) and mark the others.
+                    marks = ",".join("?" * len(ids))
+                    broken = {
+                        row[0]
+                        for row in c.execute(
+                            f"SELECT id FROM deliveries WHERE id IN ({marks}) AND NOT json_valid(body)", ids
+                        )
+                    }
+                    for record_id in broken:
+                        self.db.move_aside(c, "delivery", record_id, "malformed JSON")
+                    ids = [i for i in ids if i not in broken]
+                    rows = mark(ids) if ids else []
+                order = {record_id: n for n, record_id in enumerate(ids)}
+                return sorted(rows, key=lambda row: order.get(row[0], len(order)))
 
             return self.db.tx(c, take)
 
-        return await self.db.run(claim, inline=True, write=True)
+        return await self._readable(await self.db.run(claim, inline=True, write=True))
 
     async def next_due_at(self) -> float | None:
         def earliest(c: sqlite3.Connection) -> float | None:
@@ -246,4 +280,5 @@ class SqliteOutbox(Outbox):
         sql += " ORDER BY id LIMIT ?"
         params.append(limit + 1)
         rows = await self.db.run(lambda c: c.execute(sql, params).fetchall())
-        return Page([self._delivery(r) for r in rows[:limit]], rows[limit - 1][2] if len(rows) > limit else None)
+        items = await self._readable([(r[2], r[0], r[1]) for r in rows[:limit]])
+        return Page(items, rows[limit - 1][2] if len(rows) > limit else None)

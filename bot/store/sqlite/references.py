@@ -10,6 +10,7 @@ from teams_proactive.bot.model import Reference, now
 from teams_proactive.bot.store.base import ConcurrencyConflict, Page, PersonKey
 from teams_proactive.bot.store.base.references import References
 from teams_proactive.bot.store.sqlite.database import SqliteDatabase, lowered, make_etag
+from teams_proactive.bot.unreadable import decode_each
 
 
 class SqliteReferences(References):
@@ -116,7 +117,11 @@ class SqliteReferences(References):
         sql += " ORDER BY id LIMIT ?"
         params.append(limit + 1)
         rows = await self.db.run(lambda c: c.execute(sql, params).fetchall())
-        items = [self._ref(row) for row in rows[:limit]]
+        try:
+            items = [self._ref(row) for row in rows[:limit]]
+        except Exception:  # one that cannot be read goes to quarantine; the page holds the rest
+            items, unreadable = decode_each(((row[2], row) for row in rows[:limit]), self._ref, "reference")
+            await self.db.set_aside(unreadable)
         return Page(items, rows[limit - 1][2] if len(rows) > limit else None)
 
     async def tenant_service_url(self, tenant_id: str, channel_id: str) -> str | None:

@@ -70,6 +70,10 @@ CREATE INDEX IF NOT EXISTS broadcast_index_expiry ON broadcast_index (expires_at
 CREATE TABLE IF NOT EXISTS erasures (
     tenant_id TEXT NOT NULL, user_key TEXT NOT NULL, requested_at REAL NOT NULL, PRIMARY KEY (tenant_id, user_key));
 CREATE TABLE IF NOT EXISTS state (name TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS quarantine (
+    kind TEXT NOT NULL, id TEXT NOT NULL, reason TEXT NOT NULL, quarantined_at REAL NOT NULL,
+    expires_at REAL, tenant_id TEXT, user_key TEXT, body NOT NULL, PRIMARY KEY (kind, id));
+CREATE INDEX IF NOT EXISTS quarantine_person ON quarantine (tenant_id, user_key) WHERE user_key IS NOT NULL;
 """
 
 
@@ -87,8 +91,16 @@ def _schema_history(c: sqlite3.Connection) -> None:
     )
 
 
+def _quarantine(c: sqlite3.Connection) -> None:
+    # The baseline (run first, IF NOT EXISTS) made the table; the step records when it arrived.
+    for statement in SCHEMA_STATEMENTS:
+        if " quarantine " in statement or " quarantine (" in statement:
+            c.execute(statement)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "versioned schema: PRAGMA user_version and the schema_history table", _schema_history),
+    Migration(2, "quarantine: records a loop could not read or process, moved aside (issue 24)", _quarantine),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -9,6 +9,7 @@ from teams_proactive.bot.store.sqlite.erasures import SqliteErasures
 from teams_proactive.bot.store.sqlite.keys import SqliteKeys
 from teams_proactive.bot.store.sqlite.leases import SqliteLeases
 from teams_proactive.bot.store.sqlite.outbox import SqliteOutbox
+from teams_proactive.bot.store.sqlite.quarantine import SqliteQuarantine
 from teams_proactive.bot.store.sqlite.references import SqliteReferences
 from teams_proactive.bot.store.sqlite.subscriptions import SqliteSubscriptions
 
@@ -26,6 +27,7 @@ class SqliteStore(Store):
         self.subscriptions = SqliteSubscriptions(self.db)
         self.erasures = SqliteErasures(self.db)
         self.leases = SqliteLeases(self.db)
+        self.quarantine = SqliteQuarantine(self.db)
 
     @property
     def path(self) -> str:

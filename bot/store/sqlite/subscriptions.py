@@ -10,6 +10,7 @@ from teams_proactive.bot.model import Notification, Subscription
 from teams_proactive.bot.store.base import ConcurrencyConflict
 from teams_proactive.bot.store.base.subscriptions import Subscriptions
 from teams_proactive.bot.store.sqlite.database import SqliteDatabase, make_etag
+from teams_proactive.bot.unreadable import reason_of
 
 
 class SqliteSubscriptions(Subscriptions):
@@ -71,11 +72,15 @@ class SqliteSubscriptions(Subscriptions):
                 # Events past their last chance are dropped here: nothing else sweeps this table.
                 c.execute("DELETE FROM notifications WHERE expires_at <= ?", (at,))
                 rows = c.execute(
-                    "SELECT etag, body FROM notifications WHERE due <= ? ORDER BY due LIMIT ?", (at, limit)
+                    "SELECT etag, body, id FROM notifications WHERE due <= ? ORDER BY due LIMIT ?", (at, limit)
                 ).fetchall()
                 claimed = []
                 for row in rows:
-                    n = self._notification(row)
+                    try:
+                        n = self._notification(row)
+                    except Exception as exc:  # unreadable: moved aside, the others are claimed
+                        self.db.move_aside(c, "notification", row[2], reason_of(exc))
+                        continue
                     n.lease_owner, n.lease_until, n.updated_at = owner, at + lease_seconds, at
                     n.etag = make_etag()
                     c.execute(self._UPDATE_NOTIFICATION, self._notification_values(n, n.etag))

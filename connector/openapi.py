@@ -2,9 +2,9 @@
 and this module adds what Power Platform's importer and designer ask for (DESIGN.md section 10).
 
 Nothing here is hand-written per field: names, types, validation limits, labels (``x-ms-summary``),
-help texts and visibility come from ``teams_proactive.connector.schemas``; summaries and descriptions from the view
-docstrings. This module only names the operations, marks the asynchronous and trigger shapes, and
-inlines nested objects so the designer shows their fields.
+help texts and visibility come from each resource's schemas (``teams_proactive.connector.schemas``);
+summaries and descriptions from the view docstrings. This module only names the operations, marks the
+asynchronous and trigger shapes, and inlines nested objects so the designer shows their fields.
 
 ``host``: the exported file carries ``PLACEHOLDER_HOST`` unless ``export-connector --host`` names
 the real one; the served ``/openapi.json`` carries the deployment's own host (``PUBLIC_BASE_URL``,
@@ -24,7 +24,16 @@ from flask import Flask, Response, current_app, request
 from flask_smorest import Api
 from teams_proactive.connector.agent_guidance import AGENT_GUIDANCE
 from teams_proactive.connector.errors import ApiError
-from teams_proactive.connector.schemas import ErrorSchema
+from teams_proactive.connector.schemas.cards import CardWaitResultSchema
+from teams_proactive.connector.schemas.common import ErrorSchema
+from teams_proactive.connector.schemas.subscriptions import (
+    BotEventSchema,
+    CardSubmittedEventSchema,
+    DeliveryFailedEventSchema,
+    InstallationEventSchema,
+    MessageReadEventSchema,
+    UserMessageEventSchema,
+)
 from werkzeug.exceptions import HTTPException
 
 # Certification: at most 30 characters, no "API"/"Connector", no product names (Microsoft's, Teams').
@@ -107,8 +116,8 @@ PATH_PARAMETER_TEXT = {
 
 # The schemas posted to trigger callbacks: registered by name, referenced by x-ms-notification-content.
 EVENT_SCHEMAS = (
-    "BotEvent", "UserMessageEvent", "CardSubmittedEvent", "InstallationEvent", "DeliveryFailedEvent", "CardWaitResult",
-    "MessageReadEvent",
+    BotEventSchema, UserMessageEventSchema, CardSubmittedEventSchema, InstallationEventSchema,
+    DeliveryFailedEventSchema, CardWaitResultSchema, MessageReadEventSchema,
 )  # fmt: skip
 
 # One documented error shape: every error answers {"error": {"code", "message", "target"}}. It is written in
@@ -195,7 +204,6 @@ def init_api(app: Flask) -> Api:
         },
     )
     api = ConnectorApi(app)
-    from teams_proactive.connector import schemas
     from teams_proactive.connector.views import (
         bot_endpoint,
         broadcasts,
@@ -212,8 +220,8 @@ def init_api(app: Flask) -> Api:
     blueprints = (messages.blp, cards.blp, recipients.blp, people.blp, broadcasts.blp, subscriptions.blp, references.blp)
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
-    for name in EVENT_SCHEMAS:
-        api.spec.components.schema(name, schema=getattr(schemas, f"{name}Schema"))
+    for schema in EVENT_SCHEMAS:
+        api.spec.components.schema(schema.__name__.removesuffix("Schema"), schema=schema)
     app.register_blueprint(health.blp)
     app.register_blueprint(privacy.blp)
     app.register_blueprint(bot_endpoint.blp)

@@ -23,7 +23,7 @@ from flask_smorest import Blueprint
 from teams_proactive.bot.cardtags import input_ids
 from teams_proactive.bot.cardwait import CardWaitRequest, present
 from teams_proactive.connector.auth import current_caller
-from teams_proactive.connector.schemas import (
+from teams_proactive.connector.schemas.cards import (
     CardAnswerSchemaRequestSchema,
     CardAnswerSchemaResponseSchema,
     CardResponseSchema,

@@ -17,7 +17,7 @@ from teams_proactive.bot.model import Subscription
 from teams_proactive.bot.webhooks import subscribe, unsubscribe
 from teams_proactive.connector.auth import current_caller
 from teams_proactive.connector.presenters import iso
-from teams_proactive.connector.schemas import (
+from teams_proactive.connector.schemas.subscriptions import (
     CardTriggerSubscriptionSchema,
     SubscribeSchema,
     SubscriptionSchema,

@@ -33,7 +33,7 @@ from teams_proactive.connector.views.common import absolute_url, run, runtime
 
 blp = Blueprint("cards", __name__, url_prefix="/api/v1/cards", description="Adaptive Cards that wait for an answer")
 
-# The path item's x-ms-notification-content names the callback's schema (read by connector.openapi).
+# The path item's x-ms-notification-content names the callback's schema (read by connector.definition.paths).
 WAIT_PATH = "/api/v1/cards/wait"
 
 

@@ -28,7 +28,7 @@ from teams_proactive.connector.views.common import absolute_url, run, runtime
 PREFIX = "/api/v1/subscriptions"
 blp = Blueprint("subscriptions", __name__, url_prefix=PREFIX, description="Webhook triggers")
 
-# Path -> the event schema posted to its subscribers (read by connector.openapi).
+# Path -> the event schema posted to its subscribers (read by connector.definition.paths).
 TRIGGER_PATHS = {
     PREFIX: "BotEvent",
     f"{PREFIX}/user-messages": "UserMessageEvent",

@@ -12,6 +12,7 @@ from flask import current_app, g, request
 from teams_proactive.bot.delivery.service import Caller
 from teams_proactive.connector import keys
 from teams_proactive.connector.client_limits import client_address, failure_limiter
+from teams_proactive.connector.definition.operations import OPERATIONS
 from teams_proactive.connector.entra import verify_bearer
 from teams_proactive.connector.errors import ApiError
 from teams_proactive.connector.extension import runtime_of
@@ -54,8 +55,6 @@ def require_scope(caller: Caller, scope: str, operation: str | None = None) -> N
 
 def _current_operation() -> str:
     """The operation of this request as the flow designer shows it: "'Summary' (OperationId)"."""
-    from teams_proactive.connector.openapi import OPERATIONS
-
     rule = request.url_rule
     if rule is None:
         return "do this"

@@ -2,9 +2,13 @@
 and this module adds what Power Platform's importer and designer ask for (DESIGN.md section 10).
 
 Nothing here is hand-written per field: names, types, validation limits, labels (``x-ms-summary``),
-help texts and visibility come from ``teams_proactive.connector.schemas``; summaries and descriptions from the view
-docstrings. This module only names the operations, marks the asynchronous and trigger shapes, and
-inlines nested objects so the designer shows their fields.
+help texts and visibility come from each resource's schemas (``teams_proactive.connector.schemas``);
+summaries and descriptions from the view docstrings. This module registers the API and runs, in
+order, the passes of ``teams_proactive.connector.definition``: nested objects inlined so the designer
+shows their fields (``definitions``), each operation named and labelled from the operation table
+(``operations``) with the asynchronous, webhook and error responses (``responses``), the trigger and
+card-wait callback content (``paths``), sign-in and publisher details (``publisher``), and a stable key
+order (``shape``).
 
 ``host``: the exported file carries ``PLACEHOLDER_HOST`` unless ``export-connector --host`` names
 the real one; the served ``/openapi.json`` carries the deployment's own host (``PUBLIC_BASE_URL``,
@@ -16,15 +20,31 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, request
 from flask_smorest import Api
-from teams_proactive.connector.agent_guidance import AGENT_GUIDANCE
+from teams_proactive.connector.definition.definitions import (
+    drop_unreferenced,
+    inline_nested,
+    open_outputs,
+    order_definitions,
+)
+from teams_proactive.connector.definition.paths import fix_paths
+from teams_proactive.connector.definition.publisher import add_publisher, use_entra_sign_in
+from teams_proactive.connector.definition.shape import TOP_ORDER, ordered
 from teams_proactive.connector.errors import ApiError
-from teams_proactive.connector.schemas import ErrorSchema
+from teams_proactive.connector.schemas.cards import CardWaitResultSchema
+from teams_proactive.connector.schemas.common import ErrorSchema
+from teams_proactive.connector.schemas.subscriptions import (
+    BotEventSchema,
+    CardSubmittedEventSchema,
+    DeliveryFailedEventSchema,
+    InstallationEventSchema,
+    MessageReadEventSchema,
+    UserMessageEventSchema,
+)
 from werkzeug.exceptions import HTTPException
 
 # Certification: at most 30 characters, no "API"/"Connector", no product names (Microsoft's, Teams').
@@ -44,133 +64,11 @@ API_KEY_HEADER = "X-API-Key"
 BASE_PATH = "/"
 
 
-@dataclass(frozen=True, slots=True)
-class Operation:
-    operation_id: str
-    visibility: str  # important | advanced | internal
-    trigger_hint: str | None = None
-
-
-# Every operation's name and designer visibility (DESIGN.md section 6 names the operationIds).
-OPERATIONS: dict[tuple[str, str], Operation] = {
-    ("/api/v1/messages", "post"): Operation("SendMessage", "important"),
-    ("/api/v1/messages/{message_id}", "get"): Operation("GetMessage", "advanced"),
-    ("/api/v1/messages/{message_id}", "put"): Operation("UpdateMessage", "advanced"),
-    ("/api/v1/messages/{message_id}", "delete"): Operation("DeleteMessage", "advanced"),
-    # Status links (DESIGN.md section 6): where a 202's Location points; never shown to makers.
-    ("/api/v1/messages/{message_id}/status", "get"): Operation("GetMessageStatus", "internal"),
-    ("/api/v1/broadcasts/{broadcast_id}/status", "get"): Operation("GetBroadcastStatus", "internal"),
-    ("/api/v1/cards/wait", "post"): Operation("SendCardAndWait", "important"),
-    ("/api/v1/cards/wait/{card_id}", "get"): Operation("GetCardResponse", "advanced"),
-    # The webhook action's unsubscribe: Power Automate deletes the Location when the run is cancelled.
-    ("/api/v1/cards/wait/{card_id}", "delete"): Operation("CancelCardWait", "internal"),
-    ("/api/v1/cards/answer-schema", "post"): Operation("GetCardAnswerSchema", "internal"),
-    ("/api/v1/people", "get"): Operation("ListReachablePeople", "internal"),
-    ("/api/v1/recipients/{recipient}", "get"): Operation("GetRecipient", "important"),
-    ("/api/v1/recipients", "get"): Operation("ListRecipients", "advanced"),
-    ("/api/v1/recipients/{recipient}", "delete"): Operation("ForgetRecipient", "advanced"),
-    ("/api/v1/broadcasts", "post"): Operation("StartBroadcast", "important"),
-    ("/api/v1/broadcasts/{broadcast_id}", "get"): Operation("GetBroadcast", "advanced"),
-    ("/api/v1/broadcasts/{broadcast_id}", "put"): Operation("UpdateBroadcast", "advanced"),
-    ("/api/v1/broadcasts/{broadcast_id}", "delete"): Operation("RecallBroadcast", "advanced"),
-    ("/api/v1/broadcasts/{broadcast_id}/recipients", "get"): Operation("ListBroadcastRecipients", "advanced"),
-    ("/api/v1/subscriptions", "post"): Operation(
-        "Subscribe", "advanced", "Send the bot a message, answer a card, or install the app in Teams."
-    ),
-    ("/api/v1/subscriptions/user-messages", "post"): Operation(
-        "OnUserMessage", "important", "Send the bot a message in its Teams chat."
-    ),
-    ("/api/v1/subscriptions/card-submissions", "post"): Operation(
-        "OnCardSubmitted", "important", "Press a submit button on a card the bot sent."
-    ),
-    ("/api/v1/subscriptions/installations", "post"): Operation(
-        "OnInstallationChanged", "important", "Install or remove the bot's app in Teams."
-    ),
-    ("/api/v1/subscriptions/delivery-failures", "post"): Operation(
-        "OnDeliveryFailed", "advanced", "Send a message to a person who blocked or removed the bot."
-    ),
-    ("/api/v1/subscriptions/message-reads", "post"): Operation(
-        "OnMessageRead", "advanced", "Open the bot's chat in Teams and read a message it sent."
-    ),
-    ("/api/v1/subscriptions/{subscription_id}", "delete"): Operation("Unsubscribe", "internal"),
-    # For administrators and other bots (docs/existing-bot.md), never in a maker's action list.
-    ("/api/v1/references", "post"): Operation("ImportReferences", "internal"),
-}
-
-PATH_PARAMETER_TEXT = {
-    "message_id": ("Message ID", "The ID returned by Send a message."),
-    "card_id": ("Card ID", "The ID returned by Send a card and wait for a response."),
-    "broadcast_id": ("Broadcast ID", "The ID returned by Send one message to many people."),
-    "recipient": ("Recipient", "The person's user principal name, email address or Microsoft Entra object ID."),
-    "subscription_id": ("Subscription ID", "The ID returned when the trigger was set up."),
-}
-
 # The schemas posted to trigger callbacks: registered by name, referenced by x-ms-notification-content.
 EVENT_SCHEMAS = (
-    "BotEvent", "UserMessageEvent", "CardSubmittedEvent", "InstallationEvent", "DeliveryFailedEvent", "CardWaitResult",
-    "MessageReadEvent",
+    BotEventSchema, UserMessageEventSchema, CardSubmittedEventSchema, InstallationEventSchema,
+    DeliveryFailedEventSchema, CardWaitResultSchema, MessageReadEventSchema,
 )  # fmt: skip
-
-# One documented error shape: every error answers {"error": {"code", "message", "target"}}. It is written in
-# the descriptions, not as a schema on each status: certification allows a schema on the success response
-# only (OperationHasManyResponsesWithSchema), and a flow reads the error from the failed action anyway.
-ERROR_SHAPE = 'The body is {"error": {"code", "message", "target"}}.'
-ERROR_STATUSES = {
-    "400": "The request is not valid (error.code ValidationError).",
-    "401": "Missing or wrong credentials (Unauthorized).",
-    "403": "The key may not do this (Forbidden).",
-    "404": "Unknown person or ID (RecipientNotFound, NotFound).",
-    "409": "The person cannot be messaged: opted out, blocked or uninstalled.",
-    "429": "Too many requests; retry after Retry-After (Throttled).",
-}
-
-SUCCESS_TEXT = {
-    "200": "Done.",
-    "201": "Created.",
-    "202": "Accepted; the flow engine polls the Location until the work is final.",
-    "204": "Done; nothing to return.",
-}
-
-LOCATION_HEADER = {
-    "type": "string",
-    "x-ms-summary": "Status URL",
-    "description": "The URL the flow engine polls until the operation is done.",
-    "x-ms-visibility": "internal",
-}
-RETRY_AFTER_HEADER = {
-    "type": "integer",
-    "x-ms-summary": "Retry After",
-    "description": "Seconds to wait before polling the status URL again.",
-    "x-ms-visibility": "internal",
-}
-CARD_WAIT_LOCATION_HEADER = {
-    "type": "string",
-    "x-ms-summary": "Wait URL",
-    "description": "The URL the flow engine deletes to stop waiting when the run is cancelled.",
-    "x-ms-visibility": "internal",
-}
-SUBSCRIPTION_LOCATION_HEADER = {
-    "type": "string",
-    "x-ms-summary": "Subscription URL",
-    "description": "The URL the flow engine deletes to stop the trigger.",
-    "x-ms-visibility": "internal",
-}
-
-# Key order of the written file: stable and readable (properties keep their schema order).
-TOP_ORDER = (
-    "swagger", "info", "host", "basePath", "schemes", "consumes", "produces", "paths", "definitions",
-    "parameters", "responses", "securityDefinitions", "security", "tags", "x-ms-connector-metadata",
-)  # fmt: skip
-OPERATION_ORDER = (
-    "tags", "summary", "description", "operationId", "x-ms-visibility", "x-ms-trigger", "x-ms-trigger-hint",
-    "x-ms-pageable", "consumes", "produces", "parameters", "responses",
-)  # fmt: skip
-SCHEMA_ORDER = (
-    "type", "format", "x-ms-summary", "description", "x-ms-visibility", "x-ms-notification-url", "enum",
-    "default", "minimum", "maximum", "minLength", "maxLength", "pattern", "minItems", "maxItems", "x-nullable",
-    "required", "items", "properties", "additionalProperties",
-)  # fmt: skip
-METHODS = ("get", "put", "post", "delete", "patch")
 
 
 class ConnectorApi(Api):
@@ -195,7 +93,6 @@ def init_api(app: Flask) -> Api:
         },
     )
     api = ConnectorApi(app)
-    from teams_proactive.connector import schemas
     from teams_proactive.connector.views import (
         bot_endpoint,
         broadcasts,
@@ -212,8 +109,8 @@ def init_api(app: Flask) -> Api:
     blueprints = (messages.blp, cards.blp, recipients.blp, people.blp, broadcasts.blp, subscriptions.blp, references.blp)
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
-    for name in EVENT_SCHEMAS:
-        api.spec.components.schema(name, schema=getattr(schemas, f"{name}Schema"))
+    for schema in EVENT_SCHEMAS:
+        api.spec.components.schema(schema.__name__.removesuffix("Schema"), schema=schema)
     app.register_blueprint(health.blp)
     app.register_blueprint(privacy.blp)
     app.register_blueprint(bot_endpoint.blp)
@@ -253,7 +150,9 @@ def connector_definition(
 ) -> dict[str, Any]:
     """The Swagger 2.0 definition Power Platform imports, generated from the code.
 
-    ``auth`` is ``apikey`` (the X-API-Key header) or ``entra`` (Microsoft Entra ID OAuth)."""
+    ``auth`` is ``apikey`` (the X-API-Key header) or ``entra`` (Microsoft Entra ID OAuth). The passes
+    run in this order: nested objects are inlined before the paths are fixed, and definitions are
+    dropped, opened and ordered only once nothing else refers to them."""
     api: Api = app.extensions["teams_proactive.api"]
     spec = copy.deepcopy(api.spec.to_dict())
     spec["host"] = host or PLACEHOLDER_HOST
@@ -261,221 +160,15 @@ def connector_definition(
     spec["schemes"] = [scheme]
     spec.pop("responses", None)  # flask-smorest's shared error responses: replaced per operation
     spec.pop("parameters", None)
-    definitions = spec.setdefault("definitions", {})
-    _inline_nested(definitions)
-    for path, item in spec.get("paths", {}).items():
-        # Path-level parameters go into each operation: the connector wizard reads them only there.
-        shared = item.pop("parameters", [])
-        for method in METHODS:
-            if method in item:
-                operation = item[method]
-                operation["parameters"] = copy.deepcopy(shared) + operation.get("parameters", [])
-                item[method] = _operation(path, method, operation)
-        if path in _trigger_paths():
-            schema = _trigger_paths()[path]
-            item["x-ms-notification-content"] = {
-                "description": "The event sent to the flow.",
-                "schema": {"$ref": f"#/definitions/{schema}"},
-            }
-        if path == _card_wait_path():
-            # The webhook action's outputs: what its callback posts (CyberProof's shape, see views.cards).
-            item["x-ms-notification-content"] = {
-                "description": "The answer to the card, posted when the person answers or the wait ends.",
-                "schema": {"$ref": "#/definitions/CardWaitResult"},
-            }
+    inline_nested(spec.setdefault("definitions", {}))
+    fix_paths(spec)
     if auth == "entra":
-        spec["securityDefinitions"] = {"oauth2_auth": ENTRA_SECURITY}
-        spec["security"] = [{"oauth2_auth": []}]
-    website = f"{scheme}://{spec['host']}/"
-    # Certification asks for a contact and for Website, Privacy policy and Categories metadata.
-    spec["info"]["contact"] = {
-        "name": PUBLISHER_NAME,
-        "url": website,
-        "email": f"support@{spec['host'].split(':')[0]}",
-    }
-    spec["x-ms-connector-metadata"] = [
-        {"propertyName": "Website", "propertyValue": website},
-        {"propertyName": "Privacy policy", "propertyValue": f"{scheme}://{spec['host']}{PRIVACY_PATH}"},
-        {"propertyName": "Categories", "propertyValue": CATEGORIES},
-    ]
-    _drop_unreferenced(spec)
-    _open_outputs(spec)
-    for schema in spec["definitions"].values():
-        _order_schema(schema)
-    return _ordered(spec, TOP_ORDER)
-
-
-# Entra ID (Azure AD) sign-in as Power Platform writes it for the "Azure Active Directory" identity provider.
-ENTRA_SECURITY = {
-    "type": "oauth2",
-    "flow": "accessCode",
-    "authorizationUrl": "https://login.microsoftonline.com/common/oauth2/authorize",
-    "tokenUrl": "https://login.windows.net/common/oauth2/authorize",
-    "scopes": {},
-}
-
-
-def _card_wait_path() -> str:
-    from teams_proactive.connector.views.cards import WAIT_PATH
-
-    return WAIT_PATH
-
-
-def _trigger_paths() -> dict[str, str]:
-    from teams_proactive.connector.views.subscriptions import TRIGGER_PATHS
-
-    return TRIGGER_PATHS
-
-
-def _operation(path: str, method: str, operation: dict[str, Any]) -> dict[str, Any]:
-    known = OPERATIONS.get((path, method))
-    if known is None:
-        raise LookupError(f"{method.upper()} {path} has no operationId in connector.openapi.OPERATIONS")
-    operation["operationId"] = known.operation_id
-    operation["x-ms-visibility"] = known.visibility
-    if known.trigger_hint and operation.get("x-ms-trigger"):
-        operation["x-ms-trigger-hint"] = known.trigger_hint
-    # Docstrings wrap at 100 columns; the designer shows one paragraph.
-    operation["description"] = " ".join((operation.get("description") or operation.get("summary", "")).split())
-    if known.operation_id in AGENT_GUIDANCE:
-        operation["description"] += " " + AGENT_GUIDANCE[known.operation_id]
-    if known.operation_id in ("ListRecipients", "ListBroadcastRecipients"):
-        operation["x-ms-pageable"] = {"nextLinkName": "nextLink"}
-    _fix_parameters(operation)
-    _fix_responses(operation)
-    return _ordered(operation, OPERATION_ORDER)
-
-
-def _fix_parameters(operation: dict[str, Any]) -> None:
-    for parameter in operation.get("parameters", []):
-        if parameter.get("in") == "path":
-            summary, description = PATH_PARAMETER_TEXT[parameter["name"]]
-            parameter.update(
-                {"required": True, "x-ms-url-encoding": "single", "x-ms-summary": summary, "description": description}
-            )
-            parameter.setdefault("x-ms-visibility", "important")
-        elif parameter.get("in") == "body":
-            parameter["x-ms-summary"] = "Request"
-            parameter["description"] = "The request's fields."
-
-
-def _fix_responses(operation: dict[str, Any]) -> None:
-    responses: dict[str, Any] = operation.get("responses", {})
-    responses.pop("422", None)  # webargs' own; our validation errors are 400
-    responses.pop("default", None)
-    if "202" in responses:
-        # The asynchronous pattern: the 202 carries the status link; Power Automate polls it and shows
-        # the final 200's fields as the action's outputs, so the schema belongs on the 200 alone.
-        accepted = responses["202"]
-        schema = accepted.pop("schema", None)
-        if "200" not in responses and schema is not None:
-            responses["200"] = {"description": "Done: the final answer after polling.", "schema": schema}
-        accepted["headers"] = {"Location": dict(LOCATION_HEADER), "Retry-After": dict(RETRY_AFTER_HEADER)}
-    if operation.get("x-ms-trigger") and "201" in responses:
-        responses["201"]["description"] = "The trigger is set up; Location is where to delete it."
-        responses["201"]["headers"] = {"Location": dict(SUBSCRIPTION_LOCATION_HEADER)}
-    elif operation.get("operationId") == "SendCardAndWait":
-        responses["201"]["headers"] = {"Location": dict(CARD_WAIT_LOCATION_HEADER)}
-    for status, text in ERROR_STATUSES.items():
-        responses[status] = {"description": f"{text} {ERROR_SHAPE}"}
-    responses["default"] = {"description": f"An error. {ERROR_SHAPE}"}
-    for status, response in responses.items():
-        if response.get("description") in (None, "", "OK", "Created", "Accepted", "No Content"):
-            response["description"] = SUCCESS_TEXT.get(status, response.get("description") or "Done.")
-        responses[status] = _ordered(response, ("description", "schema", "headers"))
-    ordered = {k: responses[k] for k in sorted(responses, key=lambda s: (s == "default", s))}
-    operation["responses"] = ordered
-
-
-def _inline_nested(definitions: dict[str, Any]) -> None:
-    """Replace nested-object references inside properties by the object itself.
-
-    apispec writes a nested schema as ``allOf: [$ref]`` (or a bare ``$ref``), beside which the
-    property's own label is lost to tools that resolve references; the designer shows inlined
-    objects as labelled fields ("Error Code", "Counts Delivered")."""
-
-    def expand(node: dict[str, Any]) -> dict[str, Any]:
-        target = None
-        if isinstance(node.get("allOf"), list) and len(node["allOf"]) == 1 and "$ref" in node["allOf"][0]:
-            target = node["allOf"][0]["$ref"]
-        elif "$ref" in node:
-            target = node["$ref"]
-        if target is not None:
-            inner = expand(copy.deepcopy(definitions[target.rsplit("/", 1)[-1]]))
-            own = {k: v for k, v in node.items() if k not in ("allOf", "$ref")}
-            node = {**inner, **own}
-        if isinstance(node.get("items"), dict):
-            node["items"] = expand(node["items"])
-        if isinstance(node.get("properties"), dict):
-            node["properties"] = {name: expand(value) for name, value in node["properties"].items()}
-        return node
-
-    for name in list(definitions):
-        definitions[name] = expand(definitions[name])
-
-
-def _drop_unreferenced(spec: dict[str, Any]) -> None:
-    """Definitions only nested elsewhere (now inlined) are not written."""
-    definitions = spec.get("definitions", {})
-    used: set[str] = set()
-
-    def refs(node: Any) -> None:
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/definitions/"):
-                name = ref.rsplit("/", 1)[-1]
-                if name not in used:
-                    used.add(name)
-                    refs(definitions.get(name))
-            for key, value in node.items():
-                if key != "definitions":
-                    refs(value)
-        elif isinstance(node, list):
-            for value in node:
-                refs(value)
-
-    refs(spec)
-    spec["definitions"] = {name: schema for name, schema in definitions.items() if name in used}
-
-
-def _open_outputs(spec: dict[str, Any]) -> None:
-    """Answers and events may gain fields: only request bodies say ``additionalProperties: false``
-    (the service refuses unknown fields in a request, a flow must not refuse new ones in an answer)."""
-    inputs = {
-        p["schema"]["$ref"].rsplit("/", 1)[-1]
-        for item in spec["paths"].values()
-        for method in METHODS
-        for p in item.get(method, {}).get("parameters", [])
-        if p.get("in") == "body" and "$ref" in p.get("schema", {})
-    }
-
-    def open_up(node: dict[str, Any]) -> None:
-        if node.get("additionalProperties") is False:
-            del node["additionalProperties"]
-        for value in (node.get("properties") or {}).values():
-            open_up(value)
-        if isinstance(node.get("items"), dict):
-            open_up(node["items"])
-
-    for name, schema in spec["definitions"].items():
-        if name not in inputs:
-            open_up(schema)
-
-
-def _order_schema(schema: dict[str, Any]) -> None:
-    ordered = _ordered(schema, SCHEMA_ORDER)
-    schema.clear()
-    schema.update(ordered)
-    if isinstance(schema.get("items"), dict):
-        _order_schema(schema["items"])
-    for value in (schema.get("properties") or {}).values():
-        _order_schema(value)
-
-
-def _ordered(mapping: dict[str, Any], order: tuple[str, ...]) -> dict[str, Any]:
-    first = [k for k in order if k in mapping]
-    rest = sorted(k for k in mapping if k not in order)
-    return {k: mapping[k] for k in (*first, *rest)}
+        use_entra_sign_in(spec)
+    add_publisher(spec, scheme, publisher=PUBLISHER_NAME, categories=CATEGORIES, privacy_path=PRIVACY_PATH)
+    drop_unreferenced(spec)
+    open_outputs(spec)
+    order_definitions(spec)
+    return ordered(spec, TOP_ORDER)
 
 
 def http_exception_to_api_error(exc: HTTPException) -> ApiError:

@@ -15,12 +15,16 @@ from marshmallow import Schema, ValidationError, fields, validate
 from teams_proactive.bot.cardwait import CardWaitRequest
 from teams_proactive.bot.delivery.service import Caller
 from teams_proactive.bot.runtime import BotRuntime
-from teams_proactive.connector import presenters, schemas
+from teams_proactive.connector import presenters
 from teams_proactive.connector.message_requests import message_request
 
 # The REST API's own helpers, private to their modules but the single source of what they do: the one
 # readable ValidationError sentence, and the card and broadcast bodies the views answer with.
 from teams_proactive.connector.openapi import _validation_error
+from teams_proactive.connector.schemas.broadcasts import StartBroadcastSchema
+from teams_proactive.connector.schemas.cards import SendCardAndWaitSchema
+from teams_proactive.connector.schemas.common import meta
+from teams_proactive.connector.schemas.messages import SendMessageSchema
 from teams_proactive.connector.views import broadcasts as broadcast_views
 from teams_proactive.connector.views import cards as card_views
 
@@ -33,7 +37,7 @@ class IdArguments(Schema):
     id = fields.String(
         required=True,
         validate=validate.Length(min=1, max=200),
-        metadata=schemas.meta("ID", "The id returned when the message, card or broadcast was sent."),
+        metadata=meta("ID", "The id returned when the message, card or broadcast was sent."),
     )
 
 
@@ -41,7 +45,7 @@ class RecipientArguments(Schema):
     recipient = fields.String(
         required=True,
         validate=validate.Length(min=1, max=320),
-        metadata=schemas.meta(
+        metadata=meta(
             "Recipient", "The person: their user principal name, email address or Microsoft Entra object ID."
         ),
     )
@@ -218,7 +222,7 @@ TOOLS: tuple[ToolSpec, ...] = (
             " twice. For more than a few people use start_broadcast." + ERRORS_TEXT
         ),
         scope="send",
-        arguments=schemas.SendMessageSchema,
+        arguments=SendMessageSchema,
         fields=(
             "recipient",
             "text",
@@ -282,7 +286,7 @@ TOOLS: tuple[ToolSpec, ...] = (
             " needs at least one Action.Submit or Action.Execute button." + ERRORS_TEXT
         ),
         scope="send",
-        arguments=schemas.SendCardAndWaitSchema,
+        arguments=SendCardAndWaitSchema,
         fields=("recipient", "card", "text", "summary", "idempotencyKey", "tenantId"),
         handler=send_card,
         needs_request=True,
@@ -322,7 +326,7 @@ TOOLS: tuple[ToolSpec, ...] = (
             " Throttled as for send_message. People who cannot be reached are reported per person, not as errors."
         ),
         scope="broadcast",
-        arguments=schemas.StartBroadcastSchema,
+        arguments=StartBroadcastSchema,
         fields=("recipients", "allActiveUsers", "text", "card", "summary", "idempotencyKey", "tenantId"),
         handler=start_broadcast,
         needs_request=True,

@@ -13,7 +13,7 @@ from teams_proactive.bot.delivery import campaigns
 from teams_proactive.bot.delivery.engagement import recipient_rows, report_row
 from teams_proactive.connector.auth import current_caller
 from teams_proactive.connector.presenters import iso
-from teams_proactive.connector.schemas import (
+from teams_proactive.connector.schemas.broadcasts import (
     BroadcastRecipientPageSchema,
     BroadcastRecipientQuerySchema,
     BroadcastSchema,

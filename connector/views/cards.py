@@ -23,7 +23,7 @@ from flask_smorest import Blueprint
 from teams_proactive.bot.cardtags import input_ids
 from teams_proactive.bot.cardwait import CardWaitRequest, present
 from teams_proactive.connector.auth import current_caller
-from teams_proactive.connector.schemas import (
+from teams_proactive.connector.schemas.cards import (
     CardAnswerSchemaRequestSchema,
     CardAnswerSchemaResponseSchema,
     CardResponseSchema,
@@ -33,7 +33,7 @@ from teams_proactive.connector.views.common import absolute_url, run, runtime
 
 blp = Blueprint("cards", __name__, url_prefix="/api/v1/cards", description="Adaptive Cards that wait for an answer")
 
-# The path item's x-ms-notification-content names the callback's schema (read by connector.openapi).
+# The path item's x-ms-notification-content names the callback's schema (read by connector.definition.paths).
 WAIT_PATH = "/api/v1/cards/wait"
 
 

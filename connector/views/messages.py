@@ -11,7 +11,7 @@ from teams_proactive.bot.cardwait import KIND as CARD_WAIT
 from teams_proactive.connector import presenters
 from teams_proactive.connector.auth import current_caller
 from teams_proactive.connector.message_requests import message_request
-from teams_proactive.connector.schemas import DeliverySchema, SendMessageSchema, UpdateMessageSchema
+from teams_proactive.connector.schemas.messages import DeliverySchema, SendMessageSchema, UpdateMessageSchema
 from teams_proactive.connector.views.common import absolute_url, run, runtime
 
 blp = Blueprint("messages", __name__, url_prefix="/api/v1/messages", description="Messages to one person")

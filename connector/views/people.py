@@ -9,7 +9,7 @@ from flask_smorest import Blueprint
 from marshmallow import RAISE
 from teams_proactive.bot.model import ReferenceStatus, Surface
 from teams_proactive.connector.auth import current_caller
-from teams_proactive.connector.schemas import PeoplePageSchema, PeopleQuerySchema
+from teams_proactive.connector.schemas.people import PeoplePageSchema, PeopleQuerySchema
 from teams_proactive.connector.views.common import run, runtime
 
 blp = Blueprint("people", __name__, url_prefix="/api/v1/people", description="The recipient picker")

@@ -13,7 +13,12 @@ from teams_proactive.bot.recipients import Person, find_person, forget
 from teams_proactive.connector import presenters
 from teams_proactive.connector.auth import current_caller
 from teams_proactive.connector.errors import ApiError
-from teams_proactive.connector.schemas import MAX_PAGE_SIZE, RecipientPageSchema, RecipientQuerySchema, RecipientSchema
+from teams_proactive.connector.schemas.recipients import (
+    MAX_PAGE_SIZE,
+    RecipientPageSchema,
+    RecipientQuerySchema,
+    RecipientSchema,
+)
 from teams_proactive.connector.views.common import absolute_url, run, runtime
 
 blp = Blueprint("recipients", __name__, url_prefix="/api/v1/recipients", description="People the bot can reach")

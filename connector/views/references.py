@@ -8,7 +8,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from teams_proactive.bot.imports.importer import ImportItem, ReferenceImporter
 from teams_proactive.connector.auth import current_caller
-from teams_proactive.connector.schemas import ImportReferencesSchema, ImportReportSchema
+from teams_proactive.connector.schemas.references import ImportReferencesSchema, ImportReportSchema
 from teams_proactive.connector.views.common import run, runtime
 
 blp = Blueprint("references", __name__, url_prefix="/api/v1/references", description="Bring in existing references")

@@ -17,7 +17,7 @@ from teams_proactive.bot.model import Subscription
 from teams_proactive.bot.webhooks import subscribe, unsubscribe
 from teams_proactive.connector.auth import current_caller
 from teams_proactive.connector.presenters import iso
-from teams_proactive.connector.schemas import (
+from teams_proactive.connector.schemas.subscriptions import (
     CardTriggerSubscriptionSchema,
     SubscribeSchema,
     SubscriptionSchema,
@@ -28,7 +28,7 @@ from teams_proactive.connector.views.common import absolute_url, run, runtime
 PREFIX = "/api/v1/subscriptions"
 blp = Blueprint("subscriptions", __name__, url_prefix=PREFIX, description="Webhook triggers")
 
-# Path -> the event schema posted to its subscribers (read by connector.openapi).
+# Path -> the event schema posted to its subscribers (read by connector.definition.paths).
 TRIGGER_PATHS = {
     PREFIX: "BotEvent",
     f"{PREFIX}/user-messages": "UserMessageEvent",

@@ -12,16 +12,16 @@ from typing import Any
 import pytest
 from marshmallow import Schema, fields
 from teams_proactive.bot.delivery.engagement import Engagement
-from teams_proactive.connector.schemas import (
+from teams_proactive.connector.schemas.broadcasts import BroadcastSchema
+from teams_proactive.connector.schemas.cards import CardResponseSchema
+from teams_proactive.connector.schemas.messages import DeliverySchema
+from teams_proactive.connector.schemas.recipients import (
     MAX_PAGE_SIZE,
-    BroadcastSchema,
-    CardResponseSchema,
-    DeliverySchema,
     RecipientPageSchema,
     RecipientQuerySchema,
     RecipientSchema,
-    SubscriptionSchema,
 )
+from teams_proactive.connector.schemas.subscriptions import SubscriptionSchema
 from teams_proactive.connector.views.broadcasts import MAX_LISTED_FAILURES, present
 
 LIMIT = 500_000

@@ -10,15 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from teams_proactive.connector.schemas import (
-    BroadcastRecipientQuerySchema,
-    CardTriggerSubscriptionSchema,
-    RecipientQuerySchema,
-    SendCardAndWaitSchema,
-    SendMessageSchema,
-    StartBroadcastSchema,
-    TriggerSubscriptionSchema,
-)
+from teams_proactive.connector.schemas.broadcasts import BroadcastRecipientQuerySchema, StartBroadcastSchema
+from teams_proactive.connector.schemas.cards import SendCardAndWaitSchema
+from teams_proactive.connector.schemas.messages import SendMessageSchema
+from teams_proactive.connector.schemas.recipients import RecipientQuerySchema
+from teams_proactive.connector.schemas.subscriptions import CardTriggerSubscriptionSchema, TriggerSubscriptionSchema
 
 from tests.connector.expressions import Context
 from tests.connector.flowrun import Call, run_flow

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from teams_proactive.bot.delivery.service import next_local_time
 from teams_proactive.connector.errors import STATUS_BY_CODE
-from teams_proactive.connector.schemas import SendMessageSchema
+from teams_proactive.connector.schemas.messages import SendMessageSchema
 
 from tests.connector.expressions import Context, interpolate, interpolations
 from tests.connector.support import OPENAPI_DIR, SAMPLES_DIR, load, operations, resolve

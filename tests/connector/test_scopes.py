@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from teams_proactive.connector.definition.operations import OPERATIONS
 from teams_proactive.connector.keys import SCOPES, create_key
-from teams_proactive.connector.openapi import OPERATIONS, definition_app
+from teams_proactive.connector.openapi import definition_app
 from teams_proactive.connector.solution import sample_scopes
 
 from tests.connector.support import SAMPLES_DIR, load

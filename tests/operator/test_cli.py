@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import requests
 from teams_proactive.connector.app_package import validate_package
-from teams_proactive.connector.cli import ProgressBar, main, progress_line, read_recipients
+from teams_proactive.connector.cli import main
+from teams_proactive.connector.cli.broadcast import ProgressBar, progress_line, read_recipients
 
 from tests.conftest import API_KEY
 from tests.support.fake_connector import FakeConnector, free_port

@@ -21,7 +21,7 @@ from teams_proactive.bot.store.base.records import (
     visible,
 )
 from teams_proactive.bot.store.base.references import References
-from teams_proactive.bot.store.base.store import REPOSITORIES, Store
+from teams_proactive.bot.store.base.store import REPOSITORIES, DatabaseStore, Store
 from teams_proactive.bot.store.base.subscriptions import Subscriptions
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "REPOSITORIES",
     "Broadcasts",
     "ConcurrencyConflict",
+    "DatabaseStore",
     "Erasures",
     "Keys",
     "Leases",

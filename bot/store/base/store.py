@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from typing import Protocol
 
 from teams_proactive.bot.store.base.broadcasts import Broadcasts
 from teams_proactive.bot.store.base.erasures import Erasures
@@ -58,6 +59,42 @@ class Store(abc.ABC):
     def repositories(self) -> dict[str, object]:
         """Each repository by its attribute name (for tests and tools that walk them all)."""
         return {name: getattr(self, name) for name in REPOSITORIES}
+
+
+class Database(Protocol):
+    """What a backend's shared part (connections, schema or containers, purge) does for its whole store."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None: ...
+
+    async def purge_expired(self, at: float) -> dict[str, int]: ...
+
+    async def compact(self) -> None: ...
+
+
+class DatabaseStore(Store):
+    """A store whose lifecycle and retention are its backend's shared database's: every backend is one,
+    its repositories built over the same ``db``."""
+
+    db: Database
+
+    async def open(self) -> None:
+        await self.db.open()
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def ping(self) -> None:
+        await self.db.ping()
+
+    async def purge_expired(self, at: float) -> dict[str, int]:
+        return await self.db.purge_expired(at)
+
+    async def compact(self) -> None:
+        await self.db.compact()
 
 
 REPOSITORIES = ("references", "outbox", "broadcasts", "keys", "subscriptions", "erasures", "leases", "quarantine")

@@ -6,7 +6,7 @@ from typing import Any
 
 from azure.cosmos.aio import ContainerProxy, DatabaseProxy
 from teams_proactive.bot.settings import BotSettings
-from teams_proactive.bot.store.base import Store
+from teams_proactive.bot.store.base import DatabaseStore
 from teams_proactive.bot.store.cosmos.broadcasts import CosmosBroadcasts
 from teams_proactive.bot.store.cosmos.database import CosmosDatabase
 from teams_proactive.bot.store.cosmos.erasures import CosmosErasures
@@ -18,7 +18,7 @@ from teams_proactive.bot.store.cosmos.references import CosmosReferences
 from teams_proactive.bot.store.cosmos.subscriptions import CosmosSubscriptions
 
 
-class CosmosStore(Store):
+class CosmosStore(DatabaseStore):
     """The cosmos backend: one shared CosmosDatabase, one repository per kind of record."""
 
     def __init__(
@@ -69,18 +69,3 @@ class CosmosStore(Store):
     def containers(self) -> dict[str, ContainerProxy]:
         """Each container by name (see ``CONTAINERS``), once open."""
         return self.db.containers
-
-    async def open(self) -> None:
-        await self.db.open()
-
-    async def close(self) -> None:
-        await self.db.close()
-
-    async def ping(self) -> None:
-        await self.db.ping()
-
-    async def purge_expired(self, at: float) -> dict[str, int]:
-        return await self.db.purge_expired(at)
-
-    async def compact(self) -> None:
-        await self.db.compact()

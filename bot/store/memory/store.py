@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from teams_proactive.bot.store.base import Store
+from teams_proactive.bot.store.base import DatabaseStore
 from teams_proactive.bot.store.memory.broadcasts import MemoryBroadcasts
 from teams_proactive.bot.store.memory.database import MemoryDatabase
 from teams_proactive.bot.store.memory.erasures import MemoryErasures
@@ -14,7 +14,7 @@ from teams_proactive.bot.store.memory.references import MemoryReferences
 from teams_proactive.bot.store.memory.subscriptions import MemorySubscriptions
 
 
-class MemoryStore(Store):
+class MemoryStore(DatabaseStore):
     """The memory backend: one shared MemoryDatabase, one repository per kind of record."""
 
     def __init__(self, *, reference_ttl_seconds: float | None = None) -> None:
@@ -28,18 +28,3 @@ class MemoryStore(Store):
         self.erasures = MemoryErasures(self.db)
         self.leases = MemoryLeases(self.db)
         self.quarantine = MemoryQuarantine(self.db)
-
-    async def open(self) -> None:
-        await self.db.open()
-
-    async def close(self) -> None:
-        await self.db.close()
-
-    async def ping(self) -> None:
-        await self.db.ping()
-
-    async def purge_expired(self, at: float) -> dict[str, int]:
-        return await self.db.purge_expired(at)
-
-    async def compact(self) -> None:
-        await self.db.compact()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from teams_proactive.bot.store.base import Store
+from teams_proactive.bot.store.base import DatabaseStore
 from teams_proactive.bot.store.sqlite.broadcasts import SqliteBroadcasts
 from teams_proactive.bot.store.sqlite.database import SqliteDatabase
 from teams_proactive.bot.store.sqlite.erasures import SqliteErasures
@@ -14,7 +14,7 @@ from teams_proactive.bot.store.sqlite.references import SqliteReferences
 from teams_proactive.bot.store.sqlite.subscriptions import SqliteSubscriptions
 
 
-class SqliteStore(Store):
+class SqliteStore(DatabaseStore):
     """The sqlite backend: one shared SqliteDatabase, one repository per kind of record."""
 
     def __init__(self, path: str, *, reference_ttl_seconds: float | None = None, threads: int = 4) -> None:
@@ -33,18 +33,3 @@ class SqliteStore(Store):
     def path(self) -> str:
         """The database file (``:memory:`` for a private in-memory one)."""
         return self.db.path
-
-    async def open(self) -> None:
-        await self.db.open()
-
-    async def close(self) -> None:
-        await self.db.close()
-
-    async def ping(self) -> None:
-        await self.db.ping()
-
-    async def purge_expired(self, at: float) -> dict[str, int]:
-        return await self.db.purge_expired(at)
-
-    async def compact(self) -> None:
-        await self.db.compact()

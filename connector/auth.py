@@ -15,6 +15,7 @@ from teams_proactive.connector.client_limits import client_address, failure_limi
 from teams_proactive.connector.entra import verify_bearer
 from teams_proactive.connector.errors import ApiError
 from teams_proactive.connector.extension import runtime_of
+from teams_proactive.connector.operations import OPERATIONS
 from teams_proactive.connector.settings import ConnectorSettings
 
 API_KEY_HEADER = "X-API-Key"
@@ -54,8 +55,6 @@ def require_scope(caller: Caller, scope: str, operation: str | None = None) -> N
 
 def _current_operation() -> str:
     """The operation of this request as the flow designer shows it: "'Summary' (OperationId)"."""
-    from teams_proactive.connector.openapi import OPERATIONS
-
     rule = request.url_rule
     if rule is None:
         return "do this"

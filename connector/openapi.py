@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, request
 from flask_smorest import Api
 from teams_proactive.connector.agent_guidance import AGENT_GUIDANCE
-from teams_proactive.connector.errors import ApiError
+from teams_proactive.connector.errors import ApiError, validation_error
+from teams_proactive.connector.operations import OPERATIONS
 from teams_proactive.connector.schemas import ErrorSchema
 from werkzeug.exceptions import HTTPException
 
@@ -43,59 +43,6 @@ PLACEHOLDER_HOST = "teams-proactive.example.com"
 API_KEY_HEADER = "X-API-Key"
 BASE_PATH = "/"
 
-
-@dataclass(frozen=True, slots=True)
-class Operation:
-    operation_id: str
-    visibility: str  # important | advanced | internal
-    trigger_hint: str | None = None
-
-
-# Every operation's name and designer visibility (DESIGN.md section 6 names the operationIds).
-OPERATIONS: dict[tuple[str, str], Operation] = {
-    ("/api/v1/messages", "post"): Operation("SendMessage", "important"),
-    ("/api/v1/messages/{message_id}", "get"): Operation("GetMessage", "advanced"),
-    ("/api/v1/messages/{message_id}", "put"): Operation("UpdateMessage", "advanced"),
-    ("/api/v1/messages/{message_id}", "delete"): Operation("DeleteMessage", "advanced"),
-    # Status links (DESIGN.md section 6): where a 202's Location points; never shown to makers.
-    ("/api/v1/messages/{message_id}/status", "get"): Operation("GetMessageStatus", "internal"),
-    ("/api/v1/broadcasts/{broadcast_id}/status", "get"): Operation("GetBroadcastStatus", "internal"),
-    ("/api/v1/cards/wait", "post"): Operation("SendCardAndWait", "important"),
-    ("/api/v1/cards/wait/{card_id}", "get"): Operation("GetCardResponse", "advanced"),
-    # The webhook action's unsubscribe: Power Automate deletes the Location when the run is cancelled.
-    ("/api/v1/cards/wait/{card_id}", "delete"): Operation("CancelCardWait", "internal"),
-    ("/api/v1/cards/answer-schema", "post"): Operation("GetCardAnswerSchema", "internal"),
-    ("/api/v1/people", "get"): Operation("ListReachablePeople", "internal"),
-    ("/api/v1/recipients/{recipient}", "get"): Operation("GetRecipient", "important"),
-    ("/api/v1/recipients", "get"): Operation("ListRecipients", "advanced"),
-    ("/api/v1/recipients/{recipient}", "delete"): Operation("ForgetRecipient", "advanced"),
-    ("/api/v1/broadcasts", "post"): Operation("StartBroadcast", "important"),
-    ("/api/v1/broadcasts/{broadcast_id}", "get"): Operation("GetBroadcast", "advanced"),
-    ("/api/v1/broadcasts/{broadcast_id}", "put"): Operation("UpdateBroadcast", "advanced"),
-    ("/api/v1/broadcasts/{broadcast_id}", "delete"): Operation("RecallBroadcast", "advanced"),
-    ("/api/v1/broadcasts/{broadcast_id}/recipients", "get"): Operation("ListBroadcastRecipients", "advanced"),
-    ("/api/v1/subscriptions", "post"): Operation(
-        "Subscribe", "advanced", "Send the bot a message, answer a card, or install the app in Teams."
-    ),
-    ("/api/v1/subscriptions/user-messages", "post"): Operation(
-        "OnUserMessage", "important", "Send the bot a message in its Teams chat."
-    ),
-    ("/api/v1/subscriptions/card-submissions", "post"): Operation(
-        "OnCardSubmitted", "important", "Press a submit button on a card the bot sent."
-    ),
-    ("/api/v1/subscriptions/installations", "post"): Operation(
-        "OnInstallationChanged", "important", "Install or remove the bot's app in Teams."
-    ),
-    ("/api/v1/subscriptions/delivery-failures", "post"): Operation(
-        "OnDeliveryFailed", "advanced", "Send a message to a person who blocked or removed the bot."
-    ),
-    ("/api/v1/subscriptions/message-reads", "post"): Operation(
-        "OnMessageRead", "advanced", "Open the bot's chat in Teams and read a message it sent."
-    ),
-    ("/api/v1/subscriptions/{subscription_id}", "delete"): Operation("Unsubscribe", "internal"),
-    # For administrators and other bots (docs/existing-bot.md), never in a maker's action list.
-    ("/api/v1/references", "post"): Operation("ImportReferences", "internal"),
-}
 
 PATH_PARAMETER_TEXT = {
     "message_id": ("Message ID", "The ID returned by Send a message."),
@@ -209,7 +156,15 @@ def init_api(app: Flask) -> Api:
         subscriptions,
     )
 
-    blueprints = (messages.blp, cards.blp, recipients.blp, people.blp, broadcasts.blp, subscriptions.blp, references.blp)
+    blueprints = (
+        messages.blp,
+        cards.blp,
+        recipients.blp,
+        people.blp,
+        broadcasts.blp,
+        subscriptions.blp,
+        references.blp,
+    )
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
     for name in EVENT_SCHEMAS:
@@ -483,7 +438,7 @@ def http_exception_to_api_error(exc: HTTPException) -> ApiError:
     code = exc.code or 500
     if code == 422:
         messages = getattr(exc, "data", {}).get("messages", {}) if hasattr(exc, "data") else {}
-        return _validation_error(messages)
+        return validation_error(messages)
     if code == 404:
         return ApiError("NotFound", "There is nothing at this address.")
     if code == 405:
@@ -495,29 +450,3 @@ def http_exception_to_api_error(exc: HTTPException) -> ApiError:
     if code == 400:
         return ApiError("ValidationError", "The body must be valid JSON.")
     return ApiError("InternalError" if code >= 500 else "ValidationError", exc.description or "Error.", status=code)
-
-
-def _validation_error(messages: dict[str, Any]) -> ApiError:
-    """One readable sentence naming each field at fault (webargs groups them by location)."""
-    problems: list[tuple[str, str]] = []
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, dict):
-            for key, inner in value.items():
-                name = key if key != "_schema" else prefix
-                walk(f"{prefix}.{name}" if prefix and key != "_schema" else name, inner)
-        elif isinstance(value, list):
-            text = " ".join(str(v) for v in value if not isinstance(v, dict | list))
-            if text:
-                problems.append((prefix, text))
-            for v in value:
-                if isinstance(v, dict | list):
-                    walk(prefix, v)
-
-    for location_messages in messages.values():
-        walk("", location_messages)
-    if not problems:
-        return ApiError("ValidationError", "The request is not valid.")
-    problems = [(field or "body", text.replace("Unknown field.", "is not a known field.")) for field, text in problems]
-    message = "; ".join(f"{field}: {text}" for field, text in problems)
-    return ApiError("ValidationError", message, problems[0][0])

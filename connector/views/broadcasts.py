@@ -197,7 +197,6 @@ class BroadcastRecipients(MethodView):
         return {"value": [report_row(d) for d in page.items], "nextLink": next_link}
 
 
-
 @blp.route("/<string:broadcast_id>/status")
 class BroadcastStatus(MethodView):
     @blp.response(200, BroadcastSchema)

@@ -111,9 +111,7 @@ async def subscribe(
     # Only triggers count: a waiting card's one-shot callback (SendCardAndWait) is not a trigger, and a key
     # may have many approvals waiting for weeks.
     triggers = (*EVENTS, ANY_EVENT)
-    owned = sum(
-        1 for s in await store.subscriptions.list_all() if s.owner == subscription.owner and s.event in triggers
-    )
+    owned = sum(1 for s in await store.subscriptions.list_all() if s.owner == subscription.owner and s.event in triggers)
     if owned >= policy.max_subscriptions_per_key:
         raise errors.Rejected(
             "SubscriptionLimitReached",

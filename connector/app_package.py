@@ -304,9 +304,7 @@ def _check_rsc(problems: list[str], manifest: dict[str, Any]) -> None:
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry.get("name"):
             problems.append(f"authorization.permissions.resourceSpecific[{index}].name is required")
         elif entry.get("type") not in RSC_TYPES:
-            problems.append(
-                f"authorization.permissions.resourceSpecific[{index}].type must be Application or Delegated"
-            )
+            problems.append(f"authorization.permissions.resourceSpecific[{index}].type must be Application or Delegated")
     info = manifest.get("webApplicationInfo")
     if rsc and not (isinstance(info, dict) and isinstance(info.get("id"), str) and GUID.match(info["id"])):
         problems.append("resource-specific permissions need webApplicationInfo.id (the app's Entra ID, a GUID)")

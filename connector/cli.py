@@ -648,9 +648,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True)
     create.add_argument("--tenant", default=None, help="limit the key to one Entra tenant ID")
     create.add_argument(
-        "--scopes",
-        default=None,
-        help="comma-separated: send,broadcast,admin,install (default send; install: may use installIfMissing)",
+        "--scopes", default=None, help="comma-separated: send,broadcast,admin,install (default send; install: may use installIfMissing)"
     )
     create.add_argument(
         "--for-samples",

@@ -156,15 +156,7 @@ def init_api(app: Flask) -> Api:
         subscriptions,
     )
 
-    blueprints = (
-        messages.blp,
-        cards.blp,
-        recipients.blp,
-        people.blp,
-        broadcasts.blp,
-        subscriptions.blp,
-        references.blp,
-    )
+    blueprints = (messages.blp, cards.blp, recipients.blp, people.blp, broadcasts.blp, subscriptions.blp, references.blp)
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
     for name in EVENT_SCHEMAS:

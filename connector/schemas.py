@@ -1038,8 +1038,7 @@ class MessageReadEventSchema(EventEnvelopeSchema):
         allow_none=True, metadata=meta("Broadcast ID", "The broadcast the message belongs to, if any.")
     )
     teamsMessageId = fields.String(
-        allow_none=True,
-        metadata=meta("Teams Activity ID", "Teams' own ID of the message that was read (its activity ID)."),
+        allow_none=True, metadata=meta("Teams Activity ID", "Teams' own ID of the message that was read (its activity ID).")
     )
     conversationId = fields.String(allow_none=True, metadata=meta("Conversation ID", "The chat it was read in."))
     deliveredAt = fields.String(

@@ -137,9 +137,7 @@ class Installer:
 
     async def _record(self, tenant_id: str, user: dict[str, Any], chat_id: str, *, repair: bool) -> Reference:
         user_key = str(user["id"]).lower()
-        service_url = (
-            await self._store.references.tenant_service_url(tenant_id, TEAMS_CHANNEL) or self._cloud_service_url
-        )
+        service_url = await self._store.references.tenant_service_url(tenant_id, TEAMS_CHANNEL) or self._cloud_service_url
         at = now()
         refused: list[str] = []
 

@@ -49,9 +49,7 @@ async def find_person_or_ask_graph(
             return current
 
         # Kept through the store's own per-person write, so the address resolves without Graph next time.
-        return Person(
-            PersonKey(tenant, object_id), await store.references.update_person(tenant, object_id, learn) or references
-        )
+        return Person(PersonKey(tenant, object_id), await store.references.update_person(tenant, object_id, learn) or references)
 
 
 async def _graph_user(graph: GraphClient, tenant: str, address: str) -> dict[str, Any] | None:

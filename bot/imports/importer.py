@@ -144,11 +144,7 @@ class ReferenceImporter:
                 return await self._write(parsed, seen)
             except ConcurrencyConflict:
                 continue  # someone wrote the record meanwhile (a bot turn): look again
-        return SKIPPED, {
-            "reason": "Conflict",
-            "message": "The record kept changing; try again.",
-            "surface": parsed.surface,
-        }
+        return SKIPPED, {"reason": "Conflict", "message": "The record kept changing; try again.", "surface": parsed.surface}
 
     async def _write(self, parsed: ParsedReference, seen: float) -> tuple[str, dict[str, Any]]:
         current = await self._store.references.get(parsed.tenant_id, parsed.user_key, parsed.surface)

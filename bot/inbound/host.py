@@ -87,9 +87,7 @@ class BotbuilderTurn:
 
         # botbuilder's aiohttp CloudAdapter serialises the body with msrest, which takes a model, not a dict.
         answer = _CardActionAnswer(status_code=body.get("statusCode"), type=body.get("type"), value=body.get("value"))
-        await self.context.send_activity(
-            Activity(type=INVOKE_RESPONSE, value=InvokeResponse(status=status, body=answer))
-        )
+        await self.context.send_activity(Activity(type=INVOKE_RESPONSE, value=InvokeResponse(status=status, body=answer)))
 
     async def update_message(self, activity: dict[str, Any]) -> None:
         from botbuilder.schema import Activity

@@ -197,6 +197,7 @@ class BroadcastRecipients(MethodView):
         return {"value": [report_row(d) for d in page.items], "nextLink": next_link}
 
 
+
 @blp.route("/<string:broadcast_id>/status")
 class BroadcastStatus(MethodView):
     @blp.response(200, BroadcastSchema)

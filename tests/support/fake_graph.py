@@ -490,10 +490,8 @@ class FakeGraph:
         members = []
         for user_id, roles in self.teams[team]:
             # A member from another organisation (shared channel, B2B direct connect) carries their own tenantId.
-            home = (
-                tenant
-                if user_id in self.users.get(tenant, {})
-                else next(t for t, people in self.users.items() if user_id in people)
+            home = tenant if user_id in self.users.get(tenant, {}) else next(
+                t for t, people in self.users.items() if user_id in people
             )
             user = self.users[home][user_id]
             members.append({

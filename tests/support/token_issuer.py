@@ -145,8 +145,8 @@ def _first_values(encoded: str) -> dict[str, str]:
 
 
 def _json(status: int, body: Any, *, charset: str | None = None) -> web.Response:
-    return web.Response(status=status, body=json.dumps(body).encode("utf-8"), content_type="application/json",
-                        charset=charset)  # fmt: skip
+    payload = json.dumps(body).encode("utf-8")
+    return web.Response(status=status, body=payload, content_type="application/json", charset=charset)
 
 
 def _routes(issuer: LocalTokenIssuer) -> web.Application:

@@ -16,6 +16,7 @@ from typing import Any
 
 from botframework.connector.auth import AppCredentials, ServiceClientCredentialsFactory
 from msrest.authentication import Authentication
+from teams_proactive.bot.graph.tokens import certificate_credential
 from teams_proactive.bot.settings import BotSettings
 
 TOKEN_TIMEOUT_SECONDS = 15
@@ -101,8 +102,6 @@ class BotTokenProvider:
                 custom = bool(settings.login_url)
                 credential: Any = settings.app_password
                 if settings.app_certificate_path:
-                    from teams_proactive.bot.graph.tokens import certificate_credential
-
                     credential = certificate_credential(settings.app_certificate_path)
                 self._client = msal.ConfidentialClientApplication(
                     settings.app_id,

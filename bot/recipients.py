@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from teams_proactive.bot import errors
-from teams_proactive.bot.model import Reference, ReferenceStatus, Surface
+from teams_proactive.bot.model import Broadcast, Delivery, Reference, ReferenceStatus, Surface
 from teams_proactive.bot.store.base import PersonKey, Store
 
 
@@ -100,8 +100,6 @@ async def forget(store: Store, person: PersonKey) -> dict[str, int]:
     still being prepared, not indexed yet). Nothing outside the person's tenant is read or changed:
     only broadcasts of that tenant, or of an unrestricted key, are touched.
     """
-    from teams_proactive.bot.model import Broadcast, Delivery
-
     references = await store.references.of_person(person.tenant_id, person.user_key)
     names = {n.lower() for r in references for n in (r.upn, r.email, r.aad_object_id, r.user_id) if n}
     names.add(person.user_key.lower())

@@ -61,3 +61,29 @@ def error_response(error: ApiError) -> Response:
     if error.status == 401:
         response.headers["WWW-Authenticate"] = 'ApiKey header="X-API-Key"'
     return response
+
+
+def validation_error(messages: dict[str, Any]) -> ApiError:
+    """One readable sentence naming each field at fault (webargs groups them by location)."""
+    problems: list[tuple[str, str]] = []
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                name = key if key != "_schema" else prefix
+                walk(f"{prefix}.{name}" if prefix and key != "_schema" else name, inner)
+        elif isinstance(value, list):
+            text = " ".join(str(v) for v in value if not isinstance(v, dict | list))
+            if text:
+                problems.append((prefix, text))
+            for v in value:
+                if isinstance(v, dict | list):
+                    walk(prefix, v)
+
+    for location_messages in messages.values():
+        walk("", location_messages)
+    if not problems:
+        return ApiError("ValidationError", "The request is not valid.")
+    problems = [(field or "body", text.replace("Unknown field.", "is not a known field.")) for field, text in problems]
+    message = "; ".join(f"{field}: {text}" for field, text in problems)
+    return ApiError("ValidationError", message, problems[0][0])

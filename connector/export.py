@@ -14,6 +14,7 @@ from typing import Any
 
 from teams_proactive.connector.connector_readme import intro_text, readme_text
 from teams_proactive.connector.icon import BRAND_HEX, icon_png
+from teams_proactive.connector.mcp.definition import mcp_definition_text
 from teams_proactive.connector.openapi import PLACEHOLDER_HOST, definition_app, definition_text
 
 # Our own colour (connector/icon.py), not Microsoft Teams' purple; certification refuses #007ee5 and #ffffff.
@@ -160,8 +161,6 @@ def mcp_connector_files(
     entra_resource: str = ENTRA_RESOURCE_PLACEHOLDER,
 ) -> dict[str, bytes]:
     """The MCP connector variant (for Copilot Studio), by path relative to the output folder: ``mcp/...``."""
-    from teams_proactive.connector.mcp.definition import mcp_definition_text
-
     app = definition_app()
     host = host or PLACEHOLDER_HOST
     mcp, entra = MCP_SUBFOLDER, f"{MCP_SUBFOLDER}/{ENTRA_SUBFOLDER}"

@@ -34,7 +34,7 @@ from teams_proactive.connector.definition.definitions import (
 from teams_proactive.connector.definition.paths import fix_paths
 from teams_proactive.connector.definition.publisher import add_publisher, use_entra_sign_in
 from teams_proactive.connector.definition.shape import TOP_ORDER, ordered
-from teams_proactive.connector.errors import ApiError
+from teams_proactive.connector.errors import ApiError, validation_error
 from teams_proactive.connector.schemas.cards import CardWaitResultSchema
 from teams_proactive.connector.schemas.common import ErrorSchema
 from teams_proactive.connector.schemas.subscriptions import (
@@ -176,7 +176,7 @@ def http_exception_to_api_error(exc: HTTPException) -> ApiError:
     code = exc.code or 500
     if code == 422:
         messages = getattr(exc, "data", {}).get("messages", {}) if hasattr(exc, "data") else {}
-        return _validation_error(messages)
+        return validation_error(messages)
     if code == 404:
         return ApiError("NotFound", "There is nothing at this address.")
     if code == 405:
@@ -188,29 +188,3 @@ def http_exception_to_api_error(exc: HTTPException) -> ApiError:
     if code == 400:
         return ApiError("ValidationError", "The body must be valid JSON.")
     return ApiError("InternalError" if code >= 500 else "ValidationError", exc.description or "Error.", status=code)
-
-
-def _validation_error(messages: dict[str, Any]) -> ApiError:
-    """One readable sentence naming each field at fault (webargs groups them by location)."""
-    problems: list[tuple[str, str]] = []
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, dict):
-            for key, inner in value.items():
-                name = key if key != "_schema" else prefix
-                walk(f"{prefix}.{name}" if prefix and key != "_schema" else name, inner)
-        elif isinstance(value, list):
-            text = " ".join(str(v) for v in value if not isinstance(v, dict | list))
-            if text:
-                problems.append((prefix, text))
-            for v in value:
-                if isinstance(v, dict | list):
-                    walk(prefix, v)
-
-    for location_messages in messages.values():
-        walk("", location_messages)
-    if not problems:
-        return ApiError("ValidationError", "The request is not valid.")
-    problems = [(field or "body", text.replace("Unknown field.", "is not a known field.")) for field, text in problems]
-    message = "; ".join(f"{field}: {text}" for field, text in problems)
-    return ApiError("ValidationError", message, problems[0][0])

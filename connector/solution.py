@@ -58,6 +58,7 @@ from teams_proactive.connector.export import (
     connector_files,
     entra_api_properties,
 )
+from teams_proactive.connector.keys import SCOPES
 
 SAMPLES_PACKAGE = "teams_proactive.samples"
 # The connector's API name in the sample flow.json files (what Power Automate shows in Peek code).
@@ -200,8 +201,6 @@ def sample_flows(root: Traversable | None = None) -> list[Flow]:
 
 def sample_scopes(flows: list[Flow] | None = None) -> list[str]:
     """The key scopes that let one connection run every sample, in the order keys list them."""
-    from teams_proactive.connector.keys import SCOPES
-
     needed = {scope for flow in (flows if flows is not None else sample_flows()) for scope in flow.scopes}
     return [scope for scope in SCOPES if scope in needed]
 

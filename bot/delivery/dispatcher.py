@@ -22,7 +22,7 @@ from typing import Any
 from teams_proactive.bot.delivery.budget import TeamsBudget
 from teams_proactive.bot.delivery.messages import build_activity
 from teams_proactive.bot.delivery.metrics import DELIVERED, FAILED, FAILURES, RETRIES, SEND_LATENCY, THROTTLED
-from teams_proactive.bot.delivery.operations import OPERATION_KINDS, run_operation
+from teams_proactive.bot.delivery.operations import OPERATION_KINDS, OperationContext, run_operation
 from teams_proactive.bot.delivery.outcomes import OutcomeWriter
 from teams_proactive.bot.delivery.pacing import ConversationPacer, TenantRateLimiter
 from teams_proactive.bot.delivery.policy import Verdict, backoff_seconds, judge, mark_reference
@@ -131,6 +131,19 @@ class Dispatcher:
         self.stats = {
             "sent": 0, "retried": 0, "failed": 0, "throttled": 0, "paced": 0, "lease_lost": 0, "quarantined": 0,
         }  # fmt: skip
+        # What a campaign operation (bot/delivery/operations.py) may use of this dispatcher.
+        self._operations = OperationContext(
+            store=store,
+            client=client,
+            pacer=self._pacer,
+            limiter=self._limiter,
+            stats=self.stats,
+            finish=self._finish,
+            keep_lease=self._keep_lease,
+            max_attempts=settings.max_attempts,
+            backoff_base_seconds=settings.backoff_base_seconds,
+            backoff_cap_seconds=settings.backoff_cap_seconds,
+        )
 
     # ---- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
@@ -318,7 +331,7 @@ class Dispatcher:
     async def _attempt(self, delivery: Delivery) -> None:
         if delivery.kind in OPERATION_KINDS:
             # UpdateBroadcast/RecallBroadcast: a PUT or DELETE of a delivered message, same budget.
-            await run_operation(self, delivery)
+            await run_operation(self._operations, delivery)
             return
         if not delivery.content:
             # Deleted or forgotten after it was claimed: nothing left to send.

@@ -12,7 +12,6 @@ retryable so the outbox tries again later (durably).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
@@ -24,7 +23,7 @@ from urllib.parse import quote
 import aiohttp
 from teams_proactive.bot.graph.settings import GraphSettings
 from teams_proactive.bot.graph.tokens import GraphAuthError, GraphTokens
-from teams_proactive.bot.outbound import parse_retry_after
+from teams_proactive.bot.jsonhttp import JsonHttp, ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -32,18 +31,8 @@ RETRYABLE = frozenset({0, 429, 500, 502, 503, 504})
 USER_FIELDS = "id,displayName,userPrincipalName,mail,userType"
 
 
-class GraphError(Exception):
+class GraphError(ServiceError):
     """Graph refused or failed a call. ``status`` 0: no answer; ``inner_code`` from innerError when given."""
-
-    def __init__(
-        self, status: int, code: str, message: str, *, retry_after: float | None = None, inner_code: str = ""
-    ) -> None:
-        super().__init__(f"{status} {code}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
-        self.retry_after = retry_after
-        self.inner_code = inner_code
 
     @property
     def retryable(self) -> bool:
@@ -120,10 +109,9 @@ class GraphClient:
         max_attempts: int = 4,
         max_wait_seconds: float = 30.0,
     ) -> None:
-        self._session = session
+        self._http = JsonHttp(session, timeout_seconds=timeout_seconds, error=GraphError, service="Microsoft Graph")
         self.settings = settings
         self._tokens = tokens or GraphTokens(settings)
-        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._max_attempts = max_attempts
         self._max_wait = max_wait_seconds
         self._buckets: dict[tuple[str, str], _Bucket] = {}
@@ -267,45 +255,5 @@ class GraphClient:
             token = await self._tokens.token(tenant_id)
         except GraphAuthError as exc:
             raise GraphError(401, exc.code, exc.message) from exc
-        headers = {"Authorization": f"Bearer {token}"}
-        data = None
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-            data = json.dumps(body)
         self.stats["calls"] += 1
-        try:
-            async with self._session.request(method, url, data=data, headers=headers, timeout=self._timeout) as resp:
-                raw = await resp.read()
-                if resp.status < 300:
-                    return _json_object(raw)
-                code, message, inner = _error_of(raw, resp.status)
-                raise GraphError(
-                    resp.status,
-                    code,
-                    message,
-                    retry_after=parse_retry_after(resp.headers.get("Retry-After")),
-                    inner_code=inner,
-                )
-        except TimeoutError as exc:
-            raise GraphError(0, "Timeout", "Microsoft Graph did not answer in time") from exc
-        except aiohttp.ClientError as exc:
-            raise GraphError(0, "NetworkError", f"could not reach Microsoft Graph ({type(exc).__name__})") from exc
-
-
-def _json_object(raw: bytes) -> dict[str, Any]:
-    if not raw:
-        return {}
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def _error_of(raw: bytes, status: int) -> tuple[str, str, str]:
-    """Graph's error body ("Microsoft Graph error responses"): {"error": {"code", "message", "innerError"}}."""
-    body = _json_object(raw)
-    error = body.get("error") if isinstance(body.get("error"), dict) else {}
-    inner = error.get("innerError") or error.get("innererror") or {}
-    inner_code = str(inner.get("code") or "") if isinstance(inner, dict) else ""
-    return str(error.get("code") or f"Http{status}"), str(error.get("message") or ""), inner_code
+        return await self._http.call(method, url, body, token=token)

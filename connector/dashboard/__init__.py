@@ -12,42 +12,41 @@ tenant sees that tenant only. Wrong keys count against the client's address (con
 from __future__ import annotations
 
 import csv
-import functools
 import hashlib
 import hmac
 import io
 import logging
 import os
 import secrets
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, Response, current_app, redirect, render_template, request, session, url_for
+from flask import Flask, Response, current_app, redirect, render_template, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 from teams_proactive.connector import keys
-from teams_proactive.connector.auth import API_KEY_HEADER, current_caller
 from teams_proactive.connector.client_limits import client_address, failure_limiter
-from teams_proactive.connector.dashboard import data
+from teams_proactive.connector.dashboard import campaign, data
+from teams_proactive.connector.dashboard.access import (
+    SESSION_HOURS,
+    SESSION_KEY,
+    SESSION_LEASE_PREFIX,
+    DashboardState,
+    Viewer,
+    blp,
+    dashboard_state,
+    signed_in,
+)
 from teams_proactive.connector.dashboard.chart import DELIVERED_COLOUR, FAILED_COLOUR, hourly_chart
 from teams_proactive.connector.extension import runtime_of
 from teams_proactive.connector.settings import ConnectorSettings
 
 log = logging.getLogger(__name__)
 
-blp = Blueprint("dashboard", __name__, url_prefix="/dashboard", template_folder="templates")
-
-SESSION_KEY = "dashboard"
 LOGIN_TOKEN_KEY = "login_token"
 CACHE_SECONDS = 10.0
-SESSION_HOURS = 8
-# Bootstrap sign-ins live in the store's lease table (shared by workers and instances): one lease
-# per session id, owned by a slow hash of the CONNECTOR_API_KEY it was opened with.
-SESSION_LEASE_PREFIX = "dashboard-session:"
 SIGNED_OUT = "signed-out"
 STATUS_TEXT = {
     "uninstalled": "Uninstalled",
@@ -89,7 +88,7 @@ def init_dashboard(app: Flask, env: Mapping[str, str] | None = None) -> None:
     )
     app.config.setdefault("DASHBOARD_COOKIE_SECURE", None)
     app.session_interface = _SessionInterface()
-    state = _State()
+    state = DashboardState()
     bootstrap = (env.get("CONNECTOR_API_KEY") or "").strip()
     if bootstrap:
         state.bootstrap_generation = _generation(bootstrap)
@@ -120,64 +119,6 @@ def _generation(bootstrap_key: str) -> str:
     # cheap way to test guesses of a short CONNECTOR_API_KEY. Computed once per process.
     digest = hashlib.scrypt(bootstrap_key.encode(), salt=b"teams-proactive dashboard", n=2**14, r=8, p=1, dklen=32)
     return "bootstrap:" + digest.hex()
-
-
-class _State:
-    """Per-process caches: the last overview per tenant scope, failed sign-ins per client address."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.overviews: dict[tuple[str | None, int], tuple[float, data.Overview]] = {}
-        self.bootstrap_generation: str | None = None
-
-
-def _state() -> _State:
-    return current_app.extensions["teams_proactive.dashboard"]
-
-
-@dataclass(frozen=True, slots=True)
-class Viewer:
-    name: str
-    tenant_id: str | None
-
-
-# ---- who is looking ---------------------------------------------------------------------------
-def _viewer() -> Viewer | None:
-    if request.headers.get(API_KEY_HEADER) or request.headers.get("Authorization"):
-        caller = current_caller("admin")  # raises the API's JSON 401/403
-        return Viewer(caller.name, caller.tenant_id)
-    signed_in = session.get(SESSION_KEY)
-    if not isinstance(signed_in, dict):
-        return None
-    runtime = runtime_of(current_app)
-    if signed_in.get("kind") == "bootstrap":
-        generation = _state().bootstrap_generation
-        session_id = signed_in.get("sid")
-        if not generation or not isinstance(session_id, str) or not session_id:
-            return None
-        # Renews the session's lease; refused when it was opened with another CONNECTOR_API_KEY or signed
-        # out. Asked twice: two pages of one session renewing at once may lose an ETag race (Cosmos).
-        name = SESSION_LEASE_PREFIX + session_id
-        for _ in range(2):
-            if runtime.call(runtime.store.leases.acquire(name, generation, SESSION_HOURS * 3600)):
-                return Viewer("bootstrap", None)
-        return None
-    record = runtime.call(runtime.store.keys.get(str(signed_in.get("id", ""))))
-    if record is None or record.revoked_at is not None or "admin" not in record.scopes:
-        return None
-    return Viewer(record.name, record.tenant_id)
-
-
-def _signed_in(view: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        viewer = _viewer()
-        if viewer is None:
-            session.pop(SESSION_KEY, None)
-            return redirect(url_for("dashboard.login", next=request.full_path.rstrip("?")))
-        return view(viewer, *args, **kwargs)
-
-    return wrapper
 
 
 @blp.after_request
@@ -252,7 +193,7 @@ def login() -> Any:
         and settings.bootstrap_api_key
         and hmac.compare_digest(presented.encode(), settings.bootstrap_api_key.encode())
     ):
-        generation = _state().bootstrap_generation or _generation(presented)
+        generation = dashboard_state().bootstrap_generation or _generation(presented)
         session_id = secrets.token_urlsafe(24)
         runtime = runtime_of(current_app)
         runtime.call(runtime.store.leases.acquire(SESSION_LEASE_PREFIX + session_id, generation, SESSION_HOURS * 3600))
@@ -288,7 +229,7 @@ def login() -> Any:
 @blp.post("/logout")
 def logout() -> Any:
     signed_in = session.get(SESSION_KEY)
-    generation = _state().bootstrap_generation
+    generation = dashboard_state().bootstrap_generation
     if isinstance(signed_in, dict) and isinstance(signed_in.get("sid"), str) and generation:
         # The cookie may have been copied: the session id itself must stop working, not just this cookie.
         name = SESSION_LEASE_PREFIX + signed_in["sid"]
@@ -308,7 +249,7 @@ def _safe_next(target: str | None) -> str:
 
 # ---- pages ------------------------------------------------------------------------------------
 @blp.get("/")
-@_signed_in
+@signed_in
 def overview(viewer: Viewer) -> Any:
     hours = min(168, max(6, request.args.get("hours", 24, type=int) or 24))
     report = _overview(viewer.tenant_id, hours)
@@ -327,7 +268,7 @@ def overview(viewer: Viewer) -> Any:
 
 def _overview(tenant_id: str | None, hours: int) -> data.Overview:
     # Several admins refreshing must not each scan the store: one scan per scope every few seconds.
-    state = _state()
+    state = dashboard_state()
     key = (tenant_id, hours)
     with state.lock:
         cached = state.overviews.get(key)
@@ -346,7 +287,7 @@ def _statuses() -> set[str] | None:
 
 
 @blp.get("/unreachable")
-@_signed_in
+@signed_in
 def unreachable(viewer: Viewer) -> Any:
     runtime = runtime_of(current_app)
     statuses = _statuses()
@@ -367,7 +308,7 @@ CSV_COLUMNS = ["tenantId", "name", "upn", "email", "aadObjectId", "status", "las
 
 
 @blp.get("/unreachable.csv")
-@_signed_in
+@signed_in
 def unreachable_csv(viewer: Viewer) -> Response:
     runtime = runtime_of(current_app)
     rows, _ = runtime.call(data.unreachable_people(runtime.store, viewer.tenant_id, _statuses()), timeout=60)
@@ -412,7 +353,5 @@ def style() -> Response:
     return response
 
 
-# The broadcast page registers its routes on ``blp`` (imported last: it uses the helpers above).
-from teams_proactive.connector.dashboard import campaign  # noqa: E402,F401
-
-__all__ = ["blp", "init_dashboard"]
+# ``campaign`` is imported for its routes: it registers the broadcast pages on ``blp``.
+__all__ = ["blp", "campaign", "init_dashboard"]

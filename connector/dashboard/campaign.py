@@ -15,7 +15,8 @@ from teams_proactive.bot.delivery.service import Caller
 from teams_proactive.bot.model import Broadcast, DeliveryStatus
 from teams_proactive.bot.store.base import Store
 from teams_proactive.connector import broadcast_report
-from teams_proactive.connector.dashboard import Viewer, _signed_in, blp, data
+from teams_proactive.connector.dashboard import data
+from teams_proactive.connector.dashboard.access import Viewer, blp, signed_in
 from teams_proactive.connector.dashboard.chart import DELIVERED_COLOUR, nice_ceiling
 from teams_proactive.connector.dashboard.preview import preview
 from teams_proactive.connector.extension import runtime_of
@@ -88,9 +89,7 @@ async def failure_reasons(store: Store, broadcast: Broadcast) -> list[dict[str, 
     token: str | None = None
     scanned = 0
     while scanned < REASONS_SCANNED:
-        page = await store.outbox.page(
-            broadcast_id=broadcast.id, status=DeliveryStatus.FAILED, limit=1000, token=token
-        )
+        page = await store.outbox.page(broadcast_id=broadcast.id, status=DeliveryStatus.FAILED, limit=1000, token=token)
         for delivery in page.items:
             key = ("failed", (delivery.error or {}).get("code") or "Unknown")
             counts[key] += 1
@@ -121,7 +120,7 @@ async def people_page(
 
 
 @blp.get("/broadcasts/<string:broadcast_id>")
-@_signed_in
+@signed_in
 def broadcast(viewer: Viewer, broadcast_id: str) -> Any:
     report = _report(viewer, broadcast_id)
     runtime = runtime_of(current_app)
@@ -151,7 +150,7 @@ def broadcast(viewer: Viewer, broadcast_id: str) -> Any:
 
 
 @blp.get("/broadcasts/<string:broadcast_id>/report.csv")
-@_signed_in
+@signed_in
 def broadcast_csv(viewer: Viewer, broadcast_id: str) -> Response:
     report = _report(viewer, broadcast_id)
     runtime = runtime_of(current_app)

@@ -16,11 +16,11 @@ from teams_proactive.bot.cardwait import CardWaitRequest
 from teams_proactive.bot.delivery.service import Caller
 from teams_proactive.bot.runtime import BotRuntime
 from teams_proactive.connector import presenters
-from teams_proactive.connector.message_requests import message_request
 
-# The REST API's own helpers, private to their modules but the single source of what they do: the one
-# readable ValidationError sentence, and the card and broadcast bodies the views answer with.
-from teams_proactive.connector.openapi import _validation_error
+# The REST API's own helpers, the single source of what they do: the one readable ValidationError
+# sentence, and the card and broadcast bodies the views answer with.
+from teams_proactive.connector.errors import validation_error
+from teams_proactive.connector.message_requests import message_request
 from teams_proactive.connector.schemas.broadcasts import StartBroadcastSchema
 from teams_proactive.connector.schemas.cards import SendCardAndWaitSchema
 from teams_proactive.connector.schemas.common import meta
@@ -94,7 +94,7 @@ class ToolSpec:
             return self.loader().load(arguments)
         except ValidationError as exc:
             messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
-            raise _validation_error({"json": messages}) from exc
+            raise validation_error({"json": messages}) from exc
 
 
 def _converter() -> Any:

@@ -100,7 +100,7 @@ def test_the_message_writes_blocked_body_is_byte_for_byte_the_documented_one(con
     ],
 )
 def test_an_unknown_code_is_reported_verbatim(body: str, status: int, code: str) -> None:
-    from teams_proactive.bot.outbound import _error_of
+    from teams_proactive.bot.jsonhttp import error_of as _error_of
 
     parsed_code, message = _error_of(body.encode(), status)
     assert parsed_code == code

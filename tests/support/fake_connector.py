@@ -30,7 +30,6 @@ import itertools
 import json
 import random
 import re
-import socket
 import threading
 import time
 from collections import deque
@@ -41,6 +40,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fixtures import teams as documented
+from tests.support.aiohttp_server import BackgroundServer, free_port
 
 
 @dataclass
@@ -118,12 +118,6 @@ _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4
 UNAUTHORIZED_BODY = {"message": "Authorization has been denied for this request."}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class FakeConnector:
     """Run with ``with FakeConnector() as fc:``; ``fc.service_url("a")`` is a Bot Connector base URL."""
 
@@ -162,9 +156,7 @@ class FakeConnector:
         self.member_lookups = 0
         self.in_flight = 0
         self.max_in_flight = 0
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._runner: web.AppRunner | None = None
+        self._server = BackgroundServer("fake-connector")
         self._hung: list[asyncio.Future[None]] = []
 
     # ---- set-up -----------------------------------------------------------------------------
@@ -207,7 +199,7 @@ class FakeConnector:
                 if not future.done():
                     future.set_result(None)
 
-        self._loop.call_soon_threadsafe(release)
+        self._server.call_soon(release)
 
     def changes(self, method: str) -> list[Received]:
         """Every PUT or DELETE of an activity that was answered with success."""
@@ -223,16 +215,6 @@ class FakeConnector:
 
     # ---- lifecycle --------------------------------------------------------------------------
     def __enter__(self) -> FakeConnector:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-
-    async def _start(self) -> None:
         app = web.Application(client_max_size=4 * 1024 * 1024, middlewares=[self._check_token])
         app.router.add_post("/smba/{name}/v3/conversations", self._create_conversation)
         app.router.add_post("/smba/{name}/v3/conversations/{cid}/activities", self._post)
@@ -240,16 +222,16 @@ class FakeConnector:
         app.router.add_put("/smba/{name}/v3/conversations/{cid}/activities/{aid}", self._put)
         app.router.add_delete("/smba/{name}/v3/conversations/{cid}/activities/{aid}", self._delete)
         app.router.add_get("/smba/{name}/v3/conversations/{cid}/members/{uid}", self._member)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        self._server.start().serve(app, port=self.port)
+        return self
 
-    async def _stop(self) -> None:
+    def __exit__(self, *exc: object) -> None:
+        self._server.stop(before=self._release_all)
+
+    async def _release_all(self) -> None:
         for future in self._hung:
             if not future.done():
                 future.set_result(None)
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     # ---- routes -----------------------------------------------------------------------------
     @web.middleware

@@ -39,7 +39,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from tests.support.fake_connector import free_port
+from tests.support.aiohttp_server import BackgroundServer, free_port
 
 
 @dataclass
@@ -142,9 +142,7 @@ class FakeGraph:
         self._tokens: dict[str, str] = {}  # access token -> tenant
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._runners: list[web.AppRunner] = []
+        self._server = BackgroundServer("fake-graph")
 
     # ---- set-up -----------------------------------------------------------------------------
     @property
@@ -192,7 +190,7 @@ class FakeGraph:
             self._faults.clear()
 
     def release_hung(self) -> None:
-        self._loop.call_soon_threadsafe(self._released.set)
+        self._server.call_soon(self._released.set)
 
     def calls_matching(self, pattern: str) -> list[Call]:
         rx = re.compile(pattern)
@@ -205,17 +203,8 @@ class FakeGraph:
 
     # ---- lifecycle --------------------------------------------------------------------------
     def __enter__(self) -> FakeGraph:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-
-    async def _start(self) -> None:
-        self._released = asyncio.Event()
+        self._server.start()
+        self._released = self._server.run(_new_event())
         graph = web.Application()
         graph.router.add_get("/v1.0/users/{user}", self._get_user)
         graph.router.add_post("/v1.0/users/{user}/teamwork/installedApps", self._install)
@@ -229,16 +218,15 @@ class FakeGraph:
         login.router.add_post("/{tenant}/oauth2/v2.0/token", self._token)
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls.load_cert_chain(self.cert_path, self._key_path)
-        for app, port, context in ((graph, self.graph_port, None), (login, self.login_port, tls)):
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
-            self._runners.append(runner)
+        self._server.serve(graph, port=self.graph_port)
+        self._server.serve(login, port=self.login_port, ssl_context=tls)
+        return self
 
-    async def _stop(self) -> None:
+    def __exit__(self, *exc: object) -> None:
+        self._server.stop(before=self._release_all)
+
+    async def _release_all(self) -> None:
         self._released.set()
-        for runner in self._runners:
-            await runner.cleanup()
 
     # ---- token authority --------------------------------------------------------------------
     async def _openid(self, request: web.Request) -> web.Response:
@@ -516,3 +504,8 @@ class FakeGraph:
                 "tenantId": home,
             })  # fmt: skip
         return self._page(request, members)
+
+
+async def _new_event() -> asyncio.Event:
+    """Made on the server's loop (an Event belongs to the loop it is first awaited on)."""
+    return asyncio.Event()

@@ -1,7 +1,7 @@
 """A local, offline token issuer for tests of inbound bot auth and Entra connector auth.
 
 ``LocalTokenIssuer`` generates RSA keys, serves OpenID Connect metadata and JWKS from a
-threaded HTTP server bound to 127.0.0.1, and mints RS256 JWTs shaped like the ones the
+aiohttp server bound to 127.0.0.1 (tests.support.aiohttp_server), and mints RS256 JWTs shaped like the ones the
 Bot Framework channel service and Entra ID (Azure AD) issue. Nothing goes to the internet.
 
 Two token families, each with its own signing key and metadata document:
@@ -52,13 +52,16 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs
 
 import jwt
+from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.support.aiohttp_server import BackgroundServer
+from tests.support.local_ca import local_ca
 
 __all__ = [
     "BOT_CONNECTOR_AUDIENCE",
@@ -137,61 +140,44 @@ class SigningKey:
         )
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+def _first_values(encoded: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(encoded).items()}
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # keep test output quiet
 
-    def do_GET(self) -> None:
-        issuer = self.server.issuer
-        path = self.path.split("?", 1)[0]
+def _json(status: int, body: Any, *, charset: str | None = None) -> web.Response:
+    payload = json.dumps(body).encode("utf-8")
+    return web.Response(status=status, body=payload, content_type="application/json", charset=charset)
+
+
+def _routes(issuer: LocalTokenIssuer) -> web.Application:
+    """The authority's endpoints: documents and keys (GET), the managed identity endpoint, tokens (POST)."""
+
+    async def get(request: web.Request) -> web.Response:
+        path = request.path
         issuer._record(path)
-        status = 200
         if path == "/msi/token":
-            status, body = self._msi()
-        else:
-            body = issuer._document_for(path)
-        if status != 200:
-            payload = json.dumps(body).encode("utf-8")
-            self.send_response(status)
-        elif body is None:
-            payload = b'{"error":"not_found"}'
-            self.send_response(404)
-        else:
-            payload = json.dumps(body).encode("utf-8")
-            self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+            status, answer = issuer._managed_identity(
+                _first_values(request.query_string), request.headers.get("X-IDENTITY-HEADER")
+            )
+            return _json(status, answer)
+        document = issuer._document_for(path)
+        return _json(404, {"error": "not_found"}) if document is None else _json(200, document)
 
-    def _msi(self) -> tuple[int, dict[str, Any]]:
-        query = {k: v[0] for k, v in parse_qs(self.path.split("?", 1)[1] if "?" in self.path else "").items()}
-        return self.server.issuer._managed_identity(query, self.headers.get("X-IDENTITY-HEADER"))
-
-    def do_POST(self) -> None:
-        issuer = self.server.issuer
-        path = self.path.split("?", 1)[0]
+    async def post(request: web.Request) -> web.Response:
+        path = request.path
         issuer._record("POST " + path)
-        length = int(self.headers.get("Content-Length") or 0)
-        form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode("utf-8")).items()}
+        form = _first_values((await request.read()).decode("utf-8"))
         match = _TOKEN_PATH.match(path)
         if match is None:
-            status, body = 404, {"error": "not_found"}
+            status, answer = 404, {"error": "not_found"}
         else:
-            status, body = issuer._token_answer(match.group(1), form)
-        payload = json.dumps(body).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+            status, answer = issuer._token_answer(match.group(1), form)
+        return _json(status, answer, charset="utf-8")
 
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    issuer: LocalTokenIssuer
+    app = web.Application()
+    app.router.add_get("/{path:.*}", get)
+    app.router.add_post("/{path:.*}", post)
+    return app
 
 
 _ENTRA_V2_META = re.compile(r"^/([^/]+)/v2\.0/\.well-known/openid-configuration$")
@@ -250,41 +236,27 @@ class LocalTokenIssuer:
         self.entra_key = SigningKey.generate()
         #: A key that is never served: tokens signed by it fail signature checks.
         self.other_key = SigningKey.generate()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server: BackgroundServer | None = None
+        self._bound_port = 0
         self._lock = threading.Lock()
         self._requests: list[str] = []
 
     # ---- lifecycle -------------------------------------------------------------------
 
     def start(self) -> LocalTokenIssuer:
-        """Bind 127.0.0.1 on a free port and serve in a daemon thread. Idempotent."""
+        """Serve on 127.0.0.1 (a free port unless one was given) from a thread of its own. Idempotent."""
         if self._server is None:
-            server = _Server((self.host, self._port), _Handler)
-            server.issuer = self
-            if self.tls:
-                from tests.support.local_ca import local_ca
-
-                server.socket = local_ca().server_context("issuer").wrap_socket(server.socket, server_side=True)
+            server = BackgroundServer("LocalTokenIssuer").start()
+            context = local_ca().server_context("issuer") if self.tls else None
+            self._bound_port = server.serve(_routes(self), port=self._port or None, ssl_context=context)
             self._server = server
-            self._thread = threading.Thread(
-                target=server.serve_forever,
-                kwargs={"poll_interval": 0.05},
-                name="LocalTokenIssuer",
-                daemon=True,
-            )
-            self._thread.start()
         return self
 
     def stop(self) -> None:
         """Shut the server down and close its socket. Idempotent."""
         server, self._server = self._server, None
         if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+            server.stop()
 
     def __enter__(self) -> LocalTokenIssuer:
         return self.start()
@@ -303,7 +275,7 @@ class LocalTokenIssuer:
     def port(self) -> int:
         if self._server is None:
             raise RuntimeError("LocalTokenIssuer is not started")
-        return int(self._server.server_address[1])
+        return self._bound_port
 
     @property
     def base_url(self) -> str:

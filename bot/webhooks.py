@@ -38,6 +38,7 @@ from teams_proactive.bot.model import Notification, Subscription, now
 from teams_proactive.bot.outbound import parse_retry_after
 from teams_proactive.bot.quarantine import FailureCounter, isolate
 from teams_proactive.bot.store.base import ConcurrencyConflict, PersonKey, Store
+from teams_proactive.bot.unreadable import reason_of
 
 log = logging.getLogger(__name__)
 
@@ -294,13 +295,16 @@ class WebhookSink(EventOutbox):
             await self._attempt(notification)
             self._failures.succeeded(notification.id)
         except Exception as exc:
-            if self._failures.failed(notification.id):
-                log.exception("notification %s: unexpected error again; moved to quarantine", notification.id)
+            if self._failures.failed(notification.id, exc):
+                log.error(
+                    "notification %s: unexpected error again (%s); moved to quarantine", notification.id, reason_of(exc)
+                )
                 if await isolate(self._store, "notification", notification.id, exc):
                     self._failures.succeeded(notification.id)
                 return
             # The lease lapses and the notification is claimed again: nothing is lost.
-            log.exception("notification %s: unexpected error; it will be retried", notification.id)
+            log.error("notification %s: unexpected error (%s); it will be retried", notification.id, reason_of(exc))
+            log.debug("notification %s: unexpected error", notification.id, exc_info=exc)
 
     async def _attempt(self, notification: Notification) -> None:
         subscription = await self._store.subscriptions.get(notification.subscription_id)

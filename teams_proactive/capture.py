@@ -15,7 +15,8 @@ events the flow triggers listen to; ``teams-proactive serve``, beside the bot on
 sends and posts the callbacks. ``stop``/``start`` opt a person out only with ``opt_out_commands=True``.
 
 It never sends a message of its own, and the host's logic runs for every activity except an invoke
-it answered. A failure of its own (the store down) is logged without personal data, counted in the
+it answered. A failure of its own (the store down, or slower than ``CAPTURE_TIMEOUT_SECONDS``; an
+activity holding text the store could not read back) is logged without personal data, counted in the
 ``teams_proactive_capture_failures`` Prometheus counter, and the host's turn goes on.
 """
 
@@ -27,8 +28,10 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from teams_proactive.bot import text
 from teams_proactive.bot.cardwait import CardWaitHandler, CardWaitService
 from teams_proactive.bot.delivery.metrics import CAPTURE_FAILURES
+from teams_proactive.bot.inbound.activity import as_dict
 from teams_proactive.bot.inbound.handler import InboundHandler, InboundOutcome
 from teams_proactive.bot.inbound.host import host_turn
 from teams_proactive.bot.inbound.references import ReferenceRecorder
@@ -39,6 +42,10 @@ from teams_proactive.bot.webhooks import EventOutbox
 __all__ = ["ReferenceCapture"]
 
 log = logging.getLogger(__name__)
+
+# At most this long for our part of a turn: Teams waits about 15 s for an invoke's answer, and the
+# host's own logic needs the rest. Past it the turn goes on without us (counted as a failure).
+CAPTURE_TIMEOUT_SECONDS = 8.0
 
 
 class ReferenceCapture:
@@ -82,8 +89,16 @@ class ReferenceCapture:
         turn = host_turn(context)
         outcome: InboundOutcome | None = None
         try:
-            await self._open()
-            outcome = await self._handler.handle(turn)
+            # Text the store could not read back (a lone surrogate, NUL) anywhere in the activity: our own
+            # endpoint refuses such an activity before the turn; here the host's turn runs without us.
+            unreadable = text.find(as_dict(turn.activity))
+            if unreadable is not None:
+                CAPTURE_FAILURES.labels("unreadable").inc()
+                log.warning("teams-proactive capture skipped a %s activity: %s", turn.activity.type, unreadable)
+            else:
+                # A store that hangs (a busy SQLite lock, Cosmos DB retrying) must not hold the host's turn
+                # past what Teams waits for an answer.
+                outcome = await asyncio.wait_for(self._capture(turn), CAPTURE_TIMEOUT_SECONDS)
         except Exception as exc:  # never the host's problem: the turn goes on
             CAPTURE_FAILURES.labels("inbound").inc()
             log.warning(
@@ -94,6 +109,10 @@ class ReferenceCapture:
             await turn.answer_invoke(outcome.invoke_answer)
             return
         await turn.run_logic(logic)
+
+    async def _capture(self, turn: Any) -> InboundOutcome:
+        await self._open()
+        return await self._handler.handle(turn)
 
     async def _open(self) -> None:
         """Open the store on the host's loop, once (again after a failure, at the next turn)."""

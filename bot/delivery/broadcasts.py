@@ -30,6 +30,7 @@ from teams_proactive.bot.model import Broadcast, Delivery, DeliveryStatus, Refer
 from teams_proactive.bot.quarantine import FailureCounter, isolate
 from teams_proactive.bot.recipients import find_person, index_keys, require_reachable
 from teams_proactive.bot.store.base import PersonKey, Store
+from teams_proactive.bot.unreadable import reason_of
 
 log = logging.getLogger(__name__)
 
@@ -280,12 +281,13 @@ class BroadcastService:
             try:
                 await self._step_one(broadcast)
             except Exception as exc:
-                if self._failures.failed(broadcast.id):
-                    log.exception("broadcast %s: failed again; moved to quarantine", broadcast.id)
+                if self._failures.failed(broadcast.id, exc):
+                    log.error("broadcast %s: failed again (%s); moved to quarantine", broadcast.id, reason_of(exc))
                     if await isolate(self._store, "broadcast", broadcast.id, exc):
                         self._failures.succeeded(broadcast.id)
                 else:
-                    log.exception("broadcast %s: failed; tried again on the next pass", broadcast.id)
+                    log.error("broadcast %s: failed (%s); tried again on the next pass", broadcast.id, reason_of(exc))
+                    log.debug("broadcast %s: failed", broadcast.id, exc_info=exc)
             else:
                 self._failures.succeeded(broadcast.id)
 

@@ -33,6 +33,7 @@ from teams_proactive.bot.outbound import BotConnectorClient, ConnectorError
 from teams_proactive.bot.quarantine import FailureCounter, isolate
 from teams_proactive.bot.store.base import ConcurrencyConflict, PersonKey, Store
 from teams_proactive.bot.surfaces import TEAMS_CHANNEL
+from teams_proactive.bot.unreadable import reason_of
 
 log = logging.getLogger(__name__)
 
@@ -308,15 +309,17 @@ class Dispatcher:
             self.stats["lease_lost"] += 1
             log.warning("delivery %s: lease lost before sending; another dispatcher has it", delivery.id)
         except Exception as exc:
-            if self._failures.failed(delivery.id):
+            if self._failures.failed(delivery.id, exc):
                 # It failed the same way again and again: a record we cannot process. Moved aside,
                 # it stops taking a slot every few seconds; the others go on.
-                log.exception("delivery %s: unexpected error again; moved to quarantine", delivery.id)
+                log.error("delivery %s: unexpected error again (%s); moved to quarantine", delivery.id, reason_of(exc))
                 if await isolate(self._store, "delivery", delivery.id, exc):
                     self._failures.succeeded(delivery.id)
                     self.stats["quarantined"] += 1
                     return
-            log.exception("delivery %s: unexpected error; it will be retried", delivery.id)
+            # The reason only: a traceback's message can quote a record's values (DEBUG has it all).
+            log.error("delivery %s: unexpected error (%s); it will be retried", delivery.id, reason_of(exc))
+            log.debug("delivery %s: unexpected error", delivery.id, exc_info=exc)
             try:
                 await self._finish(
                     delivery,

@@ -2,8 +2,8 @@
 
 Each item is answered: ``imported`` (new record), ``updated`` (a newer reference replaced an older
 one), or ``skipped`` with a reason (``Unchanged`` when the store already holds exactly this, ``Older``
-when the store's record is newer, and the shape's reasons: ``MissingServiceUrl``, ``NotPersonal``,
-``OtherTenant``, ``MissingTenant``, ``Invalid``). A person's other records are never touched, an item
+when the store's record is newer, and the shape's reasons: ``MissingServiceUrl``, ``UntrustedServiceUrl``,
+``NotPersonal``, ``OtherTenant``, ``MissingTenant``, ``Invalid``). A person's other records are never touched, an item
 that fails never stops the rest, and importing the same data twice writes nothing the second time.
 Microsoft 365 Copilot references are kept (they count for "last seen") and are never a send target
 (``teams_proactive.bot.surfaces.is_proactive_target``).
@@ -76,6 +76,7 @@ class ReferenceImporter:
         *,
         tenant_id: str | None = None,
         only_tenant: bool = False,
+        local_mode: bool = False,
         concurrency: int = 16,
         progress: Callable[[ImportReport], None] | None = None,
         progress_every: int = 1000,
@@ -83,6 +84,8 @@ class ReferenceImporter:
         self._store = store
         self._tenant = tenant_id
         self._only_tenant = only_tenant and tenant_id is not None
+        # Without the bot's identity outbound calls carry no token: any service URL may be imported.
+        self._local_mode = local_mode
         self._concurrency = concurrency
         self._progress = progress
         self._progress_every = progress_every
@@ -132,7 +135,7 @@ class ReferenceImporter:
         if item.error is not None:
             return SKIPPED, {"reason": "Invalid", "message": item.error}
         try:
-            parsed = parse_reference(item.document, default_tenant=self._tenant)
+            parsed = parse_reference(item.document, default_tenant=self._tenant, local_mode=self._local_mode)
         except Skip as skip:
             return SKIPPED, {"reason": skip.reason, "message": skip.message}
         if self._only_tenant and parsed.tenant_id != self._tenant:
@@ -173,6 +176,8 @@ class ReferenceImporter:
             email=next((r.email for r in siblings if r.email), None),
             timezone=next((r.timezone for r in sorted(siblings, key=lambda r: -r.last_seen) if r.timezone), None),
             status=ReferenceStatus.ACTIVE,
+            # Someone who typed "stop" on one surface stays opted out on a surface imported later.
+            opted_out=any(r.opted_out for r in siblings),
             created_at=seen,
         )
         self._apply(ref, parsed, seen)

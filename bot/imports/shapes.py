@@ -10,13 +10,17 @@ when the writer kept it, or the importer's default. ``user.aadObjectId`` is used
 from __future__ import annotations
 
 import datetime as dt
+import math
+import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
+from teams_proactive.bot import text
 from teams_proactive.bot.model import Surface
+from teams_proactive.bot.service_urls import untrusted_service_url
 from teams_proactive.bot.surfaces import TEAMS_CHANNEL, classify
 
+MAX_CLOCK_SKEW_SECONDS = 86_400  # a writer's clock may run ahead by a day, not more
 MAX_ID = 1024  # longer than any id Teams gives (chat ids are about 130 characters)
 
 
@@ -63,10 +67,9 @@ def _text(obj: dict[str, Any], key: str, *, required: str | None = None) -> str 
         return None
     if not isinstance(value, str):
         raise Skip("Invalid", f"{required or key} must be a string.")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise Skip("Invalid", f"{required or key} is not valid Unicode.") from exc
+    why = text.problem(value)  # a lone surrogate or NUL: the store could not read it back
+    if why:
+        raise Skip("Invalid", f"{required or key} {why}.")
     if len(value) > MAX_ID:
         raise Skip("Invalid", f"{required or key} is too long.")
     return value
@@ -76,18 +79,23 @@ def _timestamp(doc: dict[str, Any]) -> float | None:
     """A time the writer put beside the reference (several bots keep one), as epoch seconds."""
     for key in ("lastseen", "lastinteraction", "updatedat", "timestamp"):
         value = doc.get(key)
+        seconds: float | None = None
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value) / (1000.0 if value > 1e11 else 1.0)  # milliseconds or seconds
-        if isinstance(value, str) and value:
+            seconds = float(value) / (1000.0 if value > 1e11 else 1.0)  # milliseconds or seconds
+        elif isinstance(value, str) and value:
             try:
                 parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
             except ValueError:
                 continue
-            return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).timestamp()
+            seconds = (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).timestamp()
+        # NaN and Infinity (Python's json reads them) and times in the future are not times a writer
+        # saw the person: a far-future one would win over every newer activity for ever.
+        if seconds is not None and math.isfinite(seconds) and 0 < seconds <= time.time() + MAX_CLOCK_SKEW_SECONDS:
+            return seconds
     return None
 
 
-def parse_reference(raw: Any, *, default_tenant: str | None = None) -> ParsedReference:
+def parse_reference(raw: Any, *, default_tenant: str | None = None, local_mode: bool = False) -> ParsedReference:
     """The reference in ``raw``, or ``Skip`` with the reason it cannot be imported."""
     if not isinstance(raw, dict):
         raise Skip("Invalid", "A reference must be a JSON object.")
@@ -105,9 +113,9 @@ def parse_reference(raw: Any, *, default_tenant: str | None = None) -> ParsedRef
     service_url = _text(reference, "serviceurl")
     if not service_url:
         raise Skip("MissingServiceUrl", "The reference has no serviceUrl: it cannot be sent to.")
-    parts = urlsplit(service_url)
-    if parts.scheme not in ("https", "http") or not parts.netloc:
-        raise Skip("Invalid", "serviceUrl must be an absolute https URL.")
+    untrusted = untrusted_service_url(service_url, local_mode=local_mode)
+    if untrusted:
+        raise Skip("UntrustedServiceUrl", untrusted)
     channel_id = (_text(reference, "channelid") or TEAMS_CHANNEL).lower()
     # The Agents SDK writes a sub-channel after a colon ("msteams:COPILOT").
     channel_id, _, sub_channel = channel_id.partition(":")

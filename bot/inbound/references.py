@@ -78,6 +78,7 @@ class ReferenceRecorder:
             return None
         current = await self._store.references.get(tenant_id, user_key, surface)
         known_upn = known_email = known_tz = None
+        known_opted_out = False
         if current is None or not (current.upn and current.email and current.timezone):
             # Only a new or incomplete record borrows what the person's other surfaces know.
             siblings = await self._store.references.of_person(tenant_id, user_key)
@@ -85,6 +86,8 @@ class ReferenceRecorder:
             known_email = next((r.email for r in siblings if r.email), None)
             newest_first = sorted(siblings, key=lambda r: -r.last_seen)
             known_tz = next((r.timezone for r in newest_first if r.timezone), None)
+            # Someone who typed "stop" on one surface stays opted out on a surface they reach us from later.
+            known_opted_out = any(r.opted_out for r in siblings)
 
         def refresh(current: Reference | None) -> Reference:
             ref = current or Reference(
@@ -97,6 +100,7 @@ class ReferenceRecorder:
                 user_id=user.id,
                 bot_id=activity.recipient.id if activity.recipient else "",
                 created_at=seen,
+                opted_out=known_opted_out,
             )
             previous = ref.conversation_id
             ref.conversation_id = activity.conversation.id

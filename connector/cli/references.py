@@ -9,7 +9,7 @@ import sys
 import time
 
 from teams_proactive.bot.store.base import Store
-from teams_proactive.connector.cli.common import Subcommands, with_store
+from teams_proactive.connector.cli.common import Subcommands, settings, with_store
 
 
 def cmd_import_references(args: argparse.Namespace) -> int:
@@ -31,7 +31,13 @@ def cmd_import_references(args: argparse.Namespace) -> int:
 
     async def run(store: Store) -> ImportReport:
         items = blob_items(args.blob_container_url) if args.blob_container_url else local_items(args.source)
-        importer = ReferenceImporter(store, tenant_id=args.tenant, only_tenant=bool(args.tenant), progress=progress)
+        importer = ReferenceImporter(
+            store,
+            tenant_id=args.tenant,
+            only_tenant=bool(args.tenant),
+            local_mode=settings().local_mode,
+            progress=progress,
+        )
         return await importer.run(items)
 
     try:

@@ -45,7 +45,7 @@ class ImportItemSchema(Schema):
     reason = fields.String(
         metadata=meta(
             "Reason",
-            "Why it was skipped: Unchanged, Older, MissingServiceUrl, NotPersonal, OtherTenant, MissingTenant, Invalid.",
+            "Why it was skipped: Unchanged, Older, MissingServiceUrl, UntrustedServiceUrl, NotPersonal, OtherTenant, MissingTenant, Invalid.",
         )
     )
     message = fields.String(metadata=meta("Message", "The reason in plain words."))

@@ -27,6 +27,11 @@ class References(MethodView):
         person changes. A key limited to a tenant imports only that tenant's references.
         """
         caller = current_caller("admin")
-        importer = ReferenceImporter(runtime().store, tenant_id=caller.tenant_id, only_tenant=bool(caller.tenant_id))
+        importer = ReferenceImporter(
+            runtime().store,
+            tenant_id=caller.tenant_id,
+            only_tenant=bool(caller.tenant_id),
+            local_mode=runtime().settings.local_mode,
+        )
         items = [ImportItem(f"[{index}]", document) for index, document in enumerate(body["references"])]
         return run(importer.run(items), timeout=300).as_json()

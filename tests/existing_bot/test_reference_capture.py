@@ -118,3 +118,46 @@ def test_a_failing_store_is_counted_and_the_host_turn_goes_on() -> None:
     host, _ = run(ReferenceCapture(store=BrokenStore()), act.message(user, URL, "hello"))
     assert host.seen == ["message:hello"]
     assert failures() >= before + 1
+
+
+def test_someone_who_opted_out_stays_opted_out_on_a_surface_they_use_later() -> None:
+    user = act.TeamsUser(name="Ana Lima", upn="ana@contoso.example")
+    store = MemoryStore()
+    run(ReferenceCapture(store=store, opt_out_commands=True), act.message(user, URL, "stop"))
+    run(ReferenceCapture(store=store), act.m365_copilot_message(user, URL, "what's new?"))
+
+    async def surfaces() -> dict[str, bool]:
+        refs = await store.references.of_person(user.tenant_id, user.aad_object_id.lower())
+        return {r.surface: r.opted_out for r in refs}
+
+    assert asyncio.run(surfaces()) == {"teams": True, "m365-copilot": True}
+
+
+def test_an_activity_with_text_the_store_could_not_read_back_reaches_the_host_and_nothing_is_stored() -> None:
+    user = act.TeamsUser(name="Ana Lima", upn="ana@contoso.example")
+    store = MemoryStore()
+    before = REGISTRY.get_sample_value("teams_proactive_capture_failures_total", {"stage": "unreadable"}) or 0.0
+    submit = act.card_submit(user, URL, {"comment": "fine\ud800"})  # a lone surrogate in a card's value
+    host, _ = run(ReferenceCapture(store=store), submit)
+    assert host.seen == ["message:"]
+    assert asyncio.run(store.references.of_person(user.tenant_id, user.aad_object_id.lower())) == []
+    after = REGISTRY.get_sample_value("teams_proactive_capture_failures_total", {"stage": "unreadable"})
+    assert after == before + 1
+
+
+class HangingReferences(MemoryReferences):
+    async def get(self, *args: Any) -> Any:
+        await asyncio.Event().wait()  # a store that never answers (a lock held elsewhere)
+
+
+def test_a_store_that_hangs_does_not_hold_the_hosts_turn(monkeypatch: Any) -> None:
+    import teams_proactive.capture as capture_module
+
+    monkeypatch.setattr(capture_module, "CAPTURE_TIMEOUT_SECONDS", 0.2)
+    store = MemoryStore()
+    store.references = HangingReferences(store.db)
+    user = act.TeamsUser(name="Ana Lima", upn="ana@contoso.example")
+    before = REGISTRY.get_sample_value("teams_proactive_capture_failures_total", {"stage": "inbound"}) or 0.0
+    host, _ = run(ReferenceCapture(store=store), act.message(user, URL, "hello"))
+    assert host.seen == ["message:hello"]
+    assert REGISTRY.get_sample_value("teams_proactive_capture_failures_total", {"stage": "inbound"}) == before + 1

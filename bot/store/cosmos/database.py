@@ -376,12 +376,22 @@ class CosmosDatabase:
             expires_at,
         )
         await self.containers["quarantine"].upsert_item(entry)
+        # Only the version that was read: a bot turn may have rewritten the record meanwhile, and that
+        # newer version is not the one we could not process.
+        unchanged: dict[str, Any] = (
+            {"etag": doc["_etag"], "match_condition": MatchConditions.IfNotModified} if doc.get("_etag") else {}
+        )
         try:
             # A reference lives in its person's partition under its surface; the others under their id.
             await self.containers[CONTAINER_OF[kind]].delete_item(
-                doc.get("id", record_id), partition_key=doc.get("pk", record_id) if kind == "reference" else record_id
+                doc.get("id", record_id),
+                partition_key=doc.get("pk", record_id) if kind == "reference" else record_id,
+                **unchanged,
             )
         except CosmosResourceNotFoundError:
+            return False
+        except CosmosAccessConditionFailedError:
+            await self.containers["quarantine"].delete_item(entry["id"], partition_key=entry["id"])
             return False
         shown = "(id not logged)" if kind == "reference" else record_id  # a reference's id names the person
         log.warning("%s %s moved to quarantine: %s", kind, shown, reason)

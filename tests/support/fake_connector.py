@@ -114,7 +114,10 @@ MESSAGE_ID_BASE = 1_700_000_000_000
 # Teams' per-conversation limits for a bot: (window in seconds, calls allowed in it).
 CHAT_LIMITS: tuple[tuple[float, int], ...] = ((1.0, 7), (2.0, 8), (30.0, 60), (3600.0, 1800))
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-# What the Bot Connector (an ASP.NET Web API service) answers to a call without a valid token.
+# What the Bot Connector (an ASP.NET Web API service) answers to a call without a valid token: not on
+# Microsoft Learn's status-code table (whose 401 entry is BotNotRegistered, tests/fixtures/teams/errors),
+# but the body Microsoft's own repositories report for unsigned proactive sends (MicrosoftDocs/bot-docs
+# issues 1592 and 1860, microsoft/botframework-sdk issue 6115).
 UNAUTHORIZED_BODY = {"message": "Authorization has been denied for this request."}
 
 
